@@ -1,0 +1,422 @@
+//! wrangler's local D1: state read straight from its SQLite file (no wrangler process),
+//! changes made through `wrangler d1 execute --local` so that D1's own rules apply.
+
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use rusqlite::{Connection, OpenFlags};
+use sha2::{Digest, Sha256};
+
+use super::{batch_sql, create_tracking_table_sql, quote_ident, tracking_insert_sql};
+use super::{AppliedRow, ApplyMode, ApplyReport, Database, State};
+use crate::exit::failed;
+use crate::migrations::Migration;
+use crate::project::Project;
+use crate::target::{self, Target};
+use crate::ui;
+use crate::wrangler::Wrangler;
+
+/// The folder wrangler 4 (miniflare, state version 3) keeps local D1 databases in.
+const D1_OBJECT_DIR: &str = "v3/d1/miniflare-D1DatabaseObject";
+
+/// The file name miniflare gives a local D1 database: a keyed hash of the id it is
+/// stored under (`preview_database_id`, else `database_id`, else the binding).
+pub fn local_db_file_name(db: &target::Database) -> String {
+    let name = db
+        .preview_id
+        .as_deref()
+        .or(db.id.as_deref())
+        .unwrap_or(&db.binding);
+    let key = Sha256::digest(b"miniflare-D1DatabaseObject");
+    let mac = |data: &[u8]| -> [u8; 16] {
+        let mut m = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any length");
+        m.update(data);
+        let full = m.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    };
+    let a = mac(name.as_bytes());
+    let b = mac(&a);
+    a.iter()
+        .chain(b.iter())
+        .map(|x| format!("{x:02x}"))
+        .collect::<String>()
+        + ".sqlite"
+}
+
+/// Where the state is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The SQLite file wrangler writes (it need not exist yet: then the database is empty).
+    Direct(PathBuf),
+    /// The persistence folder is not laid out as expected: ask wrangler, and say why once.
+    ViaWrangler(String),
+}
+
+pub fn detect_layout(state_dir: &Path, db: &target::Database) -> Layout {
+    let file = state_dir.join(D1_OBJECT_DIR).join(local_db_file_name(db));
+    if state_dir.join("v3").is_dir() || !state_dir.is_dir() {
+        return Layout::Direct(file);
+    }
+    let others: Vec<String> = std::fs::read_dir(state_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if others.is_empty() {
+        Layout::Direct(file)
+    } else {
+        Layout::ViaWrangler(format!(
+            "{} holds {} but not the v3 layout this xtask reads",
+            state_dir.display(),
+            others.join(", ")
+        ))
+    }
+}
+
+pub struct Local {
+    project: Project,
+    target: Target,
+    layout: Layout,
+    wrangler: Option<Wrangler>,
+    said_fallback: bool,
+}
+
+impl Local {
+    pub fn new(project: &Project, target: &Target) -> Local {
+        Local {
+            layout: detect_layout(&project.local_state_dir(), &target.db),
+            project: project.clone(),
+            target: target.clone(),
+            wrangler: None,
+            said_fallback: false,
+        }
+    }
+
+    fn wrangler(&mut self) -> anyhow::Result<&mut Wrangler> {
+        if self.wrangler.is_none() {
+            self.wrangler = Some(Wrangler::locate(&self.project)?);
+        }
+        Ok(self.wrangler.as_mut().expect("set just above"))
+    }
+
+    fn read_file(&self, path: &Path) -> anyhow::Result<State> {
+        if !path.exists() {
+            return Ok(State::default());
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| failed!("cannot open the local D1 file {}: {e}", path.display()))?;
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+        read_state(&conn, &self.target.db.migrations_table).map_err(|e| {
+            failed!(
+                "cannot read the tracking table from {}: {e}",
+                path.display()
+            )
+        })
+    }
+
+    fn read_via_wrangler(&mut self, why: &str) -> anyhow::Result<State> {
+        if !self.said_fallback {
+            ui::say(format!(
+                "note: {why}; reading the local state through wrangler instead (slower)"
+            ));
+            self.said_fallback = true;
+        }
+        let table = self.target.db.migrations_table.clone();
+        // As `wrangler d1 migrations list` does: create the table if missing, then read it.
+        let sql = format!(
+            "{}\nSELECT id, name, applied_at FROM {} ORDER BY id;",
+            create_tracking_table_sql(&table),
+            quote_ident(&table)
+        );
+        let mut args = self.target.d1_args(&["execute"]);
+        args.extend(["--command".into(), sql, "--json".into()]);
+        let run = self.wrangler()?.run(&args)?;
+        if !run.success {
+            return Err(failed!(
+                "wrangler could not read the local tracking table: {}",
+                run.error_text()
+            ));
+        }
+        parse_execute_rows(&run.stdout)
+    }
+
+    fn db_file(&self) -> Option<&Path> {
+        match &self.layout {
+            Layout::Direct(p) => Some(p),
+            Layout::ViaWrangler(_) => None,
+        }
+    }
+
+    fn batch_file(&self, index: usize) -> PathBuf {
+        self.project
+            .scratch_dir()
+            .join(format!("batch-{}-{index}.sql", std::process::id()))
+    }
+
+    /// Replays the migrations on an in-memory copy of the local file, each in its own
+    /// transaction, to name the one that fails (wrangler only says what SQL failed).
+    fn diagnose(&self, migrations: &[&Migration]) -> Option<(String, String)> {
+        let mut copy = Connection::open_in_memory().ok()?;
+        if let Some(path) = self.db_file().filter(|p| p.exists()) {
+            let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+            let backup = rusqlite::backup::Backup::new(&src, &mut copy).ok()?;
+            backup
+                .run_to_completion(256, std::time::Duration::ZERO, None)
+                .ok()?;
+        }
+        let table = &self.target.db.migrations_table;
+        copy.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON;\n{}",
+            create_tracking_table_sql(table)
+        ))
+        .ok()?;
+        for m in migrations {
+            let sql = format!(
+                "BEGIN;\n{}\n;\n{}\nCOMMIT;",
+                m.sql,
+                tracking_insert_sql(table, &m.name)
+            );
+            if let Err(e) = copy.execute_batch(&sql) {
+                let _ = copy.execute_batch("ROLLBACK;");
+                return Some((m.name.clone(), e.to_string()));
+            }
+        }
+        None
+    }
+}
+
+impl Database for Local {
+    fn location(&self) -> String {
+        match &self.layout {
+            Layout::Direct(p) => p
+                .strip_prefix(&self.project.root)
+                .unwrap_or(p)
+                .display()
+                .to_string(),
+            Layout::ViaWrangler(_) => "wrangler --local".into(),
+        }
+    }
+
+    fn state(&mut self) -> anyhow::Result<State> {
+        match self.layout.clone() {
+            Layout::Direct(path) => self.read_file(&path),
+            Layout::ViaWrangler(why) => self.read_via_wrangler(&why),
+        }
+    }
+
+    fn apply_commands(&self, migrations: &[&Migration], mode: ApplyMode) -> Vec<Vec<String>> {
+        let files = match mode {
+            ApplyMode::Atomic => 1,
+            ApplyMode::PerFile => migrations.len(),
+        };
+        (0..files)
+            .map(|i| {
+                let mut args = self.target.d1_args(&["execute"]);
+                args.extend([
+                    "--file".into(),
+                    self.batch_file(i).display().to_string(),
+                    "--json".into(),
+                ]);
+                args
+            })
+            .collect()
+    }
+
+    fn apply(&mut self, migrations: &[&Migration], mode: ApplyMode) -> anyhow::Result<ApplyReport> {
+        let groups: Vec<Vec<&Migration>> = match mode {
+            ApplyMode::Atomic => vec![migrations.to_vec()],
+            ApplyMode::PerFile => migrations.iter().map(|m| vec![*m]).collect(),
+        };
+        let commands = self.apply_commands(migrations, mode);
+        std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
+            failed!(
+                "cannot create {}: {e}",
+                self.project.scratch_dir().display()
+            )
+        })?;
+        let table = self.target.db.migrations_table.clone();
+        let total = migrations.len();
+        let mut done = 0;
+        for (i, (group, args)) in groups.iter().zip(commands).enumerate() {
+            let file = self.batch_file(i);
+            std::fs::write(&file, batch_sql(&table, group))
+                .map_err(|e| failed!("cannot write the batch file {}: {e}", file.display()))?;
+            let names: Vec<&str> = group.iter().map(|m| m.name.as_str()).collect();
+            ui::say(format!(
+                "applying {}-{} of {total}: {}",
+                done + 1,
+                done + group.len(),
+                names.join(", ")
+            ));
+            let run = self.wrangler()?.run(&args);
+            let _ = std::fs::remove_file(&file);
+            let run = run?;
+            if !run.success {
+                let error = run.error_text();
+                let failed = match group.as_slice() {
+                    [one] => Some(one.name.clone()),
+                    _ => self.diagnose(group).map(|(name, _)| name),
+                };
+                return Ok(ApplyReport {
+                    error: Some(error),
+                    failed,
+                });
+            }
+            done += group.len();
+        }
+        Ok(ApplyReport::default())
+    }
+
+    fn wrangler_calls(&self) -> usize {
+        self.wrangler.as_ref().map_or(0, |w| w.calls)
+    }
+}
+
+/// Reads the tracking table through a connection; a missing table is an empty state.
+pub fn read_state(conn: &Connection, table: &str) -> rusqlite::Result<State> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [table],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        return Ok(State::default());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, name, CAST(applied_at AS TEXT) FROM {} ORDER BY id",
+        quote_ident(table)
+    ))?;
+    let applied = stmt
+        .query_map([], |row| {
+            Ok(AppliedRow {
+                id: row.get(0)?,
+                name: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                applied_at: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(State { applied })
+}
+
+/// The rows of the last result of `wrangler d1 execute --json`.
+pub fn parse_execute_rows(stdout: &str) -> anyhow::Result<State> {
+    let start = stdout.find('[').unwrap_or(0);
+    let value: serde_json::Value = serde_json::from_str(stdout[start..].trim()).map_err(|e| {
+        failed!(
+            "wrangler's --json output is not JSON ({e}): {}",
+            stdout.trim()
+        )
+    })?;
+    let results = value
+        .as_array()
+        .and_then(|a| a.last())
+        .and_then(|r| r.get("results"))
+        .and_then(|r| r.as_array())
+        .ok_or_else(|| failed!("wrangler's --json output has no results: {}", stdout.trim()))?;
+    let applied = results
+        .iter()
+        .map(|row| AppliedRow {
+            id: row.get("id").and_then(|v| v.as_i64()).unwrap_or_default(),
+            name: row
+                .get("name")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            applied_at: row
+                .get("applied_at")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+        })
+        .collect();
+    Ok(State { applied })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(binding: &str, id: Option<&str>, preview: Option<&str>) -> target::Database {
+        target::Database {
+            binding: binding.into(),
+            name: None,
+            id: id.map(String::from),
+            preview_id: preview.map(String::from),
+            migrations_dir: PathBuf::new(),
+            migrations_table: "d1_migrations".into(),
+        }
+    }
+
+    #[test]
+    fn local_file_names_match_what_wrangler_writes() {
+        // Values read off the files wrangler 4.164 wrote (d1-facts.md).
+        assert_eq!(
+            local_db_file_name(&db(
+                "DB",
+                Some("00000000-0000-0000-0000-000000000001"),
+                None
+            )),
+            "a36f84ea60804f30bb0c7f7cad9f5336a6cca0165abdab8b9241d93dbf0b6006.sqlite"
+        );
+        let preview = local_db_file_name(&db(
+            "DB",
+            Some("00000000-0000-0000-0000-000000000001"),
+            Some("prev-1234"),
+        ));
+        assert!(
+            preview.starts_with("70d32c55") && preview.ends_with("06d5c.sqlite"),
+            "{preview}"
+        );
+        let binding_only = local_db_file_name(&db("ONLYBINDING", None, None));
+        assert!(
+            binding_only.starts_with("15eb30a5") && binding_only.ends_with("c8a5.sqlite"),
+            "{binding_only}"
+        );
+    }
+
+    #[test]
+    fn layout_falls_back_on_an_unknown_state_version() {
+        let dir = crate::testutil::TempDir::new("layout");
+        let d = db("DB", Some("x"), None);
+        assert!(matches!(
+            detect_layout(&dir.path().join("missing"), &d),
+            Layout::Direct(_)
+        ));
+        std::fs::create_dir_all(dir.path().join("v4")).unwrap();
+        assert!(
+            matches!(detect_layout(dir.path(), &d), Layout::ViaWrangler(w) if w.contains("v4"))
+        );
+        std::fs::create_dir_all(dir.path().join("v3")).unwrap();
+        assert!(matches!(detect_layout(dir.path(), &d), Layout::Direct(_)));
+    }
+
+    #[test]
+    fn reads_state_and_treats_a_missing_table_as_empty() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert_eq!(
+            read_state(&conn, "d1_migrations").unwrap(),
+            State::default()
+        );
+        conn.execute_batch(&create_tracking_table_sql("d1_migrations"))
+            .unwrap();
+        conn.execute_batch(&tracking_insert_sql("d1_migrations", "0001_a.sql"))
+            .unwrap();
+        let state = read_state(&conn, "d1_migrations").unwrap();
+        assert_eq!(state.applied.len(), 1);
+        assert_eq!(state.applied[0].name, "0001_a.sql");
+        assert_eq!(
+            state.applied[0].applied_at.len(),
+            "2026-11-22 00:19:28".len()
+        );
+    }
+
+    #[test]
+    fn parses_execute_json() {
+        let out = r#"[{"results":[],"success":true},{"results":[{"id":1,"name":"0001_a.sql","applied_at":"2026-11-22 00:19:28"}],"success":true}]"#;
+        let state = parse_execute_rows(out).unwrap();
+        assert_eq!(state.applied[0].name, "0001_a.sql");
+    }
+}

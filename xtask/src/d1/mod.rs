@@ -1,0 +1,197 @@
+//! The seam between what a command decides and where it happens: the local D1 file
+//! (read directly, written through `wrangler --local`) or a remote database (through
+//! `wrangler --remote`). Commands talk to `dyn Database` and never ask which one it is.
+
+pub mod local;
+
+use crate::exit::usage;
+use crate::migrations::Migration;
+use crate::project::Project;
+use crate::target::{Env, Target};
+
+/// One row of wrangler's tracking table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedRow {
+    pub id: i64,
+    pub name: String,
+    pub applied_at: String,
+}
+
+/// What the database says is applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub applied: Vec<AppliedRow>,
+}
+
+impl State {
+    pub fn is_applied(&self, name: &str) -> bool {
+        self.applied.iter().any(|r| r.name == name)
+    }
+}
+
+/// How a run of migrations reached the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyMode {
+    /// Every file in one request: all of them or none (the default).
+    Atomic,
+    /// One request per file, as `wrangler d1 migrations apply` does: a failure keeps the
+    /// files before it.
+    PerFile,
+}
+
+/// What an apply reported before the tracking table is read back.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// wrangler's error for the request that failed, if one did.
+    pub error: Option<String>,
+    /// The migration that failed, where it could be told.
+    pub failed: Option<String>,
+}
+
+pub trait Database {
+    /// Where the state is read from, for people: a file path or `remote`.
+    fn location(&self) -> String;
+    /// The tracking table as the database holds it now.
+    fn state(&mut self) -> anyhow::Result<State>;
+    /// The wrangler argument lists `apply` would run, for `--dry-run`.
+    fn apply_commands(&self, migrations: &[&Migration], mode: ApplyMode) -> Vec<Vec<String>>;
+    /// Applies the migrations with their tracking rows. An `Err` means the attempt could
+    /// not be made or judged; a failed attempt is reported in `ApplyReport::error` and the
+    /// caller reads the tracking table back to tell what is applied.
+    fn apply(&mut self, migrations: &[&Migration], mode: ApplyMode) -> anyhow::Result<ApplyReport>;
+    /// wrangler processes started so far.
+    fn wrangler_calls(&self) -> usize;
+}
+
+pub fn open(project: &Project, target: &Target) -> anyhow::Result<Box<dyn Database>> {
+    match &target.env {
+        Env::Local => Ok(Box::new(local::Local::new(project, target))),
+        Env::Remote(name) => Err(usage!(
+            "remote environments (`--env {name}`) are not available in this version yet: \
+             see the README section \"Not there yet\""
+        )),
+    }
+}
+
+/// wrangler's tracking table, created exactly as wrangler creates it, so that
+/// `wrangler d1 migrations list` and the xtask read the same rows.
+pub fn create_tracking_table_sql(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {}(\n\t\tid         INTEGER PRIMARY KEY AUTOINCREMENT,\n\t\tname       TEXT UNIQUE,\n\t\tapplied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL\n);",
+        quote_ident(table)
+    )
+}
+
+/// The row wrangler inserts after a migration file, byte for byte the same statement.
+pub fn tracking_insert_sql(table: &str, name: &str) -> String {
+    format!(
+        "INSERT INTO {} (name)\nvalues ({});",
+        quote_ident(table),
+        quote_string(name)
+    )
+}
+
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+pub fn quote_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The SQL of one request applying `migrations` in order, each followed by its tracking
+/// row, preceded by the tracking table's creation.
+pub fn batch_sql(table: &str, migrations: &[&Migration]) -> String {
+    let mut sql = create_tracking_table_sql(table);
+    sql.push('\n');
+    let total = migrations.len();
+    for (i, m) in migrations.iter().enumerate() {
+        // Comments keep a failing batch readable; D1 ignores them.
+        sql.push_str(&format!(
+            "-- xtask: migration {} of {total}: {}\n",
+            i + 1,
+            m.name.replace('\n', " ")
+        ));
+        sql.push_str(&m.sql);
+        // A trailing `-- comment` without a newline would swallow what follows.
+        sql.push('\n');
+        if m.facts.unterminated_tail {
+            sql.push_str(";\n");
+        }
+        if m.facts.leaves_fk_deferred {
+            // wrangler gives each file its own transaction, which ends the deferral; in one
+            // request the next file would inherit it.
+            sql.push_str("PRAGMA defer_foreign_keys = false;\n");
+        }
+        sql.push_str(&tracking_insert_sql(table, &m.name));
+        sql.push('\n');
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::lint::FileFacts;
+    use std::path::PathBuf;
+
+    fn migration(name: &str, sql: &str, facts: FileFacts) -> Migration {
+        Migration {
+            number: 1,
+            name: name.into(),
+            path: PathBuf::from(name),
+            sql: sql.into(),
+            sha256: String::new(),
+            facts,
+        }
+    }
+
+    #[test]
+    fn tracking_sql_matches_wrangler_and_quotes() {
+        assert_eq!(
+            tracking_insert_sql("d1_migrations", "0001_a.sql"),
+            "INSERT INTO \"d1_migrations\" (name)\nvalues ('0001_a.sql');"
+        );
+        assert_eq!(
+            tracking_insert_sql("odd\"table", "0002_o'brien.sql"),
+            "INSERT INTO \"odd\"\"table\" (name)\nvalues ('0002_o''brien.sql');"
+        );
+        assert!(create_tracking_table_sql("d1_migrations")
+            .starts_with("CREATE TABLE IF NOT EXISTS \"d1_migrations\"(\n\t\tid "));
+    }
+
+    #[test]
+    fn batch_terminates_files_and_resets_deferral() {
+        let a = migration(
+            "0001_a.sql",
+            "CREATE TABLE a(x) -- no semicolon",
+            FileFacts {
+                unterminated_tail: true,
+                leaves_fk_deferred: false,
+            },
+        );
+        let b = migration(
+            "0002_b.sql",
+            "PRAGMA defer_foreign_keys = true;\nDROP TABLE a;",
+            FileFacts {
+                unterminated_tail: false,
+                leaves_fk_deferred: true,
+            },
+        );
+        let sql = batch_sql("d1_migrations", &[&a, &b]);
+        let split = crate::migrations::sql::split(&sql);
+        assert!(split.unclosed.is_none());
+        let texts: Vec<&str> = split.statements.iter().map(|s| s.text(&sql)).collect();
+        assert_eq!(texts.len(), 7, "{texts:#?}");
+        assert!(texts[1].starts_with("CREATE TABLE a(x) -- no semicolon\n;"));
+        assert_eq!(
+            texts[2],
+            "INSERT INTO \"d1_migrations\" (name)\nvalues ('0001_a.sql');"
+        );
+        assert_eq!(texts[5], "PRAGMA defer_foreign_keys = false;");
+        assert_eq!(
+            texts[6],
+            "INSERT INTO \"d1_migrations\" (name)\nvalues ('0002_b.sql');"
+        );
+    }
+}

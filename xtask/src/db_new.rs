@@ -1,0 +1,93 @@
+//! `db-new <name>`: the next migration file, never overwriting one.
+
+use std::io::Write;
+
+use crate::exit::{failed, usage};
+use crate::flags;
+use crate::migrations::MigrationSet;
+use crate::{ui, Ctx};
+
+impl flags::DbNew {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let target = ctx.target()?;
+        let slug = slug(&self.name)?;
+        let dir = &target.db.migrations_dir;
+        let set = MigrationSet::scan(dir)?;
+        let number = set.next_number();
+        // Four digits as wrangler writes them, or as wide as the folder already uses.
+        let width = set
+            .migrations
+            .iter()
+            .filter_map(|m| m.name.split('_').next().map(str::len))
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let name = format!("{number:0width$}_{slug}.sql");
+        let path = dir.join(&name);
+        if ctx.global.dry_run {
+            ui::say(format!("would create {}", path.display()));
+        } else {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| failed!("cannot create {}: {e}", dir.display()))?;
+            // `create_new`: never overwrite, even if a file appeared since the scan.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| failed!("cannot create {}: {e}", path.display()))?;
+            let header = format!(
+                "-- {name}: created by `cargo xtask db-new` on {} UTC\n\
+                 -- D1 runs each migration in one transaction: no BEGIN/COMMIT here.\n\n",
+                crate::time::format_utc(crate::time::unix_now())
+            );
+            file.write_all(header.as_bytes())
+                .map_err(|e| failed!("cannot write {}: {e}", path.display()))?;
+            ui::say(format!("created {}", path.display()));
+        }
+        if ctx.global.json {
+            ui::json(&serde_json::json!({
+                "created": path.display().to_string(),
+                "name": name,
+                "number": number,
+                "dry_run": ctx.global.dry_run,
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// The `<name>` part of the file name: spaces become `_`, and nothing that would leave
+/// the folder or confuse wrangler's `<digits>_<name>.sql` is accepted.
+fn slug(raw: &str) -> anyhow::Result<String> {
+    let trimmed = raw.trim();
+    let trimmed = trimmed.strip_suffix(".sql").unwrap_or(trimmed);
+    let slug: String = trimmed
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect();
+    let bad = slug.is_empty()
+        || slug.starts_with('.')
+        || slug
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c == '\'' || c == '"' || c.is_control());
+    if bad {
+        return Err(usage!(
+            "`{raw}` cannot name a migration: use letters, digits, `_` and `-` (e.g. add_orders)"
+        ));
+    }
+    Ok(slug)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("add orders").unwrap(), "add_orders");
+        assert_eq!(slug(" add_tags.sql ").unwrap(), "add_tags");
+        for bad in ["", "  ", "../x", "a/b", ".hidden", "o'brien"] {
+            assert!(slug(bad).is_err(), "{bad}");
+        }
+    }
+}

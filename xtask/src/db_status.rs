@@ -1,0 +1,112 @@
+//! `db-status [--check]`: applied, pending and what is wrong, without changing anything.
+
+use serde_json::json;
+
+use crate::exit::{stop, Exit};
+use crate::migrations::MigrationSet;
+use crate::target::Target;
+use crate::{d1, flags, plan, ui, Ctx};
+
+impl flags::DbStatus {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let target = ctx.target()?;
+        let set = MigrationSet::scan(&target.db.migrations_dir)?;
+        let mut db = d1::open(&ctx.project, &target)?;
+        let state = db.state()?;
+        let status = plan::status(&set, &state);
+
+        if ctx.global.json {
+            let mut doc = status_json(&target, &status);
+            doc["location"] = json!(db.location());
+            doc["wrangler_calls"] = json!(db.wrangler_calls());
+            ui::json(&doc);
+        } else {
+            ui::print(format!(
+                "{} · {} · {}",
+                target.env,
+                target.db.describe(),
+                db.location()
+            ));
+            if !set.exists {
+                ui::print(format!("(no migrations folder at {})", set.dir.display()));
+            }
+            let width = status
+                .applied
+                .iter()
+                .map(|(r, _)| r.name.len())
+                .chain(status.pending.iter().map(|m| m.name.len()))
+                .max()
+                .unwrap_or(0);
+            for (row, file) in &status.applied {
+                let mark = if file.is_some() { "[x]" } else { "[!]" };
+                let note = if file.is_some() {
+                    ""
+                } else {
+                    "  (file missing)"
+                };
+                ui::print(format!(
+                    "{mark} {:<width$}  {}{note}",
+                    row.name, row.applied_at
+                ));
+            }
+            for m in &status.pending {
+                ui::print(format!("[ ] {}", m.name));
+            }
+            if !status.problems.is_empty() {
+                ui::print("problems:");
+                for p in &status.problems {
+                    ui::print(format!("  {}", p.message));
+                }
+            }
+            ui::print(format!(
+                "{} applied, {} pending, {} problem{}",
+                status.applied.len(),
+                status.pending.len(),
+                status.problems.len(),
+                if status.problems.len() == 1 { "" } else { "s" }
+            ));
+        }
+        let blocking = status.blocking().count();
+        if self.check && (!status.pending.is_empty() || blocking > 0) {
+            return Err(stop(
+                Exit::Pending,
+                format!(
+                    "{} pending, {blocking} blocking problem{}",
+                    status.pending.len(),
+                    if blocking == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `db-status --json` document (documented in the README; keep it stable).
+pub fn status_json(target: &Target, status: &plan::Status) -> serde_json::Value {
+    json!({
+        "env": target.env.name(),
+        "database": database_json(target),
+        "applied": status.applied.iter().map(|(row, file)| json!({
+            "name": row.name,
+            "applied_at": row.applied_at,
+            "file_present": file.is_some(),
+            "sha256": file.map(|f| f.sha256.clone()),
+        })).collect::<Vec<_>>(),
+        "pending": status.pending.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        "problems": status.problems.iter().map(|p| json!({
+            "kind": p.kind,
+            "migration": p.migration,
+            "message": p.message,
+            "blocking": p.blocking,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn database_json(target: &Target) -> serde_json::Value {
+    json!({
+        "binding": target.db.binding,
+        "name": target.db.name,
+        "id": target.db.id,
+        "remote": target.env.is_remote(),
+    })
+}

@@ -1,0 +1,72 @@
+//! Exit statuses of cli.md and the error type that carries one through `anyhow`.
+
+use std::fmt;
+
+/// Why a command stopped, as the exit status of the contract (cli.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// A step failed while running; the message says what state the database is in.
+    Failed = 1,
+    /// Bad usage, configuration or input, found before anything was changed.
+    Usage = 2,
+    /// `db-status --check` found pending migrations or problems.
+    Pending = 3,
+    /// Refused by a guard (protected environment, drift, lint error, lock) before any change.
+    Refused = 4,
+}
+
+/// An error that knows its exit status. Anything else that reaches `main` exits 1.
+#[derive(Debug)]
+pub struct Stop {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Stop {}
+
+/// The exit status an error chain asks for: the outermost `Stop` in it, else `Failed`.
+pub fn status_of(err: &anyhow::Error) -> Exit {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Stop>())
+        .map_or(Exit::Failed, |stop| stop.exit)
+}
+
+pub fn stop(exit: Exit, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Stop {
+        exit,
+        message: message.into(),
+    })
+}
+
+/// `return Err(usage!("..."))`-style helpers for the three statuses that are found before any change.
+macro_rules! usage {
+    ($($arg:tt)*) => { $crate::exit::stop($crate::exit::Exit::Usage, format!($($arg)*)) };
+}
+macro_rules! refused {
+    ($($arg:tt)*) => { $crate::exit::stop($crate::exit::Exit::Refused, format!($($arg)*)) };
+}
+macro_rules! failed {
+    ($($arg:tt)*) => { $crate::exit::stop($crate::exit::Exit::Failed, format!($($arg)*)) };
+}
+pub(crate) use {failed, refused, usage};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn status_survives_context() {
+        let err = Err::<(), _>(usage!("bad flag"))
+            .context("while parsing")
+            .unwrap_err();
+        assert_eq!(status_of(&err), Exit::Usage);
+        assert_eq!(status_of(&anyhow::anyhow!("io")), Exit::Failed);
+    }
+}

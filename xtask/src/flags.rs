@@ -1,0 +1,470 @@
+//! The whole command grammar: every command, every flag and its `--help` text.
+//!
+//! A table-driven parser rather than clap: the xtask is rebuilt on every fresh CI runner
+//! and clap's derive costs more to compile than the rest of the xtask together.
+
+use std::path::PathBuf;
+
+use crate::exit::usage;
+
+/// One `--flag` of a command. `value` names its argument in `--help`; `None` is a switch.
+pub struct Opt {
+    pub long: &'static str,
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+}
+
+/// One subcommand. `positional` names its one free argument; `trailing` takes `-- <command> ...`.
+pub struct Spec {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub positional: Option<(&'static str, &'static str)>,
+    pub trailing: bool,
+    pub opts: &'static [Opt],
+    /// Where a command is not built yet, the README section that says so.
+    pub not_yet: Option<&'static str>,
+}
+
+const fn switch(long: &'static str, help: &'static str) -> Opt {
+    Opt {
+        long,
+        value: None,
+        help,
+    }
+}
+const fn valued(long: &'static str, value: &'static str, help: &'static str) -> Opt {
+    Opt {
+        long,
+        value: Some(value),
+        help,
+    }
+}
+
+/// Options every command takes (cli.md, "Options every command takes").
+pub const GLOBAL: &[Opt] = &[
+    valued("env", "name", "`local` (default: wrangler's local D1) or an environment under `env` in wrangler.jsonc; never --preview"),
+    valued("database", "binding|name", "which D1 database of that environment (default: its only one)"),
+    valued("config", "path", "wrangler config (default: wrangler.jsonc, then wrangler.json, found upwards from here)"),
+    switch("yes", "answer yes to confirmations"),
+    switch("json", "print one JSON document on stdout; human lines go to stderr"),
+    switch("dry-run", "print the plan (wrangler commands and files) and change nothing"),
+];
+
+pub const COMMANDS: &[Spec] = &[
+    Spec {
+        name: "db-new",
+        summary:
+            "create <migrations_dir>/<NNNN>_<name>.sql with the next number (never overwrites)",
+        positional: Some((
+            "name",
+            "what the migration does, e.g. add_orders (spaces become _)",
+        )),
+        trailing: false,
+        opts: &[],
+        not_yet: None,
+    },
+    Spec {
+        name: "db-status",
+        summary: "applied migrations, pending ones and problems (drift, lint)",
+        positional: None,
+        trailing: false,
+        opts: &[switch("check", "exit 3 when anything is pending or wrong")],
+        not_yet: None,
+    },
+    Spec {
+        name: "db-migrate",
+        summary:
+            "lint, check, apply pending migrations in one request, read the tracking table back",
+        positional: None,
+        trailing: false,
+        opts: &[
+            valued(
+                "to",
+                "version",
+                "apply up to and including this migration (its number or file name)",
+            ),
+            switch(
+                "per-file",
+                "apply each file in its own request (wrangler's way) instead of all-or-nothing",
+            ),
+        ],
+        not_yet: None,
+    },
+    Spec {
+        name: "db-reset",
+        summary: "drop everything the migrations made and apply them again",
+        positional: None,
+        trailing: false,
+        opts: &[],
+        not_yet: Some("Not there yet"),
+    },
+    Spec {
+        name: "db-seed",
+        summary: "load test-data/seed-*.sql (never into production)",
+        positional: None,
+        trailing: false,
+        opts: &[],
+        not_yet: Some("Not there yet"),
+    },
+    Spec {
+        name: "db-backup",
+        summary: "back up the database and record it in the backup index",
+        positional: None,
+        trailing: false,
+        opts: &[],
+        not_yet: Some("Not there yet"),
+    },
+    Spec {
+        name: "db-restore",
+        summary: "restore in place from a bookmark, timestamp or backup",
+        positional: None,
+        trailing: false,
+        opts: &[],
+        not_yet: Some("Not there yet"),
+    },
+    Spec {
+        name: "setup",
+        summary: "install wrangler and the Node it runs on (npm ci) and check them",
+        positional: None,
+        trailing: false,
+        opts: &[],
+        not_yet: None,
+    },
+];
+
+/// The options every command shares, typed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Global {
+    pub env: Option<String>,
+    pub database: Option<String>,
+    pub config: Option<PathBuf>,
+    pub yes: bool,
+    pub json: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    /// `--help`, for the whole tool or one command.
+    Help(Option<&'static str>),
+    Setup,
+    DbNew(DbNew),
+    DbStatus(DbStatus),
+    DbMigrate(DbMigrate),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct DbNew {
+    pub name: String,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct DbStatus {
+    pub check: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct DbMigrate {
+    pub to: Option<String>,
+    pub per_file: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Flags {
+    pub global: Global,
+    pub command: Command,
+}
+
+/// What the generic pass collects before the command's own typing.
+#[derive(Default)]
+struct Raw {
+    values: Vec<(&'static str, Option<String>)>,
+    positional: Option<String>,
+    trailing: Vec<String>,
+}
+
+impl Raw {
+    fn switch(&self, long: &str) -> bool {
+        self.values.iter().any(|(l, _)| *l == long)
+    }
+    fn value(&self, long: &str) -> Option<String> {
+        self.values
+            .iter()
+            .find(|(l, _)| *l == long)
+            .and_then(|(_, v)| v.clone())
+    }
+}
+
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+impl Flags {
+    pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Flags> {
+        let mut args = args.into_iter();
+        let mut command: Option<&'static Spec> = None;
+        let mut raw = Raw::default();
+        let mut help = false;
+        while let Some(arg) = args.next() {
+            if arg == "--" {
+                match command {
+                    Some(spec) if spec.trailing => {
+                        raw.trailing = args.by_ref().collect();
+                        break;
+                    }
+                    _ => return Err(usage!("unexpected `--`{}", for_command(command))),
+                }
+            }
+            if arg == "-h" || arg == "--help" {
+                help = true;
+                continue;
+            }
+            if let Some(flag) = arg.strip_prefix("--") {
+                let (long, inline) = match flag.split_once('=') {
+                    Some((l, v)) => (l, Some(v.to_string())),
+                    None => (flag, None),
+                };
+                let opt = command
+                    .into_iter()
+                    .flat_map(|c| c.opts.iter())
+                    .chain(GLOBAL.iter())
+                    .find(|o| o.long == long)
+                    .ok_or_else(|| {
+                        usage!(
+                            "unknown flag `--{long}`{}: see `cargo xtask {}--help`",
+                            for_command(command),
+                            command.map_or(String::new(), |c| format!("{} ", c.name))
+                        )
+                    })?;
+                if raw.switch(opt.long) {
+                    return Err(usage!("`--{long}` is given twice"));
+                }
+                let value =
+                    match (opt.value, inline) {
+                        (None, None) => None,
+                        (None, Some(_)) => return Err(usage!("`--{long}` takes no value")),
+                        (Some(_), Some(v)) => Some(v),
+                        (Some(name), None) => Some(args.next().ok_or_else(|| {
+                            usage!("`--{long}` needs a value: `--{long} <{name}>`")
+                        })?),
+                    };
+                if let Some(v) = &value {
+                    if v.is_empty() {
+                        return Err(usage!("`--{long}` needs a non-empty value"));
+                    }
+                }
+                raw.values.push((opt.long, value));
+                continue;
+            }
+            if arg.starts_with('-') && arg.len() > 1 {
+                return Err(usage!(
+                    "unknown flag `{arg}`{}: see `cargo xtask --help`",
+                    for_command(command)
+                ));
+            }
+            match command {
+                None => {
+                    let spec = spec(&arg).ok_or_else(|| {
+                        usage!(
+                            "unknown command `{arg}`: the commands are {}",
+                            command_list()
+                        )
+                    })?;
+                    command = Some(spec);
+                    // Command-specific flags seen before the command name are caught below.
+                }
+                Some(spec) => match (spec.positional, &raw.positional) {
+                    (Some(_), None) => raw.positional = Some(arg),
+                    _ => {
+                        return Err(usage!(
+                            "unexpected argument `{arg}` for `{}`: see `cargo xtask {} --help`",
+                            spec.name,
+                            spec.name
+                        ))
+                    }
+                },
+            }
+        }
+
+        let global = Global {
+            env: raw.value("env"),
+            database: raw.value("database"),
+            config: raw.value("config").map(PathBuf::from),
+            yes: raw.switch("yes"),
+            json: raw.switch("json"),
+            dry_run: raw.switch("dry-run"),
+        };
+        let Some(spec) = command else {
+            return Ok(Flags {
+                global,
+                command: Command::Help(None),
+            });
+        };
+        if help {
+            return Ok(Flags {
+                global,
+                command: Command::Help(Some(spec.name)),
+            });
+        }
+        if let Some(section) = spec.not_yet {
+            return Err(usage!(
+                "`{}` is not available in this version yet: see the README section \"{section}\"",
+                spec.name
+            ));
+        }
+        let command = match spec.name {
+            "setup" => Command::Setup,
+            "db-new" => Command::DbNew(DbNew {
+                name: raw.positional.ok_or_else(|| {
+                    usage!("`db-new` needs a name: `cargo xtask db-new add_orders`")
+                })?,
+            }),
+            "db-status" => Command::DbStatus(DbStatus {
+                check: raw.switch("check"),
+            }),
+            "db-migrate" => Command::DbMigrate(DbMigrate {
+                to: raw.value("to"),
+                per_file: raw.switch("per-file"),
+            }),
+            other => unreachable!("command `{other}` is in COMMANDS but has no typed form"),
+        };
+        Ok(Flags { global, command })
+    }
+}
+
+fn for_command(command: Option<&Spec>) -> String {
+    command.map_or(String::new(), |c| format!(" for `{}`", c.name))
+}
+
+fn command_list() -> String {
+    COMMANDS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn opt_lines(out: &mut String, opts: &[Opt]) {
+    for opt in opts {
+        let head = match opt.value {
+            Some(v) => format!("--{} <{v}>", opt.long),
+            None => format!("--{}", opt.long),
+        };
+        out.push_str(&format!("  {head:<26} {}\n", opt.help));
+    }
+}
+
+/// `--help` text, generated from the tables above so that it cannot drift from the parser.
+pub fn help(command: Option<&str>) -> String {
+    let mut out = String::new();
+    match command.and_then(spec) {
+        None => {
+            out.push_str(
+                "cargo xtask: safe, repeatable Cloudflare D1 migrations from one wrangler.jsonc\n\n\
+                 usage: cargo xtask <command> [options]   (or cargo <command> [options])\n\ncommands:\n",
+            );
+            for c in COMMANDS {
+                let note = if c.not_yet.is_some() {
+                    " (not available yet)"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("  {:<12} {}{note}\n", c.name, c.summary));
+            }
+            out.push_str("\noptions every command takes:\n");
+            opt_lines(&mut out, GLOBAL);
+            out.push_str(
+                "\nexit status: 0 done, 1 a step failed, 2 bad usage or config, \
+                 3 pending or problems (db-status --check), 4 refused by a guard\n\
+                 `cargo xtask <command> --help` describes one command.\n",
+            );
+        }
+        Some(c) => {
+            let positional = c
+                .positional
+                .map_or(String::new(), |(n, _)| format!(" <{n}>"));
+            let trailing = if c.trailing {
+                " [-- <command> ...]"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "cargo xtask {}{positional} [options]{trailing}\n\n{}\n",
+                c.name, c.summary
+            ));
+            if c.not_yet.is_some() {
+                out.push_str("\nnot available in this version yet (see the README)\n");
+            }
+            if let Some((n, h)) = c.positional {
+                out.push_str(&format!("\narguments:\n  {:<26} {h}\n", format!("<{n}>")));
+            }
+            if !c.opts.is_empty() {
+                out.push_str("\noptions:\n");
+                opt_lines(&mut out, c.opts);
+            }
+            out.push_str("\noptions every command takes:\n");
+            opt_lines(&mut out, GLOBAL);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::{status_of, Exit};
+
+    fn parse(s: &str) -> anyhow::Result<Flags> {
+        Flags::parse(s.split_whitespace().map(String::from))
+    }
+
+    fn usage_error(s: &str) -> String {
+        let err = parse(s).unwrap_err();
+        assert_eq!(status_of(&err), Exit::Usage, "{s}: {err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn globals_go_before_or_after_the_command() {
+        let a = parse("--env staging db-migrate --to 3 --yes").unwrap();
+        let b = parse("db-migrate --to=3 --yes --env=staging").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.global.env.as_deref(), Some("staging"));
+        assert!(a.global.yes);
+        assert_eq!(
+            a.command,
+            Command::DbMigrate(DbMigrate {
+                to: Some("3".into()),
+                per_file: false
+            })
+        );
+    }
+
+    #[test]
+    fn help_forms() {
+        assert_eq!(parse("").unwrap().command, Command::Help(None));
+        assert_eq!(parse("--help").unwrap().command, Command::Help(None));
+        assert_eq!(
+            parse("db-status -h").unwrap().command,
+            Command::Help(Some("db-status"))
+        );
+        assert!(help(Some("db-migrate")).contains("--to <version>"));
+        assert!(help(None).contains("db-new"));
+    }
+
+    #[test]
+    fn bad_usage_is_exit_2_with_a_way_out() {
+        assert!(usage_error("db-migrate --frobnicate").contains("unknown flag `--frobnicate`"));
+        assert!(usage_error("db-status --check --check").contains("given twice"));
+        assert!(usage_error("db-migrate --to").contains("needs a value"));
+        assert!(usage_error("db-status --check=yes").contains("takes no value"));
+        assert!(usage_error("db-new").contains("needs a name"));
+        assert!(usage_error("db-new a b").contains("unexpected argument `b`"));
+        assert!(usage_error("db-migrat").contains("unknown command"));
+        assert!(usage_error("db-status --to 3").contains("unknown flag `--to`"));
+        assert!(usage_error("db-status -x").contains("unknown flag `-x`"));
+        assert!(usage_error("db-status -- true").contains("unexpected `--`"));
+        assert!(usage_error("db-reset").contains("not available"));
+        assert!(usage_error("db-migrate --env=").contains("non-empty"));
+    }
+}

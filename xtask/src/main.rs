@@ -1,0 +1,90 @@
+//! cargo xtask: safe, repeatable Cloudflare D1 migrations, test data and backups, on top of
+//! the real `wrangler d1` CLI. `cargo xtask --help` lists the commands.
+
+mod config;
+mod d1;
+mod db_migrate;
+mod db_new;
+mod db_status;
+mod exit;
+mod flags;
+mod migrations;
+mod plan;
+mod project;
+mod setup;
+mod target;
+#[cfg(test)]
+mod testutil;
+mod time;
+mod ui;
+mod wrangler;
+
+use std::process::ExitCode;
+
+use config::Config;
+use exit::{status_of, usage, Exit};
+use flags::{Command, Flags, Global};
+use project::Project;
+use target::{Env, Target};
+
+/// What every command starts from: its flags, the workspace and the parsed config.
+pub struct Ctx {
+    pub global: Global,
+    pub project: Project,
+    pub config: Config,
+}
+
+impl Ctx {
+    /// `--env` and `--database` resolved against the config.
+    pub fn target(&self) -> anyhow::Result<Target> {
+        let env = Env::parse(self.global.env.as_deref());
+        self.config.resolve(&env, self.global.database.as_deref())
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let exit = status_of(&err);
+            let label = if exit == Exit::Pending {
+                "check"
+            } else {
+                "error"
+            };
+            ui::say(format!("{label}: {err:#}"));
+            ExitCode::from(exit as u8)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args = std::env::args_os()
+        .skip(1)
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| usage!("argument {a:?} is not UTF-8"))
+        })
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    let Flags { global, command } = Flags::parse(args)?;
+    if let Command::Help(which) = command {
+        ui::print(flags::help(which));
+        return Ok(());
+    }
+    let cwd =
+        std::env::current_dir().map_err(|e| usage!("cannot read the current directory: {e}"))?;
+    let project = Project::locate(&cwd, global.config.as_deref())?;
+    let config = Config::load(&project)?;
+    let ctx = Ctx {
+        global,
+        project,
+        config,
+    };
+    match command {
+        Command::Help(_) => Ok(()),
+        Command::Setup => setup::run(&ctx),
+        Command::DbNew(cmd) => cmd.run(&ctx),
+        Command::DbStatus(cmd) => cmd.run(&ctx),
+        Command::DbMigrate(cmd) => cmd.run(&ctx),
+    }
+}

@@ -1,0 +1,264 @@
+//! Lint of migration files: what blocks an apply (errors) and what deserves a look (warnings).
+
+use std::fmt;
+
+use super::sql::{self, Unclosed};
+
+/// D1 rejects any single statement longer than this (SQLITE_TOOBIG).
+pub const MAX_STATEMENT_BYTES: usize = 100_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    /// A stable identifier for scripts (`--json`): `bad-name`, `transaction`, ...
+    pub kind: &'static str,
+    /// The migration file name, or the folder for findings about the whole set.
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        match self.line {
+            Some(line) => write!(f, "{sev}: {}:{line}: {}", self.file, self.message),
+            None => write!(f, "{sev}: {}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// What one file's lint learned beyond its findings.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    /// `PRAGMA defer_foreign_keys` is on when the file ends: the batch switches it off
+    /// after this file so that later files run with the checks wrangler would give them.
+    pub leaves_fk_deferred: bool,
+    /// The last statement has no `;` (the batch adds one).
+    pub unterminated_tail: bool,
+}
+
+pub fn lint_sql(file: &str, src: &str, findings: &mut Vec<Finding>) -> FileFacts {
+    let mut facts = FileFacts::default();
+    let mut push = |severity, kind, line, message: String| {
+        findings.push(Finding {
+            severity,
+            kind,
+            file: file.to_string(),
+            line,
+            message,
+        })
+    };
+    let split = sql::split(src);
+    if split.statements.is_empty() {
+        push(
+            Severity::Warning,
+            "empty",
+            None,
+            "holds no SQL statement: it will be recorded as applied and do nothing".into(),
+        );
+    }
+    match split.unclosed {
+        Some(Unclosed::Quote { quote, line }) => push(
+            Severity::Error,
+            "unclosed",
+            Some(line),
+            format!("the {quote} opened here is never closed: close it, or the rest of the file is one string"),
+        ),
+        Some(Unclosed::BlockComment { line }) => push(
+            Severity::Error,
+            "unclosed",
+            Some(line),
+            "the /* comment opened here is never closed with */".into(),
+        ),
+        Some(Unclosed::Trigger { line }) => push(
+            Severity::Error,
+            "unclosed",
+            Some(line),
+            "the CREATE TRIGGER here never reaches `END;`: close its body with END;".into(),
+        ),
+        None => {}
+    }
+    for line in &split.nested_comment_lines {
+        push(
+            Severity::Warning,
+            "nested-comment",
+            Some(*line),
+            "`/*` inside a block comment: SQLite comments do not nest, the first `*/` ends it and the rest runs as SQL".into(),
+        );
+    }
+    let mut deferred = false;
+    for stmt in &split.statements {
+        let len = stmt.end - stmt.start;
+        if len > MAX_STATEMENT_BYTES {
+            push(
+                Severity::Error,
+                "too-long",
+                Some(stmt.line),
+                format!(
+                    "statement of {len} bytes: D1 rejects statements over {MAX_STATEMENT_BYTES} bytes \
+                     (SQLITE_TOOBIG); split it (several INSERTs instead of one multi-row INSERT)"
+                ),
+            );
+        }
+        let words = stmt.leading_words(src, 6);
+        let first = words.first().map(String::as_str).unwrap_or("");
+        match first {
+            "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => push(
+                Severity::Error,
+                "transaction",
+                Some(stmt.line),
+                format!(
+                    "`{first}` statement: D1 runs each migration in its own transaction and rejects \
+                     transaction statements; remove it"
+                ),
+            ),
+            "PRAGMA" => {
+                let rest: String = words[1..].concat().to_ascii_lowercase();
+                let rest = rest.trim_start_matches("main.");
+                if let Some(value) = pragma_value(rest, "foreign_keys") {
+                    if is_off(&value) {
+                        push(
+                            Severity::Error,
+                            "foreign-keys-off",
+                            Some(stmt.line),
+                            "`PRAGMA foreign_keys = OFF` has no effect on D1 (foreign keys are always \
+                             enforced): use `PRAGMA defer_foreign_keys = true` instead"
+                                .into(),
+                        );
+                    }
+                } else if let Some(value) = pragma_value(rest, "defer_foreign_keys") {
+                    deferred = !is_off(&value);
+                }
+            }
+            _ => {}
+        }
+        if !stmt.terminated {
+            facts.unterminated_tail = true;
+        }
+    }
+    if deferred {
+        facts.leaves_fk_deferred = true;
+        push(
+            Severity::Warning,
+            "defer-not-reset",
+            None,
+            "switches `PRAGMA defer_foreign_keys` on and never off: end the file with \
+             `PRAGMA defer_foreign_keys = false;` so the violations are checked where you expect"
+                .into(),
+        );
+    }
+    facts
+}
+
+/// `name=value` or `name(value)` from the words after PRAGMA, joined and lower-cased.
+fn pragma_value(rest: &str, name: &str) -> Option<String> {
+    let tail = rest.strip_prefix(name)?;
+    let value = tail
+        .strip_prefix('=')
+        .or_else(|| tail.strip_prefix('(').map(|t| t.trim_end_matches(')')))?;
+    Some(value.trim_matches(|c| c == '\'' || c == '"').to_string())
+}
+
+fn is_off(value: &str) -> bool {
+    matches!(value, "off" | "0" | "false" | "no")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(src: &str) -> Vec<(Severity, &'static str)> {
+        let mut f = Vec::new();
+        lint_sql("0001_x.sql", src, &mut f);
+        f.iter().map(|f| (f.severity, f.kind)).collect()
+    }
+
+    #[test]
+    fn transaction_statements_are_errors_but_trigger_bodies_are_not() {
+        assert_eq!(
+            kinds("BEGIN TRANSACTION;\nCREATE TABLE a(x);\nCOMMIT;").len(),
+            2
+        );
+        assert_eq!(
+            kinds("SAVEPOINT s; RELEASE s;"),
+            vec![(Severity::Error, "transaction"); 2]
+        );
+        assert_eq!(
+            kinds("end transaction;"),
+            vec![(Severity::Error, "transaction")]
+        );
+        assert!(kinds(
+            "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = n + 1; END;\n\
+             INSERT INTO a VALUES ('BEGIN; COMMIT;'); -- ROLLBACK;\n/* BEGIN; */"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn foreign_keys_off_is_an_error() {
+        for src in [
+            "PRAGMA foreign_keys = OFF;",
+            "pragma foreign_keys=0;",
+            "PRAGMA main.foreign_keys = false;",
+            "PRAGMA foreign_keys(off);",
+        ] {
+            assert_eq!(
+                kinds(src),
+                vec![(Severity::Error, "foreign-keys-off")],
+                "{src}"
+            );
+        }
+        assert!(kinds("PRAGMA foreign_keys = ON;").is_empty());
+    }
+
+    #[test]
+    fn deferred_foreign_keys_must_be_switched_back() {
+        let mut f = Vec::new();
+        let facts = lint_sql(
+            "x",
+            "PRAGMA defer_foreign_keys = true;\nDROP TABLE a;",
+            &mut f,
+        );
+        assert!(facts.leaves_fk_deferred);
+        assert_eq!(f[0].kind, "defer-not-reset");
+        let mut f = Vec::new();
+        let facts = lint_sql(
+            "x",
+            "PRAGMA defer_foreign_keys = on;\nDROP TABLE a;\nPRAGMA defer_foreign_keys = off;",
+            &mut f,
+        );
+        assert!(!facts.leaves_fk_deferred);
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn statement_size_limit() {
+        let values = vec!["(1, 'xxxxxxxxxx')"; 7000].join(",");
+        let src = format!("CREATE TABLE a(n, s);\nINSERT INTO a VALUES {values};");
+        let mut f = Vec::new();
+        lint_sql("0002_big.sql", &src, &mut f);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].kind, f[0].line), ("too-long", Some(2)));
+        assert!(f[0].message.contains("100000"));
+    }
+
+    #[test]
+    fn empty_and_unclosed() {
+        assert_eq!(
+            kinds("-- nothing here\n"),
+            vec![(Severity::Warning, "empty")]
+        );
+        assert_eq!(kinds("SELECT 'open;"), vec![(Severity::Error, "unclosed")]);
+        assert!(kinds("CREATE TABLE a(x)").is_empty());
+    }
+}

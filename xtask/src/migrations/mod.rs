@@ -1,0 +1,377 @@
+//! The migrations folder: which files there are, in wrangler's order, with their checksums
+//! and lint findings.
+
+pub mod lint;
+pub mod sql;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::exit::usage;
+use lint::{FileFacts, Finding, Severity};
+
+#[derive(Clone, Debug)]
+pub struct Migration {
+    /// The numeric prefix, as wrangler orders by it.
+    pub number: u64,
+    /// The file name with `.sql`: the key of wrangler's tracking table.
+    pub name: String,
+    pub path: PathBuf,
+    pub sql: String,
+    /// Lower-case hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    pub facts: FileFacts,
+}
+
+#[derive(Debug)]
+pub struct MigrationSet {
+    pub dir: PathBuf,
+    /// Whether the folder exists; a missing folder holds no migrations.
+    pub exists: bool,
+    /// Well-formed migrations in wrangler's order (number, then name).
+    pub migrations: Vec<Migration>,
+    pub findings: Vec<Finding>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// `<digits>_<name>.sql` -> the number, or why the name is not one wrangler can order.
+pub fn parse_name(file: &str) -> Result<u64, String> {
+    let stem = file
+        .strip_suffix(".sql")
+        .ok_or_else(|| "does not end in `.sql`".to_string())?;
+    let (digits, rest) = stem.split_once('_').ok_or_else(|| {
+        "does not match `<digits>_<name>.sql` (no `_` after the number)".to_string()
+    })?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("does not match `<digits>_<name>.sql` (it must start with a number)".into());
+    }
+    if rest.is_empty() {
+        return Err("does not match `<digits>_<name>.sql` (the name after `_` is empty)".into());
+    }
+    if rest.chars().any(|c| c.is_control()) {
+        return Err("holds a control character".into());
+    }
+    digits
+        .parse::<u64>()
+        .map_err(|_| "has a number too large to order".to_string())
+}
+
+impl MigrationSet {
+    /// Reads and lints every `*.sql` file directly in `dir` (wrangler's default pattern).
+    /// Only I/O failures are errors here; problems with the files become findings.
+    pub fn scan(dir: &Path) -> anyhow::Result<MigrationSet> {
+        let mut set = MigrationSet {
+            dir: dir.to_path_buf(),
+            exists: dir.is_dir(),
+            migrations: Vec::new(),
+            findings: Vec::new(),
+        };
+        if !set.exists {
+            return Ok(set);
+        }
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| usage!("cannot read the migrations folder {}: {e}", dir.display()))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| usage!("cannot read {}: {e}", dir.display()))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str().map(str::to_string) else {
+                set.error(
+                    "bad-name",
+                    &name.to_string_lossy(),
+                    None,
+                    "file name is not UTF-8: rename it".into(),
+                );
+                continue;
+            };
+            // wrangler's pattern is `*.sql` without dot files; anything else is not a migration.
+            if name.starts_with('.') || !entry.path().is_file() {
+                continue;
+            }
+            if name.to_ascii_lowercase().ends_with(".sql") && !name.ends_with(".sql") {
+                set.warning(
+                    "bad-name",
+                    &name,
+                    None,
+                    "ends in a capitalised .SQL: wrangler ignores it; rename it to .sql".into(),
+                );
+                continue;
+            }
+            if name.ends_with(".sql") {
+                names.push(name);
+            }
+        }
+        names.sort();
+        for name in names {
+            let number = match parse_name(&name) {
+                Ok(n) => n,
+                Err(why) => {
+                    set.error(
+                        "bad-name",
+                        &name,
+                        None,
+                        format!("{why}: wrangler would still apply it; rename it like `0003_add_orders.sql`"),
+                    );
+                    continue;
+                }
+            };
+            let path = dir.join(&name);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| usage!("cannot read migration {}: {e}", path.display()))?;
+            let sha256 = sha256_hex(&bytes);
+            if bytes.starts_with(b"\xEF\xBB\xBF") {
+                set.error(
+                    "bom",
+                    &name,
+                    Some(1),
+                    "starts with a UTF-8 byte order mark, which D1 reads as a syntax error: save it as UTF-8 without BOM".into(),
+                );
+                continue;
+            }
+            let sql = match String::from_utf8(bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to();
+                    let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+                    set.error(
+                        "not-utf8",
+                        &name,
+                        Some(line),
+                        format!("is not valid UTF-8 (byte {at}): save it as UTF-8"),
+                    );
+                    continue;
+                }
+            };
+            let facts = lint::lint_sql(&name, &sql, &mut set.findings);
+            if name.contains('\'') || name.contains('"') {
+                set.warning(
+                    "quote-in-name",
+                    &name,
+                    None,
+                    "has a quote in its name: the xtask quotes it, but other tools may not; prefer letters, digits and _".into(),
+                );
+            }
+            set.migrations.push(Migration {
+                number,
+                name,
+                path,
+                sql,
+                sha256,
+                facts,
+            });
+        }
+        set.migrations
+            .sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.name.cmp(&b.name)));
+        set.check_numbering();
+        Ok(set)
+    }
+
+    fn check_numbering(&mut self) {
+        let mut dups = Vec::new();
+        let mut gaps = Vec::new();
+        for pair in self.migrations.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if a.number == b.number {
+                dups.push((a.name.clone(), b.name.clone()));
+            } else if b.number > a.number + 1 {
+                gaps.push((
+                    b.name.clone(),
+                    format!(
+                        "numbering jumps from {} ({}) to {}: fine if intended, otherwise a file is missing",
+                        a.number, a.name, b.number
+                    ),
+                ));
+            }
+        }
+        for (name, msg) in gaps {
+            self.warning("gap", &name, None, msg);
+        }
+        for (a, b) in dups {
+            self.error(
+                "duplicate-number",
+                &b,
+                None,
+                format!("has the same number as {a}: renumber one of them (`cargo xtask db-new` picks the next free number)"),
+            );
+        }
+    }
+
+    fn error(&mut self, kind: &'static str, file: &str, line: Option<usize>, message: String) {
+        self.push(Severity::Error, kind, file, line, message);
+    }
+    fn warning(&mut self, kind: &'static str, file: &str, line: Option<usize>, message: String) {
+        self.push(Severity::Warning, kind, file, line, message);
+    }
+    fn push(
+        &mut self,
+        severity: Severity,
+        kind: &'static str,
+        file: &str,
+        line: Option<usize>,
+        message: String,
+    ) {
+        self.findings.push(Finding {
+            severity,
+            kind,
+            file: file.to_string(),
+            line,
+            message,
+        });
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+    }
+
+    /// The migration a `--to` names: its number (`3`, `0003`) or its file name (with or
+    /// without `.sql`).
+    pub fn find(&self, version: &str) -> anyhow::Result<&Migration> {
+        let by_number = version.bytes().all(|b| b.is_ascii_digit());
+        let found: Vec<&Migration> = self
+            .migrations
+            .iter()
+            .filter(|m| {
+                if by_number {
+                    version.parse::<u64>().ok() == Some(m.number)
+                } else {
+                    m.name == version || m.name.strip_suffix(".sql") == Some(version)
+                }
+            })
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => Err(usage!(
+                "no migration `{version}` in {}: give a number or file name that exists ({})",
+                self.dir.display(),
+                self.migrations
+                    .last()
+                    .map_or("the folder is empty".to_string(), |m| format!(
+                        "the newest is {}",
+                        m.name
+                    ))
+            )),
+            many => Err(usage!(
+                "`{version}` matches {}: give the full file name",
+                many.iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+        }
+    }
+
+    /// The number `db-new` gives the next file: one past the highest, as wrangler does.
+    pub fn next_number(&self) -> u64 {
+        self.migrations.iter().map(|m| m.number).max().unwrap_or(0) + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    fn scan(files: &[(&str, &[u8])]) -> (TempDir, MigrationSet) {
+        let dir = TempDir::new("migrations");
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
+        let set = MigrationSet::scan(dir.path()).unwrap();
+        (dir, set)
+    }
+
+    fn kinds(set: &MigrationSet) -> Vec<(&str, &str)> {
+        set.findings
+            .iter()
+            .map(|f| (f.kind, f.file.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn orders_like_wrangler_numerically_then_by_name() {
+        let (_d, set) = scan(&[
+            ("10_ten.sql", b"SELECT 1;"),
+            ("0002_b.sql", b"SELECT 1;"),
+            ("9_nine.sql", b"SELECT 1;"),
+            ("0001_a.sql", b"SELECT 1;"),
+            ("notes.md", b"x"),
+            (".hidden.sql", b"x"),
+        ]);
+        let names: Vec<&str> = set.migrations.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["0001_a.sql", "0002_b.sql", "9_nine.sql", "10_ten.sql"]
+        );
+        assert_eq!(kinds(&set), vec![("gap", "9_nine.sql")]);
+        assert_eq!(set.next_number(), 11);
+    }
+
+    #[test]
+    fn bad_names_duplicates_encoding_and_bom() {
+        let (_d, set) = scan(&[
+            ("0001_a.sql", b"SELECT 1;"),
+            ("0001_b.sql", b"SELECT 1;"),
+            ("0003 add users.sql", b"SELECT 1;"),
+            ("schema.sql", b"SELECT 1;"),
+            ("0004_.sql", b"SELECT 1;"),
+            ("0002_latin1.sql", b"SELECT 'caf\xe9';"),
+            ("0005_bom.sql", b"\xEF\xBB\xBFSELECT 1;"),
+            ("0006_crlf.sql", b"CREATE TABLE a(x);\r\nSELECT 1;\r\n"),
+        ]);
+        let mut got = kinds(&set);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("bad-name", "0003 add users.sql"),
+                ("bad-name", "0004_.sql"),
+                ("bad-name", "schema.sql"),
+                ("bom", "0005_bom.sql"),
+                ("duplicate-number", "0001_b.sql"),
+                ("gap", "0006_crlf.sql"),
+                ("not-utf8", "0002_latin1.sql"),
+            ]
+        );
+        assert_eq!(set.errors().count(), 6);
+    }
+
+    #[test]
+    fn find_by_number_or_name() {
+        let (_d, set) = scan(&[("0001_a.sql", b"SELECT 1;"), ("0002_b.sql", b"SELECT 1;")]);
+        assert_eq!(set.find("2").unwrap().name, "0002_b.sql");
+        assert_eq!(set.find("0001").unwrap().name, "0001_a.sql");
+        assert_eq!(set.find("0002_b").unwrap().name, "0002_b.sql");
+        assert_eq!(set.find("0002_b.sql").unwrap().name, "0002_b.sql");
+        assert!(set
+            .find("7")
+            .unwrap_err()
+            .to_string()
+            .contains("newest is 0002_b.sql"));
+    }
+
+    #[test]
+    fn missing_folder_is_empty() {
+        let set = MigrationSet::scan(Path::new("/nonexistent/migrations")).unwrap();
+        assert!(!set.exists);
+        assert!(set.migrations.is_empty());
+    }
+
+    #[test]
+    fn checksum_is_sha256_of_the_bytes() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! Pure planning: the folder and the tracking table in, what is applied, pending, wrong and
+//! to be applied out. No I/O, so `--dry-run` and unit tests see exactly what would run.
+
+use crate::d1::{AppliedRow, State};
+use crate::migrations::lint::Severity;
+use crate::migrations::{parse_name, Migration, MigrationSet};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Stable identifier for scripts: a lint kind, `missing` or `out-of-order`.
+    pub kind: &'static str,
+    pub migration: String,
+    pub message: String,
+    /// Whether it stops `db-migrate` (lint errors and drift) or is only reported.
+    pub blocking: bool,
+}
+
+#[derive(Debug)]
+pub struct Status<'a> {
+    /// Tracking rows in order, with the file each names where it still exists.
+    pub applied: Vec<(AppliedRow, Option<&'a Migration>)>,
+    pub pending: Vec<&'a Migration>,
+    pub problems: Vec<Problem>,
+}
+
+impl Status<'_> {
+    pub fn blocking(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(|p| p.blocking)
+    }
+}
+
+pub fn status<'a>(set: &'a MigrationSet, state: &State) -> Status<'a> {
+    let mut problems: Vec<Problem> = set
+        .findings
+        .iter()
+        .map(|f| Problem {
+            kind: f.kind,
+            migration: f.file.clone(),
+            message: f.to_string(),
+            blocking: f.severity == Severity::Error,
+        })
+        .collect();
+    let applied: Vec<(AppliedRow, Option<&Migration>)> = state
+        .applied
+        .iter()
+        .map(|row| {
+            (
+                row.clone(),
+                set.migrations.iter().find(|m| m.name == row.name),
+            )
+        })
+        .collect();
+    for (row, file) in &applied {
+        if file.is_none() {
+            problems.push(Problem {
+                kind: "missing",
+                migration: row.name.clone(),
+                message: format!(
+                    "{} was applied on {} but is no longer in {}: restore the file from version control \
+                     (deleting an applied migration does not undo it)",
+                    row.name,
+                    row.applied_at,
+                    set.dir.display()
+                ),
+                blocking: true,
+            });
+        }
+    }
+    let pending: Vec<&Migration> = set
+        .migrations
+        .iter()
+        .filter(|m| !state.is_applied(&m.name))
+        .collect();
+    let newest = state
+        .applied
+        .iter()
+        .filter_map(|r| parse_name(&r.name).ok().map(|n| (n, r.name.as_str())))
+        .max();
+    if let Some((newest_number, newest_name)) = newest {
+        for m in &pending {
+            if (m.number, m.name.as_str()) < (newest_number, newest_name) {
+                problems.push(Problem {
+                    kind: "out-of-order",
+                    migration: m.name.clone(),
+                    message: format!(
+                        "{} is pending but numbered below {newest_name}, which is applied: wrangler would \
+                         apply it out of order; renumber it after {newest_name} (`cargo xtask db-new` \
+                         gives the next number)",
+                        m.name
+                    ),
+                    blocking: true,
+                });
+            }
+        }
+    }
+    Status {
+        applied,
+        pending,
+        problems,
+    }
+}
+
+/// What `db-migrate` applies: every pending migration, or those up to and including `to`.
+pub fn select<'a>(status: &Status<'a>, to: Option<&Migration>) -> Vec<&'a Migration> {
+    status
+        .pending
+        .iter()
+        .copied()
+        .filter(|m| to.is_none_or(|t| (m.number, &m.name) <= (t.number, &t.name)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    fn setup(files: &[&str], applied: &[&str]) -> (TempDir, MigrationSet, State) {
+        let dir = TempDir::new("plan");
+        for f in files {
+            std::fs::write(dir.path().join(f), "SELECT 1;").unwrap();
+        }
+        let set = MigrationSet::scan(dir.path()).unwrap();
+        let state = State {
+            applied: applied
+                .iter()
+                .enumerate()
+                .map(|(i, n)| AppliedRow {
+                    id: i as i64 + 1,
+                    name: n.to_string(),
+                    applied_at: "2026-11-22 00:00:00".into(),
+                })
+                .collect(),
+        };
+        (dir, set, state)
+    }
+
+    fn names(ms: &[&Migration]) -> Vec<String> {
+        ms.iter().map(|m| m.name.clone()).collect()
+    }
+
+    #[test]
+    fn pending_and_up_to_a_version() {
+        let (_d, set, state) = setup(&["0001_a.sql", "0002_b.sql", "0003_c.sql"], &["0001_a.sql"]);
+        let st = status(&set, &state);
+        assert_eq!(names(&st.pending), vec!["0002_b.sql", "0003_c.sql"]);
+        assert!(st.problems.is_empty());
+        assert_eq!(names(&select(&st, None)), vec!["0002_b.sql", "0003_c.sql"]);
+        let to = set.find("2").unwrap();
+        assert_eq!(names(&select(&st, Some(to))), vec!["0002_b.sql"]);
+        let to = set.find("1").unwrap();
+        assert!(select(&st, Some(to)).is_empty());
+    }
+
+    #[test]
+    fn drift_missing_and_out_of_order() {
+        let (_d, set, state) = setup(
+            &["0001_a.sql", "0002_late.sql", "0003_c.sql"],
+            &["0001_a.sql", "0003_c.sql", "0004_gone.sql"],
+        );
+        let st = status(&set, &state);
+        let kinds: Vec<(&str, &str)> = st
+            .problems
+            .iter()
+            .map(|p| (p.kind, p.migration.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("missing", "0004_gone.sql"),
+                ("out-of-order", "0002_late.sql")
+            ]
+        );
+        assert_eq!(st.blocking().count(), 2);
+        assert!(st.applied[2].1.is_none());
+    }
+}

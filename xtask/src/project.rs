@@ -1,0 +1,112 @@
+//! The workspace on disk: where the wrangler config is, and the paths named after it.
+
+use std::path::{Path, PathBuf};
+
+use crate::exit::usage;
+
+/// Config file names wrangler reads, in the order it prefers them; TOML is refused.
+const CONFIG_NAMES: [&str; 2] = ["wrangler.jsonc", "wrangler.json"];
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The directory holding the wrangler config: wrangler resolves `migrations_dir` and
+    /// `.wrangler/state` against it, so the xtask does too.
+    pub root: PathBuf,
+    pub config_path: PathBuf,
+}
+
+impl Project {
+    /// Finds the config: `--config` if given (relative to `cwd`), else the nearest
+    /// `wrangler.jsonc` / `wrangler.json` in `cwd` or a parent directory.
+    pub fn locate(cwd: &Path, config: Option<&Path>) -> anyhow::Result<Project> {
+        let config_path = match config {
+            Some(path) => {
+                let path = cwd.join(path);
+                refuse_toml(&path)?;
+                if !path.is_file() {
+                    return Err(usage!(
+                        "config file {} does not exist: check `--config`",
+                        path.display()
+                    ));
+                }
+                path
+            }
+            None => find_upwards(cwd)?,
+        };
+        let config_path = config_path.canonicalize().unwrap_or(config_path);
+        let root = config_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Project { root, config_path })
+    }
+
+    /// The file name of the config relative to the root, as wrangler is told it.
+    pub fn config_display(&self) -> String {
+        self.config_path.display().to_string()
+    }
+
+    /// wrangler's local persistence folder for D1 (`--local` without `--persist-to`).
+    pub fn local_state_dir(&self) -> PathBuf {
+        self.root.join(".wrangler").join("state")
+    }
+
+    /// Scratch files the xtask writes for one run (batches handed to wrangler); ignored by git.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.root.join(".wrangler").join("xtask")
+    }
+}
+
+fn refuse_toml(path: &Path) -> anyhow::Result<()> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        return Err(usage!(
+            "{}: TOML wrangler configs are not supported by the xtask: convert it to wrangler.jsonc \
+             (wrangler reads both; `npx wrangler` docs show each field in JSON)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn find_upwards(cwd: &Path) -> anyhow::Result<PathBuf> {
+    for dir in cwd.ancestors() {
+        for name in CONFIG_NAMES {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+        let toml = dir.join("wrangler.toml");
+        if toml.is_file() {
+            refuse_toml(&toml)?;
+        }
+    }
+    Err(usage!(
+        "no wrangler.jsonc or wrangler.json in {} or any parent directory: run the xtask inside \
+         the workspace, or name the file with `--config <path>`",
+        cwd.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::{status_of, Exit};
+
+    #[test]
+    fn finds_the_nearest_config_and_refuses_toml() {
+        let dir = crate::testutil::TempDir::new("project");
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("wrangler.jsonc"), "{}").unwrap();
+        let p = Project::locate(&dir.path().join("a/b"), None).unwrap();
+        assert_eq!(p.root, dir.path().canonicalize().unwrap());
+
+        std::fs::write(dir.path().join("a/wrangler.toml"), "").unwrap();
+        let err = Project::locate(&dir.path().join("a/b"), None).unwrap_err();
+        assert_eq!(status_of(&err), Exit::Usage);
+        assert!(err.to_string().contains("TOML"), "{err}");
+
+        let err = Project::locate(dir.path(), Some(Path::new("nope.jsonc"))).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+}

@@ -1,0 +1,152 @@
+//! What a command acts on: one environment and one D1 database of it, resolved once.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The environment a command runs against (cli.md: `--env`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Env {
+    /// wrangler's local D1 for the top-level config (`--local`); the default.
+    Local,
+    /// `env.<name>` in the config, run with `--env <name> --remote`.
+    Remote(String),
+}
+
+impl Env {
+    pub fn parse(name: Option<&str>) -> Env {
+        match name {
+            None | Some("local") => Env::Local,
+            Some(other) => Env::Remote(other.to_string()),
+        }
+    }
+    pub fn name(&self) -> &str {
+        match self {
+            Env::Local => "local",
+            Env::Remote(name) => name,
+        }
+    }
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Env::Remote(_))
+    }
+}
+
+impl fmt::Display for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One `d1_databases` entry after validation, with its paths resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Database {
+    pub binding: String,
+    pub name: Option<String>,
+    pub id: Option<String>,
+    pub preview_id: Option<String>,
+    pub migrations_dir: PathBuf,
+    pub migrations_table: String,
+}
+
+impl Database {
+    /// How the database is named to people: `DB (my-app-db, 0000...)`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(name) = &self.name {
+            parts.push(name.as_str());
+        }
+        if let Some(id) = &self.id {
+            parts.push(id.as_str());
+        }
+        if parts.is_empty() {
+            self.binding.clone()
+        } else {
+            format!("{} ({})", self.binding, parts.join(", "))
+        }
+    }
+    /// A name that is safe in file names: the database name, else the binding.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.binding)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub env: Env,
+    pub db: Database,
+    /// Guarded environment (cli.md, "Protected environments").
+    pub protected: bool,
+    pub config_path: PathBuf,
+}
+
+impl Target {
+    /// The flags that choose this environment in any `wrangler d1` command. The one place
+    /// where an environment becomes wrangler flags; `--preview` is never among them.
+    pub fn location_args(&self) -> Vec<String> {
+        match &self.env {
+            Env::Local => vec!["--local".into()],
+            Env::Remote(name) => vec!["--env".into(), name.clone(), "--remote".into()],
+        }
+    }
+
+    /// `d1 <subcommand...> <binding> <location> --config <path>`, the argument list of a
+    /// wrangler call on this target (without the program).
+    pub fn d1_args(&self, subcommand: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec!["d1".into()];
+        args.extend(subcommand.iter().map(|s| s.to_string()));
+        args.push(self.db.binding.clone());
+        args.extend(self.location_args());
+        args.push("--config".into());
+        args.push(self.config_path.display().to_string());
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(env: Env) -> Target {
+        Target {
+            env,
+            db: Database {
+                binding: "DB".into(),
+                name: Some("app-db".into()),
+                id: Some("00000000-0000-0000-0000-000000000001".into()),
+                preview_id: None,
+                migrations_dir: PathBuf::from("/w/migrations"),
+                migrations_table: "d1_migrations".into(),
+            },
+            protected: false,
+            config_path: PathBuf::from("/w/wrangler.jsonc"),
+        }
+    }
+
+    #[test]
+    fn environments_map_to_wrangler_flags() {
+        assert_eq!(
+            target(Env::Local)
+                .d1_args(&["migrations", "list"])
+                .join(" "),
+            "d1 migrations list DB --local --config /w/wrangler.jsonc"
+        );
+        assert_eq!(
+            target(Env::Remote("staging".into()))
+                .d1_args(&["execute"])
+                .join(" "),
+            "d1 execute DB --env staging --remote --config /w/wrangler.jsonc"
+        );
+        for env in [Env::Local, Env::Remote("production".into())] {
+            assert!(!target(env)
+                .d1_args(&["execute"])
+                .iter()
+                .any(|a| a == "--preview"));
+        }
+    }
+
+    #[test]
+    fn env_names() {
+        assert_eq!(Env::parse(None), Env::Local);
+        assert_eq!(Env::parse(Some("local")), Env::Local);
+        assert_eq!(Env::parse(Some("staging")), Env::Remote("staging".into()));
+    }
+}

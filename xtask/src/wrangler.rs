@@ -1,0 +1,340 @@
+//! Finding, provisioning and running wrangler, and reading what it says.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use xshell::{cmd, Shell};
+
+use crate::exit::{failed, usage};
+use crate::project::Project;
+use crate::ui;
+
+/// wrangler 4 refuses to start on an older Node.
+const MIN_NODE: (u64, u64) = (22, 12);
+
+pub struct Wrangler {
+    program: PathBuf,
+    /// `PATH` for wrangler's process: the folder of a project-installed Node first.
+    path_env: Option<OsString>,
+    /// How many wrangler processes this run started (reported in `--json`, checked in tests).
+    pub calls: usize,
+}
+
+/// What one wrangler process did.
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// wrangler's own words for why it failed, without colours, banners or log paths.
+    pub fn error_text(&self) -> String {
+        if let Some(text) = json_error(&self.stdout) {
+            return text;
+        }
+        let clean = strip_ansi(&self.stderr);
+        let mut lines: Vec<&str> = Vec::new();
+        let mut in_error = false;
+        for line in clean.lines() {
+            if line.contains("[ERROR]") {
+                in_error = true;
+                lines.push(line.split("[ERROR]").nth(1).unwrap_or(line).trim());
+                continue;
+            }
+            if in_error {
+                let t = line.trim();
+                if t.starts_with("If you think this is a bug") || t.starts_with("🪵") {
+                    break;
+                }
+                if !t.is_empty() {
+                    lines.push(t);
+                }
+            }
+        }
+        if lines.is_empty() {
+            let tail: Vec<&str> = clean.lines().filter(|l| !l.trim().is_empty()).collect();
+            let start = tail.len().saturating_sub(5);
+            lines = tail[start..].to_vec();
+        }
+        ui::redact(&lines.join("\n"))
+    }
+}
+
+/// `{"error": {"text": ..., "notes": [{"text": ...}]}}`, as `wrangler ... --json` reports failures.
+fn json_error(stdout: &str) -> Option<String> {
+    let start = stdout.find('{')?;
+    let value: serde_json::Value = serde_json::from_str(stdout[start..].trim()).ok()?;
+    let error = value.get("error")?;
+    let mut text = error.get("text")?.as_str()?.to_string();
+    for note in error
+        .get("notes")
+        .and_then(|n| n.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(t) = note.get("text").and_then(|t| t.as_str()) {
+            text.push_str("\n  ");
+            text.push_str(t);
+        }
+    }
+    Some(ui::redact(&text))
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Wrangler {
+    /// Finds wrangler: `WRANGLER`, then `node_modules/.bin/wrangler`, then `wrangler` on
+    /// PATH; failing all three, runs `npm ci` once where a package-lock.json pins it.
+    pub fn locate(project: &Project) -> anyhow::Result<Wrangler> {
+        if let Some(program) = std::env::var_os("WRANGLER").filter(|v| !v.is_empty()) {
+            let program = PathBuf::from(program);
+            if !program.is_file() {
+                return Err(usage!(
+                    "WRANGLER is set to {}, which is not a file: unset it or point it at a wrangler executable",
+                    program.display()
+                ));
+            }
+            return Ok(Wrangler::new(program));
+        }
+        let local = local_bin(&project.root);
+        if local.is_file() {
+            return Wrangler::checked(local);
+        }
+        if let Ok(program) = which::which("wrangler") {
+            return Wrangler::checked(program);
+        }
+        let lock = project.root.join("package-lock.json");
+        if !lock.is_file() {
+            return Err(usage!(
+                "wrangler not found (WRANGLER unset, no {}, none on PATH) and no package-lock.json in {} \
+                 to install it from: add wrangler to package.json and run `npm install`",
+                local.display(),
+                project.root.display()
+            ));
+        }
+        provision(&project.root)?;
+        if !local.is_file() {
+            return Err(failed!(
+                "`npm ci` finished but {} is still missing: check that package.json lists wrangler",
+                local.display()
+            ));
+        }
+        Wrangler::checked(local)
+    }
+
+    fn new(program: PathBuf) -> Wrangler {
+        let path_env = program
+            .parent()
+            .filter(|dir| dir.join(node_exe()).is_file())
+            .map(|dir| {
+                let mut paths = vec![dir.to_path_buf()];
+                if let Some(old) = std::env::var_os("PATH") {
+                    paths.extend(std::env::split_paths(&old));
+                }
+                std::env::join_paths(paths).unwrap_or_default()
+            });
+        Wrangler {
+            program,
+            path_env,
+            calls: 0,
+        }
+    }
+
+    /// A wrangler found on disk, after making sure the Node it will run on is new enough.
+    fn checked(program: PathBuf) -> anyhow::Result<Wrangler> {
+        let w = Wrangler::new(program);
+        w.check_node()?;
+        Ok(w)
+    }
+
+    fn check_node(&self) -> anyhow::Result<()> {
+        let sh = Shell::new()?;
+        if let Some(path) = &self.path_env {
+            sh.set_var("PATH", path);
+        }
+        let version = cmd!(sh, "node --version").quiet().ignore_stderr().read().map_err(|_| {
+            usage!(
+                "wrangler at {} needs Node.js >= {}.{}, and no `node` runs here: run `npm ci` \
+                 in the workspace (package.json installs Node 22 beside wrangler) or install Node 22",
+                self.program.display(),
+                MIN_NODE.0,
+                MIN_NODE.1
+            )
+        })?;
+        match parse_node_version(&version) {
+            Some(v) if v >= MIN_NODE => Ok(()),
+            _ => Err(usage!(
+                "wrangler needs Node.js >= {}.{}, but the `node` it would run on is {}: run `npm ci` \
+                 in the workspace so that node_modules/.bin/node (Node 22, pinned in package.json) is \
+                 used, or install Node 22",
+                MIN_NODE.0,
+                MIN_NODE.1,
+                version.trim()
+            )),
+        }
+    }
+
+    /// Runs `wrangler <args>`, echoing the command first. Never prompts: stdin is empty,
+    /// so wrangler takes it as a script (and the xtask's own guards did the asking).
+    pub fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
+        ui::say(format!("$ {}", display_command(args)));
+        self.calls += 1;
+        let sh = Shell::new()?;
+        if let Some(path) = &self.path_env {
+            sh.set_var("PATH", path);
+        }
+        sh.set_var("WRANGLER_SEND_METRICS", "false");
+        sh.set_var("WRANGLER_HIDE_BANNER", "true");
+        sh.set_var("NO_COLOR", "1");
+        sh.set_var("FORCE_COLOR", "0");
+        let program = &self.program;
+        let output = cmd!(sh, "{program} {args...}")
+            .quiet()
+            .ignore_status()
+            .stdin("")
+            .output()
+            .map_err(|e| failed!("could not start wrangler ({}): {e}", program.display()))?;
+        Ok(Run {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+/// How a wrangler command is shown: `wrangler d1 ...`, each argument quoted if it needs it.
+pub fn display_command(args: &[String]) -> String {
+    let mut out = String::from("wrangler");
+    for arg in args {
+        out.push(' ');
+        if !arg.is_empty()
+            && arg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+".contains(&b))
+        {
+            out.push_str(arg);
+        } else {
+            out.push('\'');
+            out.push_str(&arg.replace('\'', "'\\''"));
+            out.push('\'');
+        }
+    }
+    ui::redact(&out)
+}
+
+fn node_exe() -> &'static str {
+    if cfg!(windows) {
+        "node.exe"
+    } else {
+        "node"
+    }
+}
+
+fn local_bin(root: &Path) -> PathBuf {
+    let name = if cfg!(windows) {
+        "wrangler.cmd"
+    } else {
+        "wrangler"
+    };
+    root.join("node_modules").join(".bin").join(name)
+}
+
+/// `npm ci` in the workspace: installs the wrangler and Node that package-lock.json pins.
+pub fn provision(root: &Path) -> anyhow::Result<()> {
+    let npm = which::which("npm").map_err(|_| {
+        usage!(
+            "wrangler is not installed and npm is not on PATH: install Node.js (20 or newer) with npm, \
+             then run `cargo xtask setup` (or `npm ci`) in {}",
+            root.display()
+        )
+    })?;
+    ui::say(format!(
+        "wrangler is not installed: running `npm ci` in {} (once) to install the wrangler and Node pinned in package-lock.json",
+        root.display()
+    ));
+    let status = std::process::Command::new(npm)
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(root)
+        // npm's progress goes to stderr with everything else human.
+        .stdout(std::io::stderr())
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map_err(|e| failed!("could not run npm: {e}"))?;
+    if !status.success() {
+        return Err(failed!(
+            "`npm ci` in {} failed ({status}): read npm's message above; the registry must be reachable",
+            root.display()
+        ));
+    }
+    Ok(())
+}
+
+/// `v22.12.0` -> (22, 12).
+fn parse_node_version(s: &str) -> Option<(u64, u64)> {
+    let mut parts = s.trim().trim_start_matches('v').split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_versions() {
+        assert_eq!(parse_node_version("v22.23.3\n"), Some((22, 23)));
+        assert!(parse_node_version("v20.20.2").unwrap() < MIN_NODE);
+        assert!(parse_node_version("v22.12.0").unwrap() >= MIN_NODE);
+        assert_eq!(parse_node_version("garbage"), None);
+    }
+
+    #[test]
+    fn commands_are_shown_quoted() {
+        let args: Vec<String> = ["d1", "execute", "DB", "--command", "SELECT 1; SELECT 'x'"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            display_command(&args),
+            "wrangler d1 execute DB --command 'SELECT 1; SELECT '\\''x'\\'''"
+        );
+    }
+
+    #[test]
+    fn error_text_from_json_and_from_stderr() {
+        let run = Run {
+            success: false,
+            stdout: "\n{\"error\": {\"text\": \"no such table: main.nosuch: SQLITE_ERROR\"}}"
+                .into(),
+            stderr: String::new(),
+        };
+        assert_eq!(run.error_text(), "no such table: main.nosuch: SQLITE_ERROR");
+        let run = Run {
+            success: false,
+            stdout: String::new(),
+            stderr: "\u{1b}[31m✘ \u{1b}[41;31m[\u{1b}[41;97mERROR\u{1b}[41;31m]\u{1b}[0m \u{1b}[1mA request failed.\u{1b}[0m\n\n  bad thing [code: 7500]\n\n  If you think this is a bug, please open an issue\n".into(),
+        };
+        assert_eq!(
+            run.error_text(),
+            "A request failed.\nbad thing [code: 7500]"
+        );
+    }
+}
