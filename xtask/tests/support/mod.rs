@@ -1,0 +1,234 @@
+//! End-to-end test support: temporary workspaces, the real xtask binary, the real wrangler.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn xtask_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_xtask"))
+}
+
+pub fn node_bin_dir() -> PathBuf {
+    repo_root().join("node_modules").join(".bin")
+}
+
+/// The repository's wrangler, installed once per test run by the xtask's own `setup`
+/// (which runs `npm ci` from package-lock.json when it is missing).
+pub fn wrangler_bin() -> PathBuf {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let bin = node_bin_dir().join("wrangler");
+            // A lock directory keeps parallel test processes from running npm ci twice.
+            let lock = repo_root().join("target").join("e2e-setup.lock");
+            std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+            let mut waited = 0;
+            while std::fs::create_dir(&lock).is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                waited += 1;
+                if waited > 600 {
+                    let _ = std::fs::remove_dir(&lock);
+                }
+            }
+            let result = if bin.is_file() {
+                Ok(())
+            } else {
+                let out = Command::new(xtask_bin())
+                    .arg("setup")
+                    .current_dir(repo_root())
+                    .env_remove("WRANGLER")
+                    .output()
+                    .unwrap();
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+                }
+            };
+            let _ = std::fs::remove_dir(&lock);
+            if let Err(e) = result {
+                panic!("cargo xtask setup failed: {e}");
+            }
+            bin
+        })
+        .clone()
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+    /// Asserts the exit status and that stderr holds every one of `words`.
+    #[track_caller]
+    pub fn expect(&self, code: i32, words: &[&str]) -> &Run {
+        assert_eq!(self.code, code, "exit status\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        for w in words {
+            assert!(
+                self.stderr.contains(w) || self.stdout.contains(w),
+                "output lacks `{w}`\nstdout:\n{}\nstderr:\n{}",
+                self.stdout,
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+pub const CONFIG: &str = r#"{
+  // a small workspace for the end-to-end tests
+  "name": "e2e",
+  "d1_databases": [
+    { "binding": "DB", "database_name": "e2e-local", "database_id": "00000000-0000-0000-0000-000000000001" },
+  ],
+  "env": {
+    "staging": { "d1_databases": [ { "binding": "DB", "database_name": "e2e-staging", "database_id": "00000000-0000-0000-0000-000000000002" } ] },
+    "production": { "d1_databases": [ { "binding": "DB", "database_name": "e2e-prod", "database_id": "00000000-0000-0000-0000-000000000003" } ] },
+  },
+}
+"#;
+
+pub struct Workspace {
+    pub dir: PathBuf,
+}
+
+impl Workspace {
+    /// A fresh folder under target/e2e holding `wrangler.jsonc` and `migrations/`.
+    pub fn new(tag: &str) -> Workspace {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = repo_root()
+            .join("target")
+            .join("e2e")
+            .join(format!("{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("migrations")).unwrap();
+        std::fs::write(dir.join("wrangler.jsonc"), CONFIG).unwrap();
+        Workspace { dir }
+    }
+
+    pub fn write(&self, rel: &str, text: impl AsRef<[u8]>) -> &Workspace {
+        let path = self.dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    pub fn migration(&self, name: &str, sql: &str) -> &Workspace {
+        self.write(&format!("migrations/{name}"), sql)
+    }
+
+    /// Runs the real xtask binary here, with the repository's wrangler.
+    pub fn xtask(&self, args: &[&str]) -> Run {
+        let wrangler = wrangler_bin();
+        self.xtask_with(args, &[("WRANGLER", wrangler.to_str().unwrap())])
+    }
+
+    pub fn xtask_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(xtask_bin());
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .env_remove("WRANGLER");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().unwrap())
+    }
+
+    /// Runs the real wrangler here (not through the xtask), on Node from node_modules.
+    pub fn wrangler(&self, args: &[&str]) -> Run {
+        let wrangler = wrangler_bin();
+        let path = format!(
+            "{}:{}",
+            node_bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new(wrangler)
+            .args(args)
+            .current_dir(&self.dir)
+            .env("PATH", path)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("CI", "true")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+
+    /// `SELECT ...` on the local database through `wrangler d1 execute --local --json`.
+    pub fn query(&self, sql: &str) -> Vec<serde_json::Value> {
+        let run = self.wrangler(&["d1", "execute", "DB", "--local", "--json", "--command", sql]);
+        assert_eq!(run.code, 0, "wrangler query failed: {}\n{}", run.stdout, run.stderr);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        v.as_array().unwrap().last().unwrap()["results"].as_array().unwrap().clone()
+    }
+
+    /// Names in wrangler's tracking table, read through wrangler (empty if it does not exist).
+    pub fn applied_names(&self) -> Vec<String> {
+        let exists = self.query("SELECT name FROM sqlite_master WHERE name = 'd1_migrations'");
+        if exists.is_empty() {
+            return Vec::new();
+        }
+        self.query("SELECT name FROM d1_migrations ORDER BY id")
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// User tables as wrangler sees them.
+    pub fn tables(&self) -> Vec<String> {
+        self.query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name NOT LIKE '_cf_%' AND name <> 'd1_migrations' ORDER BY name",
+        )
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+    }
+
+    /// What raw `wrangler d1 migrations list --local` says is pending.
+    pub fn wrangler_pending(&self) -> Vec<String> {
+        let run = self.wrangler(&["d1", "migrations", "list", "DB", "--local"]);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        if run.stdout.contains("No migrations to apply") {
+            return Vec::new();
+        }
+        run.stdout
+            .lines()
+            .filter_map(|l| l.split('│').nth(1))
+            .map(|s| s.trim().to_string())
+            .filter(|s| s.ends_with(".sql"))
+            .collect()
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
