@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn xtask_bin() -> PathBuf {
@@ -75,13 +78,21 @@ impl Run {
         }
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
     /// Asserts the exit status and that stderr holds every one of `words`.
     #[track_caller]
     pub fn expect(&self, code: i32, words: &[&str]) -> &Run {
-        assert_eq!(self.code, code, "exit status\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit status\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         for w in words {
             assert!(
                 self.stderr.contains(w) || self.stdout.contains(w),
@@ -181,9 +192,16 @@ impl Workspace {
     /// `SELECT ...` on the local database through `wrangler d1 execute --local --json`.
     pub fn query(&self, sql: &str) -> Vec<serde_json::Value> {
         let run = self.wrangler(&["d1", "execute", "DB", "--local", "--json", "--command", sql]);
-        assert_eq!(run.code, 0, "wrangler query failed: {}\n{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.code, 0,
+            "wrangler query failed: {}\n{}",
+            run.stdout, run.stderr
+        );
         let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-        v.as_array().unwrap().last().unwrap()["results"].as_array().unwrap().clone()
+        v.as_array().unwrap().last().unwrap()["results"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// Names in wrangler's tracking table, read through wrangler (empty if it does not exist).
