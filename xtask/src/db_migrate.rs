@@ -1,15 +1,32 @@
-//! `db-migrate [--to <version>] [--per-file]`: lint, check drift, apply in one request,
-//! then believe only the tracking table.
+//! `db-migrate [--to <version>] [--per-file] [--no-backup]`: lint, check drift, capture a
+//! restore point, apply in one request, then believe only the tracking table.
 
 use serde_json::json;
 
-use crate::d1::{ApplyMode, Database, State};
+use crate::d1::{ApplyMode, Database, RestorePoint, State};
 use crate::db_status::database_json;
 use crate::exit::{failed, refused};
 use crate::migrations::{Migration, MigrationSet};
 use crate::target::Target;
 use crate::wrangler::display_command;
-use crate::{d1, flags, plan, ui, Ctx};
+use crate::{backups, d1, flags, guard, plan, ui, Ctx};
+
+/// A restore point as the user sees it: what it is, its index entry, how to go back.
+struct Captured {
+    point: RestorePoint,
+    backup_id: String,
+    undo: String,
+}
+
+impl Captured {
+    fn json(&self) -> serde_json::Value {
+        match &self.point {
+            RestorePoint::Bookmark(b) => {
+                json!({"bookmark": b, "backup": self.backup_id, "undo": self.undo})
+            }
+        }
+    }
+}
 
 impl flags::DbMigrate {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -20,7 +37,7 @@ impl flags::DbMigrate {
             return Err(refused!(
                 "lint found {} error{} in {}; nothing was applied:\n{}",
                 lint_errors.len(),
-                if lint_errors.len() == 1 { "" } else { "s" },
+                plural(lint_errors.len()),
                 set.dir.display(),
                 lint_errors.join("\n")
             ));
@@ -32,6 +49,12 @@ impl flags::DbMigrate {
         } else {
             ApplyMode::Atomic
         };
+        if self.no_backup && target.protected {
+            return Err(refused!(
+                "--no-backup is not allowed on {}, a protected environment: a restore point is always taken there",
+                target.env
+            ));
+        }
 
         let mut db = d1::open(&ctx.project, &target)?;
         let before = db.state()?;
@@ -59,7 +82,7 @@ impl flags::DbMigrate {
                     status.applied.len()
                 )),
             }
-            return report(ctx, &target, db.as_ref(), &[], &before, mode);
+            return report(ctx, &target, db.as_ref(), &[], &before, mode, None);
         }
         let names: Vec<&str> = chosen.iter().map(|m| m.name.as_str()).collect();
         ui::say(format!(
@@ -71,6 +94,12 @@ impl flags::DbMigrate {
         ));
         if ctx.global.dry_run {
             ui::say("dry run: nothing is changed; this would run:");
+            if target.env.is_remote() && !self.no_backup {
+                ui::say(format!(
+                    "  $ {}",
+                    display_command(&target.time_travel_args("info", &["--json"]))
+                ));
+            }
             for args in db.apply_commands(&chosen, mode) {
                 ui::say(format!("  $ {}", display_command(&args)));
             }
@@ -89,21 +118,58 @@ impl flags::DbMigrate {
             return Ok(());
         }
 
-        let outcome = db.apply(&chosen, mode)?;
+        guard::confirm(
+            &target,
+            &format!("apply {} migration{}", chosen.len(), plural(chosen.len())),
+            ctx.global.yes,
+        )?;
+        let captured = if self.no_backup {
+            None
+        } else {
+            capture(ctx, &target, db.as_mut(), &before)?
+        };
+
+        let outcome = db.apply(&chosen, mode, &before)?;
         // wrangler can exit 0 on a failed migration: only the tracking table is believed.
-        let after = db.state()?;
+        let after = match outcome.after.clone() {
+            Some(state) if outcome.error.is_none() => state,
+            _ => match db.state() {
+                Ok(state) => state,
+                Err(e) => {
+                    let why = outcome
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "the apply was not confirmed".into());
+                    return Err(failed!(
+                        "applying failed: {why}\nreading the tracking table back failed too ({e:#}): what is applied \
+                         is unknown; check with `cargo xtask db-status --env {}`{}",
+                        target.env,
+                        undo_line(captured.as_ref())
+                    ));
+                }
+            },
+        };
         let missing: Vec<&&Migration> = chosen
             .iter()
             .filter(|m| !after.is_applied(&m.name))
             .collect();
         if outcome.error.is_none() && missing.is_empty() {
             ui::say(format!(
-                "applied {} migration{}: {}",
+                "applied {} migration{}: {}{}",
                 chosen.len(),
-                if chosen.len() == 1 { "" } else { "s" },
-                names.join(", ")
+                plural(chosen.len()),
+                names.join(", "),
+                undo_line(captured.as_ref())
             ));
-            return report(ctx, &target, db.as_ref(), &chosen, &after, mode);
+            return report(
+                ctx,
+                &target,
+                db.as_ref(),
+                &chosen,
+                &after,
+                mode,
+                captured.as_ref(),
+            );
         }
         let applied_now: Vec<&str> = chosen
             .iter()
@@ -120,7 +186,56 @@ impl flags::DbMigrate {
         });
         let mut msg = format!("migration {culprit} failed: {why}\n");
         msg.push_str(&describe_after(&target, &after, &applied_now, &missing));
+        if !applied_now.is_empty() {
+            msg.push_str(&undo_line(captured.as_ref()));
+        }
         Err(failed!("{msg}"))
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Takes the restore point, records it in the backup index and tells the user (and a
+/// GitHub workflow) about it.
+fn capture(
+    ctx: &Ctx,
+    target: &Target,
+    db: &mut dyn Database,
+    before: &State,
+) -> anyhow::Result<Option<Captured>> {
+    let Some(point) = db.restore_point()? else {
+        return Ok(None);
+    };
+    let applied: Vec<String> = before.applied.iter().map(|r| r.name.clone()).collect();
+    let undo = db.undo_command(&point);
+    let backup_id = match &point {
+        RestorePoint::Bookmark(b) => {
+            let id =
+                backups::record_bookmark(&ctx.project, target, b, &applied, "before db-migrate")?;
+            backups::github_output(b)?;
+            ui::say(format!(
+                "restore point: Time Travel bookmark {b} (backup index {id})"
+            ));
+            id
+        }
+    };
+    Ok(Some(Captured {
+        point,
+        backup_id,
+        undo,
+    }))
+}
+
+fn undo_line(captured: Option<&Captured>) -> String {
+    match captured {
+        Some(c) => format!("\nto return to the state before this run: {}", c.undo),
+        None => String::new(),
     }
 }
 
@@ -161,7 +276,7 @@ fn describe_after(
             target.env,
             target.db.binding,
             after.applied.len(),
-            if after.applied.len() == 1 { "" } else { "s" },
+            plural(after.applied.len()),
             last.name
         )),
         None => out.push_str(&format!(
@@ -180,6 +295,7 @@ fn report(
     applied: &[&Migration],
     after: &State,
     mode: ApplyMode,
+    captured: Option<&Captured>,
 ) -> anyhow::Result<()> {
     if ctx.global.json {
         ui::json(&json!({
@@ -188,6 +304,7 @@ fn report(
             "applied": applied.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
             "total_applied": after.applied.len(),
             "mode": mode_name(mode),
+            "restore_point": captured.map(Captured::json),
             "wrangler_calls": db.wrangler_calls(),
         }));
     }

@@ -87,6 +87,10 @@ pub const COMMANDS: &[Spec] = &[
                 "per-file",
                 "apply each file in its own request (wrangler's way) instead of all-or-nothing",
             ),
+            switch(
+                "no-backup",
+                "take no restore point first (refused on protected environments)",
+            ),
         ],
         not_yet: None,
     },
@@ -167,6 +171,7 @@ pub struct DbStatus {
 pub struct DbMigrate {
     pub to: Option<String>,
     pub per_file: bool,
+    pub no_backup: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -325,6 +330,7 @@ impl Flags {
             "db-migrate" => Command::DbMigrate(DbMigrate {
                 to: raw.value("to"),
                 per_file: raw.switch("per-file"),
+                no_backup: raw.switch("no-backup"),
             }),
             other => unreachable!("command `{other}` is in COMMANDS but has no typed form"),
         };
@@ -435,7 +441,8 @@ mod tests {
             a.command,
             Command::DbMigrate(DbMigrate {
                 to: Some("3".into()),
-                per_file: false
+                per_file: false,
+                no_backup: false,
             })
         );
     }

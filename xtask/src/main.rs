@@ -1,6 +1,7 @@
 //! cargo xtask: safe, repeatable Cloudflare D1 migrations, test data and backups, on top of
 //! the real `wrangler d1` CLI. `cargo xtask --help` lists the commands.
 
+mod backups;
 mod config;
 mod d1;
 mod db_migrate;
@@ -8,6 +9,7 @@ mod db_new;
 mod db_status;
 mod exit;
 mod flags;
+mod guard;
 mod migrations;
 mod plan;
 mod project;

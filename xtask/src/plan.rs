@@ -131,6 +131,7 @@ mod tests {
                     applied_at: "2026-11-22 00:00:00".into(),
                 })
                 .collect(),
+            schema: Vec::new(),
         };
         (dir, set, state)
     }

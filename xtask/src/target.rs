@@ -99,6 +99,25 @@ impl Target {
         args.push(self.config_path.display().to_string());
         args
     }
+
+    /// `d1 time-travel <sub> <binding> [--env <name>] --config <path> <extra...>`: Time
+    /// Travel is always remote and takes neither `--remote` nor `--local`.
+    pub fn time_travel_args(&self, sub: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "d1".into(),
+            "time-travel".into(),
+            sub.into(),
+            self.db.binding.clone(),
+        ];
+        if let Env::Remote(name) = &self.env {
+            args.push("--env".into());
+            args.push(name.clone());
+        }
+        args.push("--config".into());
+        args.push(self.config_path.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
 }
 
 #[cfg(test)]
@@ -141,6 +160,16 @@ mod tests {
                 .iter()
                 .any(|a| a == "--preview"));
         }
+    }
+
+    #[test]
+    fn time_travel_takes_no_location_flag() {
+        assert_eq!(
+            target(Env::Remote("staging".into()))
+                .time_travel_args("restore", &["--bookmark", "b1"])
+                .join(" "),
+            "d1 time-travel restore DB --env staging --config /w/wrangler.jsonc --bookmark b1"
+        );
     }
 
     #[test]

@@ -219,12 +219,15 @@ impl Wrangler {
     }
 }
 
-/// How a wrangler command is shown: `wrangler d1 ...`, each argument quoted if it needs it.
+/// How a wrangler command is shown: `wrangler d1 ...`, each argument quoted if it needs
+/// it. SQL passed inline (several lines, or long) is summarised, not printed whole.
 pub fn display_command(args: &[String]) -> String {
     let mut out = String::from("wrangler");
     for arg in args {
         out.push(' ');
-        if !arg.is_empty()
+        if arg.contains('\n') || arg.len() > 200 {
+            out.push_str(&format!("'<SQL, {} bytes>'", arg.len()));
+        } else if !arg.is_empty()
             && arg
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+".contains(&b))
@@ -315,6 +318,11 @@ mod tests {
         assert_eq!(
             display_command(&args),
             "wrangler d1 execute DB --command 'SELECT 1; SELECT '\\''x'\\'''"
+        );
+        let long = vec!["--command".to_string(), "SELECT 1;\nSELECT 2;".to_string()];
+        assert_eq!(
+            display_command(&long),
+            "wrangler --command '<SQL, 19 bytes>'"
         );
     }
 

@@ -7,8 +7,8 @@ use hmac::{Hmac, Mac};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::{batch_sql, create_tracking_table_sql, quote_ident, tracking_insert_sql};
-use super::{AppliedRow, ApplyMode, ApplyReport, Database, State};
+use super::{batch_sql, create_tracking_table_sql, execute_items, quote_ident, rows_to_state};
+use super::{AppliedRow, ApplyMode, ApplyReport, Database, RestorePoint, State};
 use crate::exit::failed;
 use crate::migrations::Migration;
 use crate::project::Project;
@@ -140,7 +140,11 @@ impl Local {
                 run.error_text()
             ));
         }
-        parse_execute_rows(&run.stdout)
+        let items = execute_items(&run.stdout)?;
+        let last = items
+            .last()
+            .ok_or_else(|| failed!("wrangler returned no result"))?;
+        Ok(rows_to_state(last))
     }
 
     fn db_file(&self) -> Option<&Path> {
@@ -156,8 +160,8 @@ impl Local {
             .join(format!("batch-{}-{index}.sql", std::process::id()))
     }
 
-    /// Replays the migrations on an in-memory copy of the local file, each in its own
-    /// transaction, to name the one that fails (wrangler only says what SQL failed).
+    /// Names the migration of a failed batch: replays it on an in-memory copy of the
+    /// local file (wrangler only says which SQL failed, not in which file).
     fn diagnose(&self, migrations: &[&Migration]) -> Option<(String, String)> {
         let mut copy = Connection::open_in_memory().ok()?;
         if let Some(path) = self.db_file().filter(|p| p.exists()) {
@@ -167,24 +171,7 @@ impl Local {
                 .run_to_completion(256, std::time::Duration::ZERO, None)
                 .ok()?;
         }
-        let table = &self.target.db.migrations_table;
-        copy.execute_batch(&format!(
-            "PRAGMA foreign_keys = ON;\n{}",
-            create_tracking_table_sql(table)
-        ))
-        .ok()?;
-        for m in migrations {
-            let sql = format!(
-                "BEGIN;\n{}\n;\n{}\nCOMMIT;",
-                m.sql,
-                tracking_insert_sql(table, &m.name)
-            );
-            if let Err(e) = copy.execute_batch(&sql) {
-                let _ = copy.execute_batch("ROLLBACK;");
-                return Some((m.name.clone(), e.to_string()));
-            }
-        }
-        None
+        super::replay(&copy, &self.target.db.migrations_table, migrations)
     }
 }
 
@@ -225,7 +212,12 @@ impl Database for Local {
             .collect()
     }
 
-    fn apply(&mut self, migrations: &[&Migration], mode: ApplyMode) -> anyhow::Result<ApplyReport> {
+    fn apply(
+        &mut self,
+        migrations: &[&Migration],
+        mode: ApplyMode,
+        _before: &State,
+    ) -> anyhow::Result<ApplyReport> {
         let groups: Vec<Vec<&Migration>> = match mode {
             ApplyMode::Atomic => vec![migrations.to_vec()],
             ApplyMode::PerFile => migrations.iter().map(|m| vec![*m]).collect(),
@@ -263,11 +255,22 @@ impl Database for Local {
                 return Ok(ApplyReport {
                     error: Some(error),
                     failed,
+                    after: None,
                 });
             }
             done += group.len();
         }
         Ok(ApplyReport::default())
+    }
+
+    fn restore_point(&mut self) -> anyhow::Result<Option<RestorePoint>> {
+        Ok(None)
+    }
+
+    fn undo_command(&self, point: &RestorePoint) -> String {
+        match point {
+            RestorePoint::Bookmark(b) => format!("(local databases have no bookmarks: {b})"),
+        }
     }
 
     fn wrangler_calls(&self) -> usize {
@@ -298,41 +301,10 @@ pub fn read_state(conn: &Connection, table: &str) -> rusqlite::Result<State> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(State { applied })
-}
-
-/// The rows of the last result of `wrangler d1 execute --json`.
-pub fn parse_execute_rows(stdout: &str) -> anyhow::Result<State> {
-    let start = stdout.find('[').unwrap_or(0);
-    let value: serde_json::Value = serde_json::from_str(stdout[start..].trim()).map_err(|e| {
-        failed!(
-            "wrangler's --json output is not JSON ({e}): {}",
-            stdout.trim()
-        )
-    })?;
-    let results = value
-        .as_array()
-        .and_then(|a| a.last())
-        .and_then(|r| r.get("results"))
-        .and_then(|r| r.as_array())
-        .ok_or_else(|| failed!("wrangler's --json output has no results: {}", stdout.trim()))?;
-    let applied = results
-        .iter()
-        .map(|row| AppliedRow {
-            id: row.get("id").and_then(|v| v.as_i64()).unwrap_or_default(),
-            name: row
-                .get("name")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string(),
-            applied_at: row
-                .get("applied_at")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string(),
-        })
-        .collect();
-    Ok(State { applied })
+    Ok(State {
+        applied,
+        schema: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -402,8 +374,11 @@ mod tests {
         );
         conn.execute_batch(&create_tracking_table_sql("d1_migrations"))
             .unwrap();
-        conn.execute_batch(&tracking_insert_sql("d1_migrations", "0001_a.sql"))
-            .unwrap();
+        conn.execute_batch(&crate::d1::tracking_insert_sql(
+            "d1_migrations",
+            "0001_a.sql",
+        ))
+        .unwrap();
         let state = read_state(&conn, "d1_migrations").unwrap();
         assert_eq!(state.applied.len(), 1);
         assert_eq!(state.applied[0].name, "0001_a.sql");
@@ -411,12 +386,5 @@ mod tests {
             state.applied[0].applied_at.len(),
             "2026-11-22 00:19:28".len()
         );
-    }
-
-    #[test]
-    fn parses_execute_json() {
-        let out = r#"[{"results":[],"success":true},{"results":[{"id":1,"name":"0001_a.sql","applied_at":"2026-11-22 00:19:28"}],"success":true}]"#;
-        let state = parse_execute_rows(out).unwrap();
-        assert_eq!(state.applied[0].name, "0001_a.sql");
     }
 }

@@ -3,8 +3,8 @@
 //! `wrangler --remote`). Commands talk to `dyn Database` and never ask which one it is.
 
 pub mod local;
+pub mod remote;
 
-use crate::exit::usage;
 use crate::migrations::Migration;
 use crate::project::Project;
 use crate::target::{Env, Target};
@@ -17,10 +17,22 @@ pub struct AppliedRow {
     pub applied_at: String,
 }
 
+/// One object of `sqlite_master`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaObject {
+    pub kind: String,
+    pub name: String,
+    pub table: String,
+    pub sql: String,
+}
+
 /// What the database says is applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     pub applied: Vec<AppliedRow>,
+    /// The schema, where it came with the state for free (remote reads); used to tell
+    /// which migration of a failed batch broke it.
+    pub schema: Vec<SchemaObject>,
 }
 
 impl State {
@@ -39,13 +51,22 @@ pub enum ApplyMode {
     PerFile,
 }
 
-/// What an apply reported before the tracking table is read back.
+/// What an apply reported.
 #[derive(Debug, Default)]
 pub struct ApplyReport {
     /// wrangler's error for the request that failed, if one did.
     pub error: Option<String>,
     /// The migration that failed, where it could be told.
     pub failed: Option<String>,
+    /// The tracking table as read back in the same request, when the apply could do that.
+    pub after: Option<State>,
+}
+
+/// A point the database can be returned to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestorePoint {
+    /// A Time Travel bookmark of a remote database.
+    Bookmark(String),
 }
 
 pub trait Database {
@@ -58,7 +79,17 @@ pub trait Database {
     /// Applies the migrations with their tracking rows. An `Err` means the attempt could
     /// not be made or judged; a failed attempt is reported in `ApplyReport::error` and the
     /// caller reads the tracking table back to tell what is applied.
-    fn apply(&mut self, migrations: &[&Migration], mode: ApplyMode) -> anyhow::Result<ApplyReport>;
+    fn apply(
+        &mut self,
+        migrations: &[&Migration],
+        mode: ApplyMode,
+        before: &State,
+    ) -> anyhow::Result<ApplyReport>;
+    /// Captures the current state as a restore point; `None` where this database has no
+    /// way to do that yet (local snapshots come with the backup index).
+    fn restore_point(&mut self) -> anyhow::Result<Option<RestorePoint>>;
+    /// The exact command that returns the database to `point`.
+    fn undo_command(&self, point: &RestorePoint) -> String;
     /// wrangler processes started so far.
     fn wrangler_calls(&self) -> usize;
 }
@@ -66,10 +97,7 @@ pub trait Database {
 pub fn open(project: &Project, target: &Target) -> anyhow::Result<Box<dyn Database>> {
     match &target.env {
         Env::Local => Ok(Box::new(local::Local::new(project, target))),
-        Env::Remote(name) => Err(usage!(
-            "remote environments (`--env {name}`) are not available in this version yet: \
-             see the README section \"Not there yet\""
-        )),
+        Env::Remote(_) => Ok(Box::new(remote::Remote::new(project, target))),
     }
 }
 
@@ -129,6 +157,78 @@ pub fn batch_sql(table: &str, migrations: &[&Migration]) -> String {
     sql
 }
 
+/// The result items of `wrangler d1 execute --command ... --json`: one per statement.
+pub fn execute_items(stdout: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let start = stdout.find('[').unwrap_or(0);
+    let value: serde_json::Value = serde_json::from_str(stdout[start..].trim()).map_err(|e| {
+        crate::exit::failed!(
+            "wrangler's --json output is not JSON ({e}): {}",
+            crate::ui::redact(stdout.trim())
+        )
+    })?;
+    match value {
+        serde_json::Value::Array(items) => Ok(items),
+        other => Err(crate::exit::failed!(
+            "wrangler's --json output is not a list of results: {other}"
+        )),
+    }
+}
+
+/// Tracking rows from one result item (`SELECT id, name, applied_at ...`).
+pub fn rows_to_state(item: &serde_json::Value) -> State {
+    let applied = item["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| AppliedRow {
+            id: row["id"].as_i64().unwrap_or_default(),
+            name: row["name"].as_str().unwrap_or_default().to_string(),
+            applied_at: row["applied_at"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect();
+    State {
+        applied,
+        schema: Vec::new(),
+    }
+}
+
+/// Replays migrations on `conn` (a copy of the database, or its schema alone), each in
+/// its own transaction as wrangler would run them, and names the first that fails.
+pub fn replay(
+    conn: &rusqlite::Connection,
+    table: &str,
+    migrations: &[&Migration],
+) -> Option<(String, String)> {
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON;\n{}",
+        create_tracking_table_sql(table)
+    ))
+    .ok()?;
+    for m in migrations {
+        let sql = format!(
+            "BEGIN;\n{}\n;\n{}\nCOMMIT;",
+            m.sql,
+            tracking_insert_sql(table, &m.name)
+        );
+        if let Err(e) = conn.execute_batch(&sql) {
+            let _ = conn.execute_batch("ROLLBACK;");
+            return Some((m.name.clone(), e.to_string()));
+        }
+    }
+    None
+}
+
+/// An in-memory database holding `schema` (tables first, then the rest), for `replay`.
+pub fn schema_copy(schema: &[SchemaObject]) -> Option<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_in_memory().ok()?;
+    let mut ordered: Vec<&SchemaObject> = schema.iter().filter(|o| o.kind == "table").collect();
+    ordered.extend(schema.iter().filter(|o| o.kind != "table"));
+    for o in ordered {
+        conn.execute_batch(&o.sql).ok()?;
+    }
+    Some(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +244,15 @@ mod tests {
             sha256: String::new(),
             facts,
         }
+    }
+
+    #[test]
+    fn parses_execute_json() {
+        let out = r#"[{"results":[],"success":true},{"results":[{"id":1,"name":"0001_a.sql","applied_at":"2026-11-22 00:19:28"}],"success":true}]"#;
+        let items = execute_items(out).unwrap();
+        let state = rows_to_state(items.last().unwrap());
+        assert_eq!(state.applied[0].name, "0001_a.sql");
+        assert!(execute_items("{\"error\": 1}").is_err());
     }
 
     #[test]

@@ -250,3 +250,154 @@ impl Drop for Workspace {
         }
     }
 }
+
+/// The account id every remote test uses.
+pub const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
+/// The API token the emulator demands; tests search every output and file for it.
+pub const TOKEN: &str = "tok-e2e-5f1d9a7c3b2e4d6f8a0c";
+
+/// The databases of `CONFIG`'s remote environments.
+pub fn remote_id(env: &str) -> &'static str {
+    match env {
+        "staging" => "00000000-0000-0000-0000-000000000002",
+        "production" => "00000000-0000-0000-0000-000000000003",
+        other => panic!("no remote env {other}"),
+    }
+}
+
+impl Workspace {
+    /// A D1 API emulator for this workspace, demanding `TOKEN`.
+    pub fn emulator(&self) -> d1_emulator::Emulator {
+        d1_emulator::Emulator::start(d1_emulator::Options {
+            port: 0,
+            data_dir: self.dir.join("emulator-data"),
+            token: Some(TOKEN.to_string()),
+            databases: vec![
+                (remote_id("staging").into(), "e2e-staging".into()),
+                (remote_id("production").into(), "e2e-prod".into()),
+            ],
+            faults: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    fn remote_env(emu: &d1_emulator::Emulator) -> Vec<(&'static str, String)> {
+        vec![
+            ("CLOUDFLARE_API_BASE_URL", emu.base_url()),
+            ("CLOUDFLARE_API_TOKEN", TOKEN.to_string()),
+            ("CLOUDFLARE_ACCOUNT_ID", ACCOUNT.to_string()),
+        ]
+    }
+
+    /// The xtask with wrangler pointed at the emulator.
+    pub fn xtask_remote(
+        &self,
+        emu: &d1_emulator::Emulator,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Run {
+        let wrangler = wrangler_bin();
+        let env = Self::remote_env(emu);
+        let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.push(("WRANGLER", wrangler.to_str().unwrap()));
+        all.extend_from_slice(extra);
+        self.xtask_with(args, &all)
+    }
+
+    /// Raw wrangler against the emulator.
+    pub fn wrangler_remote(&self, emu: &d1_emulator::Emulator, args: &[&str]) -> Run {
+        let wrangler = wrangler_bin();
+        let path = format!(
+            "{}:{}",
+            node_bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new(wrangler);
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("PATH", path)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("CI", "true")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        for (k, v) in Self::remote_env(emu) {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().unwrap())
+    }
+
+    /// `SELECT ...` on a remote database through `wrangler d1 execute --remote --json`.
+    pub fn remote_query(
+        &self,
+        emu: &d1_emulator::Emulator,
+        env: &str,
+        sql: &str,
+    ) -> Vec<serde_json::Value> {
+        let run = self.wrangler_remote(
+            emu,
+            &[
+                "d1",
+                "execute",
+                "DB",
+                "--env",
+                env,
+                "--remote",
+                "--json",
+                "--command",
+                sql,
+            ],
+        );
+        assert_eq!(
+            run.code, 0,
+            "wrangler query failed: {}\n{}",
+            run.stdout, run.stderr
+        );
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        v.as_array().unwrap().last().unwrap()["results"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// User tables and tracking rows of a remote database, through wrangler, in one call.
+    pub fn remote_tables_and_applied(
+        &self,
+        emu: &d1_emulator::Emulator,
+        env: &str,
+    ) -> (Vec<String>, Vec<String>) {
+        let rows = self.remote_query(
+            emu,
+            env,
+            "SELECT 'table' AS k, name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name NOT LIKE '_cf_%' AND name <> 'd1_migrations' \
+             UNION ALL SELECT 'applied', name FROM d1_migrations WHERE EXISTS \
+             (SELECT 1 FROM sqlite_master WHERE name = 'd1_migrations') ORDER BY 1, 2",
+        );
+        let pick = |k: &str| {
+            rows.iter()
+                .filter(|r| r["k"] == k)
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        (pick("table"), pick("applied"))
+    }
+
+    /// What raw `wrangler d1 migrations list --env <env> --remote` says is pending.
+    pub fn remote_pending(&self, emu: &d1_emulator::Emulator, env: &str) -> Vec<String> {
+        let run = self.wrangler_remote(
+            emu,
+            &["d1", "migrations", "list", "DB", "--env", env, "--remote"],
+        );
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        if run.stdout.contains("No migrations to apply") {
+            return Vec::new();
+        }
+        run.stdout
+            .lines()
+            .filter_map(|l| l.split('│').nth(1))
+            .map(|s| s.trim().to_string())
+            .filter(|s| s.ends_with(".sql"))
+            .collect()
+    }
+}

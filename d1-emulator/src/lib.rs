@@ -1,0 +1,134 @@
+//! A local emulator of the Cloudflare D1 HTTP API that `wrangler d1 ... --remote` calls,
+//! so that staging and production paths are tested with the real wrangler and no network.
+//! Point wrangler at it with `CLOUDFLARE_API_BASE_URL=<Emulator::base_url()>` and set
+//! `CLOUDFLARE_API_TOKEN` / `CLOUDFLARE_ACCOUNT_ID`.
+
+mod api;
+pub mod faults;
+mod http;
+mod sqltext;
+pub mod store;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+pub use api::Logged;
+pub use faults::{Fault, FaultKind};
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// When set, API requests must carry it (`Authorization: Bearer` or `X-Auth-Key`).
+    pub token: Option<String>,
+    /// Databases to create up front: (uuid, name). Others are created on first use.
+    pub databases: Vec<(String, String)>,
+    pub faults: Vec<Fault>,
+}
+
+pub struct Emulator {
+    shared: Arc<api::Shared>,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    pub fn start(opts: Options) -> io::Result<Emulator> {
+        let listener = TcpListener::bind(("127.0.0.1", opts.port))?;
+        let addr = listener.local_addr()?;
+        let store = store::Store::open(&opts.data_dir, &opts.databases)
+            .map_err(|e| io::Error::other(e.0))?;
+        let shared = Arc::new(api::Shared {
+            store: Mutex::new(store),
+            faults: Mutex::new(faults::Faults { list: opts.faults }),
+            log: Mutex::new(Vec::new()),
+            token: opts.token,
+            origin: format!("http://{addr}"),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let shared = shared.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = conn else { continue };
+                    let shared = shared.clone();
+                    std::thread::spawn(move || serve(&shared, stream));
+                }
+            })
+        };
+        Ok(Emulator {
+            shared,
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The value for `CLOUDFLARE_API_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}{}", self.addr, api::BASE_PATH)
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.shared.faults.lock().unwrap().list.push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.faults.lock().unwrap().list.clear();
+    }
+
+    /// Every API request so far (admin calls excluded).
+    pub fn requests(&self) -> Vec<Logged> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.log.lock().unwrap().clear();
+    }
+
+    /// Runs SQL on a database directly (test set-up and checks), as one committed request.
+    pub fn execute(&self, uuid: &str, sql: &str) -> Result<Vec<serde_json::Value>, String> {
+        let mut store = self.shared.store.lock().unwrap();
+        let db = store.get_or_create(uuid, None).map_err(|e| e.0)?;
+        db.execute(sql, true).map(|out| out.items).map_err(|e| e.0)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(shared: &api::Shared, mut stream: TcpStream) {
+    let Ok(req) = http::read_request(&mut stream) else {
+        return;
+    };
+    match api::handle(shared, &req) {
+        api::Outcome::Reply(resp) => {
+            let _ = http::write_response(&mut stream, &resp);
+        }
+        api::Outcome::Drop => {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}

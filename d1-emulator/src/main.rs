@@ -1,0 +1,57 @@
+//! `d1-emulator --port 0 --data <dir> [--token <t>] [--db <uuid>=<name>]... [--fault <spec>]...`
+//! prints `listening on http://127.0.0.1:<port>/client/v4` and serves until killed.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use d1_emulator::{Emulator, Fault, Options};
+
+const USAGE: &str =
+    "usage: d1-emulator --port <n> --data <dir> [--token <token>] [--db <uuid>=<name>]... \
+                     [--fault METHOD:path:nth:kind[:ms]]...";
+
+fn main() {
+    match run() {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("d1-emulator: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut opts = Options::default();
+    let mut data = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--port" => {
+                opts.port = value()?
+                    .parse()
+                    .map_err(|_| "--port takes a number".to_string())?
+            }
+            "--data" => data = Some(PathBuf::from(value()?)),
+            "--token" => opts.token = Some(value()?),
+            "--db" => {
+                let v = value()?;
+                let (uuid, name) = v.split_once('=').ok_or("--db takes <uuid>=<name>")?;
+                opts.databases.push((uuid.to_string(), name.to_string()));
+            }
+            "--fault" => opts.faults.push(Fault::parse(&value()?)?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    opts.data_dir = data.ok_or("--data <dir> is required")?;
+    let emulator = Emulator::start(opts).map_err(|e| format!("cannot start: {e}"))?;
+    println!("listening on {}", emulator.base_url());
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::park();
+    }
+}

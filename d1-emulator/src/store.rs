@@ -1,0 +1,741 @@
+//! Databases on disk: one SQLite file each, D1's query semantics, Time Travel bookmarks
+//! as snapshots taken after every committed write, and export in wrangler's dump format.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use md5::{Digest, Md5};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, MAIN_DB};
+use serde_json::{json, Map, Value};
+
+use crate::sqltext;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Clone, Debug)]
+pub struct Bookmark {
+    pub id: String,
+    pub seq: u64,
+    pub at_ms: i64,
+}
+
+pub struct Db {
+    pub uuid: String,
+    pub name: String,
+    pub created_ms: i64,
+    dir: PathBuf,
+    conn: Connection,
+    bookmarks: Vec<Bookmark>,
+}
+
+/// A failed request: D1's error text (`<message>: SQLITE_<CODE>`).
+#[derive(Debug)]
+pub struct SqlError(pub String);
+
+fn code_name(code: rusqlite::ffi::ErrorCode) -> &'static str {
+    use rusqlite::ffi::ErrorCode as C;
+    match code {
+        C::ConstraintViolation => "SQLITE_CONSTRAINT",
+        C::TooBig => "SQLITE_TOOBIG",
+        C::AuthorizationForStatementDenied => "SQLITE_AUTH",
+        C::TypeMismatch => "SQLITE_MISMATCH",
+        C::DatabaseBusy => "SQLITE_BUSY",
+        C::ReadOnly => "SQLITE_READONLY",
+        C::ApiMisuse => "SQLITE_MISUSE",
+        C::OutOfMemory => "SQLITE_NOMEM",
+        _ => "SQLITE_ERROR",
+    }
+}
+
+fn sql_error(e: rusqlite::Error) -> SqlError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, Some(msg)) => {
+            SqlError(format!("{msg}: {}", code_name(f.code)))
+        }
+        rusqlite::Error::SqliteFailure(f, None) => SqlError(format!("{f}: {}", code_name(f.code))),
+        other => SqlError(format!("{other}: SQLITE_ERROR")),
+    }
+}
+
+fn cell(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => json!(i),
+        ValueRef::Real(f) => json!(f),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Array(b.iter().map(|x| json!(x)).collect()),
+    }
+}
+
+/// How a request's statements were run.
+#[derive(Debug)]
+pub struct Executed {
+    /// One D1 result object per statement.
+    pub items: Vec<Value>,
+    pub changed: bool,
+    pub duration_ms: f64,
+    pub rows_read: u64,
+    pub rows_written: u64,
+}
+
+impl Db {
+    fn open(dir: &Path, uuid: &str, name: &str) -> rusqlite::Result<Db> {
+        let conn = Connection::open(dir.join(format!("{uuid}.sqlite")))?;
+        // D1 always enforces foreign keys; inside a request's transaction SQLite ignores
+        // attempts to switch them off, as D1 does.
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE;")?;
+        let meta_path = dir.join(format!("{uuid}.meta.json"));
+        let meta: Option<Value> = std::fs::read(&meta_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let mut db = Db {
+            uuid: uuid.to_string(),
+            name: name.to_string(),
+            created_ms: now_ms(),
+            dir: dir.to_path_buf(),
+            conn,
+            bookmarks: Vec::new(),
+        };
+        if let Some(meta) = meta {
+            db.name = meta["name"].as_str().unwrap_or(name).to_string();
+            db.created_ms = meta["created_ms"].as_i64().unwrap_or(db.created_ms);
+            for b in meta["bookmarks"].as_array().into_iter().flatten() {
+                db.bookmarks.push(Bookmark {
+                    id: b["id"].as_str().unwrap_or_default().to_string(),
+                    seq: b["seq"].as_u64().unwrap_or_default(),
+                    at_ms: b["at_ms"].as_i64().unwrap_or_default(),
+                });
+            }
+        }
+        if db.bookmarks.is_empty() {
+            db.snapshot()
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.0.into()))?;
+        }
+        Ok(db)
+    }
+
+    fn tt_dir(&self) -> PathBuf {
+        self.dir.join(format!("{}.tt", self.uuid))
+    }
+
+    fn snapshot_file(&self, seq: u64) -> PathBuf {
+        self.tt_dir().join(format!("{seq:08}.sqlite"))
+    }
+
+    fn save_meta(&self) {
+        let meta = json!({
+            "uuid": self.uuid,
+            "name": self.name,
+            "created_ms": self.created_ms,
+            "bookmarks": self.bookmarks.iter().map(|b| json!({"id": b.id, "seq": b.seq, "at_ms": b.at_ms})).collect::<Vec<_>>(),
+        });
+        let _ = std::fs::write(
+            self.dir.join(format!("{}.meta.json", self.uuid)),
+            meta.to_string(),
+        );
+    }
+
+    /// Records the current content as a new bookmark.
+    fn snapshot(&mut self) -> Result<(), SqlError> {
+        let seq = self.bookmarks.last().map_or(1, |b| b.seq + 1);
+        let at_ms = now_ms().max(self.bookmarks.last().map_or(0, |b| b.at_ms));
+        std::fs::create_dir_all(self.tt_dir()).map_err(|e| SqlError(e.to_string()))?;
+        self.conn
+            .backup(MAIN_DB, self.snapshot_file(seq), None)
+            .map_err(sql_error)?;
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap_or(0);
+        let hash = md5_hex(format!("{}:{seq}", self.uuid).as_bytes());
+        let id = format!(
+            "{seq:08x}-{:08x}-{:08x}-{hash}",
+            pages as u32,
+            (at_ms / 1000) as u32
+        );
+        self.bookmarks.push(Bookmark { id, seq, at_ms });
+        self.save_meta();
+        Ok(())
+    }
+
+    /// The folder the database's files live in.
+    pub fn folder(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn current_bookmark(&self) -> &Bookmark {
+        self.bookmarks
+            .last()
+            .expect("a database always has its first bookmark")
+    }
+
+    /// The bookmark of the state at `ms`: the newest one taken at or before it.
+    pub fn bookmark_at(&self, ms: i64) -> &Bookmark {
+        self.bookmarks
+            .iter()
+            .rev()
+            .find(|b| b.at_ms <= ms)
+            .unwrap_or(&self.bookmarks[0])
+    }
+
+    /// Restores the content of `bookmark` in place; returns the bookmark before the restore.
+    pub fn restore(&mut self, bookmark: &str) -> Result<String, SqlError> {
+        let target = self
+            .bookmarks
+            .iter()
+            .find(|b| b.id == bookmark)
+            .cloned()
+            .ok_or_else(|| SqlError(format!("bookmark {bookmark} not found for this database")))?;
+        let previous = self.current_bookmark().id.clone();
+        let file = self.snapshot_file(target.seq);
+        self.conn
+            .restore(MAIN_DB, &file, None::<fn(rusqlite::backup::Progress)>)
+            .map_err(sql_error)?;
+        let _ = self.conn.execute_batch("PRAGMA foreign_keys = ON;");
+        self.snapshot()?;
+        Ok(previous)
+    }
+
+    fn state_marker(&self) -> (u64, i64) {
+        let schema: i64 = self
+            .conn
+            .query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .unwrap_or(0);
+        (self.conn.total_changes(), schema)
+    }
+
+    pub fn size(&self) -> i64 {
+        self.conn
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+    }
+
+    pub fn table_count(&self) -> i64 {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+    }
+
+    /// Runs every statement of `sql` in one transaction, as D1 runs a request. With
+    /// `commit == false` the work is rolled back (fault injection).
+    pub fn execute(&mut self, sql: &str, commit: bool) -> Result<Executed, SqlError> {
+        let started = Instant::now();
+        let before = self.state_marker();
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql_error)?;
+        let result = self.run_statements(sql);
+        let result = match result {
+            Ok(r) if commit => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(r),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(sql_error(e))
+                }
+            },
+            other => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                other
+            }
+        };
+        let (items, rows_read, rows_written) = result?;
+        let changed = commit && self.state_marker() != before;
+        if changed {
+            self.snapshot()?;
+        }
+        Ok(Executed {
+            items,
+            changed,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            rows_read,
+            rows_written,
+        })
+    }
+
+    fn run_statements(&mut self, sql: &str) -> Result<(Vec<Value>, u64, u64), SqlError> {
+        let mut items = Vec::new();
+        let (mut total_read, mut total_written) = (0u64, 0u64);
+        for stmt_sql in sqltext::split(sql) {
+            if let Some(why) = sqltext::d1_refusal(stmt_sql) {
+                return Err(SqlError(why));
+            }
+            let started = Instant::now();
+            let changes_before = self.conn.total_changes();
+            let mut stmt = self.conn.prepare(stmt_sql).map_err(sql_error)?;
+            let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+            let readonly = stmt.readonly();
+            let mut rows = stmt.raw_query();
+            let mut results = Vec::new();
+            while let Some(row) = rows.next().map_err(sql_error)? {
+                let mut obj = Map::new();
+                for (i, name) in columns.iter().enumerate() {
+                    obj.insert(name.clone(), cell(row.get_ref(i).map_err(sql_error)?));
+                }
+                results.push(Value::Object(obj));
+            }
+            drop(rows);
+            drop(stmt);
+            let changes = self.conn.total_changes() - changes_before;
+            total_read += results.len() as u64;
+            total_written += changes;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            items.push(json!({
+                "results": results,
+                "success": true,
+                "meta": {
+                    "served_by": "d1-emulator",
+                    "served_by_region": "LOCAL",
+                    "served_by_primary": true,
+                    "timings": { "sql_duration_ms": ms },
+                    "duration": ms,
+                    "changes": changes,
+                    "last_row_id": self.conn.last_insert_rowid(),
+                    "changed_db": !readonly,
+                    "size_after": self.size(),
+                    "rows_read": results.len(),
+                    "rows_written": changes,
+                },
+            }));
+        }
+        Ok((items, total_read, total_written))
+    }
+
+    /// The database as SQL in the format of wrangler's local export: tables with their
+    /// rows first, then indexes, triggers and views.
+    pub fn dump(
+        &self,
+        no_schema: bool,
+        no_data: bool,
+        tables: &[String],
+    ) -> Result<String, SqlError> {
+        let mut out = vec!["PRAGMA defer_foreign_keys=TRUE;".to_string()];
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql NOT NULL \
+                 ORDER BY tbl_name = 'sqlite_sequence', rowid",
+            )
+            .map_err(sql_error)?;
+        let list: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql_error)?
+            .collect::<Result<_, _>>()
+            .map_err(sql_error)?;
+        for (table, sql) in list {
+            if !tables.is_empty() && !tables.contains(&table) {
+                continue;
+            }
+            if table == "sqlite_sequence" {
+                if !no_schema {
+                    out.push("DELETE FROM sqlite_sequence;".into());
+                }
+            } else if table.starts_with("sqlite_stat") {
+                if !no_schema {
+                    out.push("ANALYZE sqlite_schema;".into());
+                }
+            } else {
+                if sql.starts_with("CREATE VIRTUAL TABLE") {
+                    return Err(SqlError(
+                        "D1 Export error: cannot export databases with Virtual Tables (fts5)"
+                            .into(),
+                    ));
+                }
+                if table.starts_with("_cf_") || table.starts_with("sqlite_") {
+                    continue;
+                }
+                if !no_schema {
+                    match sql.strip_prefix("CREATE TABLE ") {
+                        Some(rest) if rest.starts_with('"') || rest.starts_with('\'') => {
+                            out.push(format!("CREATE TABLE IF NOT EXISTS {rest};"))
+                        }
+                        _ => out.push(format!("{sql};")),
+                    }
+                }
+            }
+            if no_data {
+                continue;
+            }
+            let quoted = quote_ident(&table);
+            let columns: Vec<String> = self
+                .conn
+                .prepare(&format!(
+                    "SELECT name FROM pragma_table_info({})",
+                    quote_string(&table)
+                ))
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(sql_error)?;
+            let col_list = columns
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut rows_stmt = self
+                .conn
+                .prepare(&format!(
+                    "SELECT {} FROM {quoted}",
+                    columns
+                        .iter()
+                        .map(|c| quote_ident(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .map_err(sql_error)?;
+            let mut rows = rows_stmt.raw_query();
+            while let Some(row) = rows.next().map_err(sql_error)? {
+                let mut cells = Vec::with_capacity(columns.len());
+                for i in 0..columns.len() {
+                    cells.push(sql_literal(row.get_ref(i).map_err(sql_error)?));
+                }
+                out.push(format!(
+                    "INSERT INTO {quoted} ({col_list}) VALUES({});",
+                    cells.join(",")
+                ));
+            }
+        }
+        if !no_schema {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT name, sql FROM sqlite_schema WHERE sql NOT NULL \
+                     AND type IN ('index', 'trigger', 'view') ORDER BY type COLLATE NOCASE",
+                )
+                .map_err(sql_error)?;
+            let rest: Vec<(String, String)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(sql_error)?
+                .collect::<Result<_, _>>()
+                .map_err(sql_error)?;
+            for (name, sql) in rest {
+                if tables.is_empty() || tables.contains(&name) {
+                    out.push(format!("{sql};"));
+                }
+            }
+        }
+        Ok(out.join("\n"))
+    }
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn quote_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A value as an SQL literal, with newlines kept out of the line as the export does.
+fn sql_literal(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) if f.is_finite() => format!("{f:?}"),
+        ValueRef::Real(f) => if f > 0.0 { "9e999" } else { "-9e999" }.into(),
+        ValueRef::Text(t) => {
+            let s = String::from_utf8_lossy(t);
+            let mut lit = quote_string(&s.replace('\n', "\\n").replace('\r', "\\r"));
+            if s.contains('\r') {
+                lit = format!("replace({lit},'\\r',char(13))");
+            }
+            if s.contains('\n') {
+                lit = format!("replace({lit},'\\n',char(10))");
+            }
+            lit
+        }
+        ValueRef::Blob(b) => format!(
+            "X'{}'",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
+    }
+}
+
+pub struct Store {
+    dir: PathBuf,
+    dbs: BTreeMap<String, Db>,
+}
+
+impl Store {
+    /// Opens the databases already in `dir` and those listed in `seeds` (uuid, name).
+    pub fn open(dir: &Path, seeds: &[(String, String)]) -> Result<Store, SqlError> {
+        std::fs::create_dir_all(dir).map_err(|e| SqlError(format!("{}: {e}", dir.display())))?;
+        let mut store = Store {
+            dir: dir.to_path_buf(),
+            dbs: BTreeMap::new(),
+        };
+        let existing: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| SqlError(e.to_string()))?
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".meta.json"))
+                    .map(String::from)
+            })
+            .collect();
+        for uuid in existing {
+            store.get_or_create(&uuid, None)?;
+        }
+        for (uuid, name) in seeds {
+            store.get_or_create(uuid, Some(name))?;
+        }
+        Ok(store)
+    }
+
+    pub fn get_or_create(&mut self, uuid: &str, name: Option<&str>) -> Result<&mut Db, SqlError> {
+        if !self.dbs.contains_key(uuid) {
+            let db = Db::open(&self.dir, uuid, name.unwrap_or(uuid)).map_err(sql_error)?;
+            self.dbs.insert(uuid.to_string(), db);
+        }
+        let db = self.dbs.get_mut(uuid).expect("inserted above");
+        if let Some(name) = name {
+            if db.name != name {
+                db.name = name.to_string();
+                db.save_meta();
+            }
+        }
+        Ok(db)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Db> {
+        self.dbs.values().find(|d| d.name == name)
+    }
+
+    pub fn list(&self) -> Vec<&Db> {
+        self.dbs.values().collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Unix ms -> `2026-11-21T22:55:34.000Z`.
+pub fn iso_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// `2026-11-21T22:55:34.000Z` (or without fraction, or a `+hh:mm` offset) -> Unix ms.
+pub fn parse_iso_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let padded = format!("{digits:0<3}");
+        ms = padded[..3].parse().ok()?;
+        rest = &frac[digits.len()..];
+    }
+    let offset_min = match rest {
+        "" | "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant).
+    let (yy, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + se) - offset_min * 60) * 1000 + ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("d1-emu-unit-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn iso_timestamps() {
+        assert_eq!(iso_ms(1_795_301_734_000), "2026-11-21T22:55:34.000Z");
+        assert_eq!(parse_iso_ms("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(
+            parse_iso_ms("2026-11-21T22:55:34.000Z"),
+            Some(1_795_301_734_000)
+        );
+        assert_eq!(
+            parse_iso_ms("2026-11-21T23:55:34+01:00"),
+            Some(1_795_301_734_000)
+        );
+        assert_eq!(parse_iso_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn a_request_is_one_transaction() {
+        let dir = temp("tx");
+        let mut store = Store::open(&dir, &[]).unwrap();
+        let db = store
+            .get_or_create("00000000-0000-0000-0000-000000000001", Some("t"))
+            .unwrap();
+        db.execute("CREATE TABLE a(x INTEGER PRIMARY KEY);", true)
+            .unwrap();
+        let err = db
+            .execute("INSERT INTO a VALUES (1); INSERT INTO a VALUES (1);", true)
+            .unwrap_err();
+        assert!(err.0.contains("SQLITE_CONSTRAINT"), "{}", err.0);
+        let out = db.execute("SELECT count(*) AS n FROM a;", true).unwrap();
+        assert_eq!(out.items[0]["results"][0]["n"], 0);
+        assert!(!out.changed, "a read makes no bookmark");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn d1_rules_apply() {
+        let dir = temp("rules");
+        let mut store = Store::open(&dir, &[]).unwrap();
+        let db = store.get_or_create("u", None).unwrap();
+        assert!(db
+            .execute("BEGIN TRANSACTION;", true)
+            .unwrap_err()
+            .0
+            .contains("SQLITE_AUTH"));
+        db.execute(
+            "CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(p INTEGER REFERENCES p(id));",
+            true,
+        )
+        .unwrap();
+        let err = db
+            .execute("PRAGMA foreign_keys = OFF; INSERT INTO c VALUES (7);", true)
+            .unwrap_err();
+        assert!(err.0.contains("FOREIGN KEY"), "{}", err.0);
+        // Deferred: the violation may exist until the end of the request.
+        db.execute(
+            "PRAGMA defer_foreign_keys = true; INSERT INTO c VALUES (7); INSERT INTO p VALUES (7);",
+            true,
+        )
+        .unwrap();
+        let big = format!("SELECT '{}';", "x".repeat(100_001));
+        assert!(db
+            .execute(&big, true)
+            .unwrap_err()
+            .0
+            .contains("SQLITE_TOOBIG"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bookmarks_restore_and_undo() {
+        let dir = temp("tt");
+        let mut store = Store::open(&dir, &[]).unwrap();
+        let db = store.get_or_create("u", None).unwrap();
+        db.execute("CREATE TABLE a(x);", true).unwrap();
+        let before = db.current_bookmark().id.clone();
+        db.execute("INSERT INTO a VALUES (1), (2);", true).unwrap();
+        let after = db.current_bookmark().id.clone();
+        assert_ne!(before, after);
+        let previous = db.restore(&before).unwrap();
+        assert_eq!(previous, after);
+        let n = db.execute("SELECT count(*) AS n FROM a", true).unwrap();
+        assert_eq!(n.items[0]["results"][0]["n"], 0);
+        db.restore(&previous).unwrap();
+        let n = db.execute("SELECT count(*) AS n FROM a", true).unwrap();
+        assert_eq!(n.items[0]["results"][0]["n"], 2);
+        assert!(db.restore("nope").is_err());
+        // Reopening the folder keeps the bookmarks.
+        let count = db.bookmarks.len();
+        drop(store);
+        let mut store = Store::open(&dir, &[]).unwrap();
+        assert_eq!(
+            store.get_or_create("u", None).unwrap().bookmarks.len(),
+            count
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn dump_round_trips() {
+        let dir = temp("dump");
+        let mut store = Store::open(&dir, &[]).unwrap();
+        let db = store.get_or_create("src", None).unwrap();
+        db.execute(
+            "CREATE TABLE \"users\"(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, pic BLOB, score REAL);\
+             CREATE INDEX idx_name ON users(name);\
+             CREATE VIEW v AS SELECT name FROM users;\
+             INSERT INTO users(name, pic, score) VALUES ('o''brien\nline two', x'00ff', 1.5), (NULL, NULL, NULL);",
+            true,
+        )
+        .unwrap();
+        let dump = db.dump(false, false, &[]).unwrap();
+        assert!(
+            dump.starts_with(
+                "PRAGMA defer_foreign_keys=TRUE;\nCREATE TABLE IF NOT EXISTS \"users\""
+            ),
+            "{dump}"
+        );
+        let copy = store.get_or_create("dst", None).unwrap();
+        copy.execute(&dump, true).unwrap();
+        let rows = copy
+            .execute(
+                "SELECT name, hex(pic) AS pic, score FROM users ORDER BY id",
+                true,
+            )
+            .unwrap();
+        assert_eq!(rows.items[0]["results"][0]["name"], "o'brien\nline two");
+        assert_eq!(rows.items[0]["results"][0]["pic"], "00FF");
+        assert_eq!(rows.items[0]["results"][0]["score"], 1.5);
+        assert!(rows.items[0]["results"][1]["name"].is_null());
+        let no_data = store
+            .get_or_create("src", None)
+            .unwrap()
+            .dump(false, true, &[])
+            .unwrap();
+        assert!(!no_data.contains("INSERT INTO \"users\""));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,279 @@
+//! A remote D1 database, everything through `wrangler d1 ... --env <name> --remote`:
+//! state and apply through `/query` (one request each), restore points from Time Travel.
+
+use std::path::PathBuf;
+
+use super::{batch_sql, create_tracking_table_sql, execute_items, quote_ident, rows_to_state};
+use super::{ApplyMode, ApplyReport, Database, RestorePoint, SchemaObject, State};
+use crate::exit::failed;
+use crate::migrations::Migration;
+use crate::project::Project;
+use crate::target::Target;
+use crate::ui;
+use crate::wrangler::{display_command, Wrangler};
+
+/// Above this, SQL goes through `--file` (D1's import API) instead of `--command`: one
+/// argument may not exceed 128 KiB on Linux.
+const COMMAND_LIMIT: usize = 100_000;
+
+pub struct Remote {
+    project: Project,
+    target: Target,
+    wrangler: Option<Wrangler>,
+}
+
+/// How a batch reaches D1.
+enum Transport {
+    /// `execute --command <sql> --json`: one `/query` request; results come back.
+    Command(String),
+    /// `execute --file <path> --yes`: the import API; only a summary comes back.
+    File(PathBuf),
+}
+
+impl Remote {
+    pub fn new(project: &Project, target: &Target) -> Remote {
+        Remote {
+            project: project.clone(),
+            target: target.clone(),
+            wrangler: None,
+        }
+    }
+
+    fn wrangler(&mut self) -> anyhow::Result<&mut Wrangler> {
+        if self.wrangler.is_none() {
+            self.wrangler = Some(Wrangler::locate(&self.project)?);
+        }
+        Ok(self.wrangler.as_mut().expect("set just above"))
+    }
+
+    fn table(&self) -> String {
+        quote_ident(&self.target.db.migrations_table)
+    }
+
+    fn read_back_sql(&self) -> String {
+        format!(
+            "SELECT id, name, applied_at FROM {} ORDER BY id;",
+            self.table()
+        )
+    }
+
+    fn transport(&self, sql: String, index: usize) -> Transport {
+        if sql.len() <= COMMAND_LIMIT {
+            Transport::Command(sql)
+        } else {
+            Transport::File(
+                self.project
+                    .scratch_dir()
+                    .join(format!("remote-batch-{}-{index}.sql", std::process::id())),
+            )
+        }
+    }
+
+    fn args_for(&self, transport: &Transport) -> Vec<String> {
+        let mut args = self.target.d1_args(&["execute"]);
+        match transport {
+            Transport::Command(sql) => {
+                args.extend(["--command".into(), sql.clone(), "--json".into()])
+            }
+            Transport::File(path) => {
+                args.extend(["--file".into(), path.display().to_string(), "--yes".into()])
+            }
+        }
+        args
+    }
+
+    /// One group of migrations (all of them, or one file) with its read-back when it fits.
+    fn group_sql(&self, group: &[&Migration]) -> (String, bool) {
+        let sql = batch_sql(&self.target.db.migrations_table, group);
+        let with_read_back = format!("{sql}{}\n", self.read_back_sql());
+        if with_read_back.len() <= COMMAND_LIMIT {
+            (with_read_back, true)
+        } else {
+            (sql, false)
+        }
+    }
+
+    /// Names the migration that broke a failed batch by replaying it on the schema alone.
+    fn diagnose(&self, group: &[&Migration], before: &State) -> Option<String> {
+        let conn = super::schema_copy(&before.schema)?;
+        super::replay(&conn, &self.target.db.migrations_table, group).map(|(name, _)| name)
+    }
+}
+
+impl Database for Remote {
+    fn location(&self) -> String {
+        format!("remote (wrangler --env {} --remote)", self.target.env)
+    }
+
+    fn state(&mut self) -> anyhow::Result<State> {
+        // As `wrangler d1 migrations list --remote` does, the tracking table is created
+        // if missing; the schema comes along in the same request.
+        let table = self.target.db.migrations_table.clone();
+        let sql = format!(
+            "{}\n{}\nSELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL \
+             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%';",
+            create_tracking_table_sql(&table),
+            self.read_back_sql()
+        );
+        let mut args = self.target.d1_args(&["execute"]);
+        args.extend(["--command".into(), sql, "--json".into()]);
+        let run = self.wrangler()?.run(&args)?;
+        if !run.success {
+            return Err(failed!(
+                "reading the tracking table of {} {} failed: {}\nnothing was changed",
+                self.target.env,
+                self.target.db.describe(),
+                run.error_text()
+            ));
+        }
+        let items = execute_items(&run.stdout)?;
+        if items.len() != 3 || items.iter().any(|i| i["success"] != true) {
+            return Err(failed!(
+                "reading the tracking table of {} {}: D1 did not confirm the query (wrangler printed {})",
+                self.target.env,
+                self.target.db.describe(),
+                ui::redact(run.stdout.trim())
+            ));
+        }
+        let mut state = rows_to_state(&items[1]);
+        state.schema = items[2]["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| SchemaObject {
+                kind: o["type"].as_str().unwrap_or_default().into(),
+                name: o["name"].as_str().unwrap_or_default().into(),
+                table: o["tbl_name"].as_str().unwrap_or_default().into(),
+                sql: o["sql"].as_str().unwrap_or_default().into(),
+            })
+            .collect();
+        Ok(state)
+    }
+
+    fn apply_commands(&self, migrations: &[&Migration], mode: ApplyMode) -> Vec<Vec<String>> {
+        let groups: Vec<Vec<&Migration>> = match mode {
+            ApplyMode::Atomic => vec![migrations.to_vec()],
+            ApplyMode::PerFile => migrations.iter().map(|m| vec![*m]).collect(),
+        };
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| self.args_for(&self.transport(self.group_sql(g).0, i)))
+            .collect()
+    }
+
+    fn apply(
+        &mut self,
+        migrations: &[&Migration],
+        mode: ApplyMode,
+        before: &State,
+    ) -> anyhow::Result<ApplyReport> {
+        let groups: Vec<Vec<&Migration>> = match mode {
+            ApplyMode::Atomic => vec![migrations.to_vec()],
+            ApplyMode::PerFile => migrations.iter().map(|m| vec![*m]).collect(),
+        };
+        let total = migrations.len();
+        let mut done = 0;
+        let mut after = None;
+        for (i, group) in groups.iter().enumerate() {
+            let (sql, has_read_back) = self.group_sql(group);
+            let transport = self.transport(sql.clone(), i);
+            if let Transport::File(path) = &transport {
+                std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
+                    failed!(
+                        "cannot create {}: {e}",
+                        self.project.scratch_dir().display()
+                    )
+                })?;
+                std::fs::write(path, &sql)
+                    .map_err(|e| failed!("cannot write {}: {e}", path.display()))?;
+            }
+            let names: Vec<&str> = group.iter().map(|m| m.name.as_str()).collect();
+            ui::say(format!(
+                "applying {}-{} of {total}: {}",
+                done + 1,
+                done + group.len(),
+                names.join(", ")
+            ));
+            let args = self.args_for(&transport);
+            let run = self.wrangler()?.run(&args);
+            if let Transport::File(path) = &transport {
+                let _ = std::fs::remove_file(path);
+            }
+            let run = run?;
+            let failed_name = |this: &Self| match group.as_slice() {
+                [one] => Some(one.name.clone()),
+                _ => this.diagnose(group, before),
+            };
+            if !run.success {
+                return Ok(ApplyReport {
+                    error: Some(run.error_text()),
+                    failed: failed_name(self),
+                    after: None,
+                });
+            }
+            if let (Transport::Command(_), true) = (&transport, has_read_back) {
+                // Every statement must say success; the last one is the read-back.
+                let items = execute_items(&run.stdout).unwrap_or_default();
+                let confirmed = !items.is_empty() && items.iter().all(|i| i["success"] == true);
+                if !confirmed {
+                    return Ok(ApplyReport {
+                        error: Some(
+                            "wrangler exited 0, but D1 did not report success for every statement"
+                                .into(),
+                        ),
+                        failed: failed_name(self),
+                        after: None,
+                    });
+                }
+                after = items.last().map(rows_to_state);
+            } else {
+                after = None;
+            }
+            done += group.len();
+        }
+        Ok(ApplyReport {
+            error: None,
+            failed: None,
+            after,
+        })
+    }
+
+    fn restore_point(&mut self) -> anyhow::Result<Option<RestorePoint>> {
+        let args = self.target.time_travel_args("info", &["--json"]);
+        let run = self.wrangler()?.run(&args)?;
+        if !run.success {
+            return Err(failed!(
+                "capturing a restore point (Time Travel bookmark) of {} {} failed: {}\nnothing was changed",
+                self.target.env,
+                self.target.db.describe(),
+                run.error_text()
+            ));
+        }
+        let bookmark = run
+            .stdout
+            .find('{')
+            .and_then(|i| serde_json::from_str::<serde_json::Value>(run.stdout[i..].trim()).ok())
+            .and_then(|v| v["bookmark"].as_str().map(String::from))
+            .filter(|b| !b.is_empty() && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+            .ok_or_else(|| {
+                failed!(
+                    "capturing a restore point: wrangler's answer holds no bookmark ({}); nothing was changed",
+                    ui::redact(run.stdout.trim())
+                )
+            })?;
+        Ok(Some(RestorePoint::Bookmark(bookmark)))
+    }
+
+    fn undo_command(&self, point: &RestorePoint) -> String {
+        match point {
+            RestorePoint::Bookmark(b) => {
+                display_command(&self.target.time_travel_args("restore", &["--bookmark", b]))
+            }
+        }
+    }
+
+    fn wrangler_calls(&self) -> usize {
+        self.wrangler.as_ref().map_or(0, |w| w.calls)
+    }
+}

@@ -1,0 +1,45 @@
+//! Guards before a change: confirmation on protected environments.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::exit::refused;
+use crate::target::Target;
+use crate::ui;
+
+/// Asks before `action` on a protected environment. Without a terminal, `--yes` is the
+/// only way through; a refusal changes nothing and exits 4.
+pub fn confirm(target: &Target, action: &str, yes: bool) -> anyhow::Result<()> {
+    if !target.protected {
+        return Ok(());
+    }
+    let what = format!("{action} on {} {}", target.env, target.db.describe());
+    if yes {
+        ui::say(format!(
+            "{} is protected: confirmed by --yes: {what}",
+            target.env
+        ));
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(refused!(
+            "{} is a protected environment and there is no terminal to confirm: pass --yes to {what}; \
+             nothing was changed",
+            target.env
+        ));
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "{what}? This is a protected environment. Type y to continue: "
+    );
+    let _ = err.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(refused!(
+            "not confirmed: nothing was changed on {}",
+            target.env
+        )),
+    }
+}
