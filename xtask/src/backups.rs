@@ -1,16 +1,168 @@
-//! The backup index: one JSON line per restore point or backup, appended, never rewritten.
+//! The backup index and restore points: every backup and every restore point a command
+//! takes gets one JSON line in `backups/index.jsonl`, appended, never rewritten. Backup
+//! files are created readable by the owner only and never overwrite anything.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::exit::failed;
+use crate::d1::{Database, RestorePoint, State};
+use crate::exit::{failed, refused, usage};
+use crate::migrations::sha256_hex;
 use crate::project::Project;
-use crate::target::Target;
+use crate::target::{Env, Target};
+use crate::{ui, Ctx};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A Time Travel bookmark (remote); no file.
+    Bookmark,
+    /// A copy of the local SQLite file, taken with SQLite's online backup API.
+    Snapshot,
+    /// An SQL export (remote `wrangler d1 export`), with the bookmark it was taken at.
+    Export,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bookmark => "bookmark",
+            Kind::Snapshot => "snapshot",
+            Kind::Export => "export",
+        }
+    }
+    fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "bookmark" => Some(Kind::Bookmark),
+            "snapshot" => Some(Kind::Snapshot),
+            "export" => Some(Kind::Export),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub id: String,
+    pub env: String,
+    pub database: String,
+    pub binding: String,
+    pub database_id: Option<String>,
+    pub created_at: String,
+    pub kind: Kind,
+    pub bookmark: Option<String>,
+    /// Where the file is (absolute); stored relative to the workspace when inside it.
+    pub file: Option<PathBuf>,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    pub migrations_applied: Vec<String>,
+    pub reason: String,
+}
+
+impl Entry {
+    pub fn new(target: &Target, kind: Kind, applied: &State, reason: &str) -> Entry {
+        let now = crate::time::unix_now();
+        Entry {
+            id: new_id(now),
+            env: target.env.name().to_string(),
+            database: target.db.label().to_string(),
+            binding: target.db.binding.clone(),
+            database_id: target.db.id.clone(),
+            created_at: crate::time::format_utc(now),
+            kind,
+            bookmark: None,
+            file: None,
+            size: None,
+            sha256: None,
+            migrations_applied: applied.applied.iter().map(|r| r.name.clone()).collect(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn to_json(&self, root: &Path) -> Value {
+        json!({
+            "id": self.id,
+            "env": self.env,
+            "database": self.database,
+            "binding": self.binding,
+            "database_id": self.database_id,
+            "created_at": self.created_at,
+            "kind": self.kind.name(),
+            "bookmark": self.bookmark,
+            "file": self.file.as_ref().map(|f| f.strip_prefix(root).unwrap_or(f).display().to_string()),
+            "size": self.size,
+            "sha256": self.sha256,
+            "migrations_applied": self.migrations_applied,
+            "reason": self.reason,
+        })
+    }
+
+    fn from_json(v: &Value, root: &Path) -> Option<Entry> {
+        let s = |k: &str| v[k].as_str().map(String::from);
+        Some(Entry {
+            id: s("id")?,
+            env: s("env")?,
+            database: s("database")?,
+            binding: s("binding").unwrap_or_default(),
+            database_id: s("database_id"),
+            created_at: s("created_at").unwrap_or_default(),
+            kind: Kind::parse(v["kind"].as_str()?)?,
+            bookmark: s("bookmark"),
+            file: s("file").map(|f| root.join(f)),
+            size: v["size"].as_u64(),
+            sha256: s("sha256"),
+            migrations_applied: v["migrations_applied"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.as_str().map(String::from))
+                .collect(),
+            reason: s("reason").unwrap_or_default(),
+        })
+    }
+
+    pub fn belongs_to(&self, target: &Target) -> bool {
+        self.env == target.env.name()
+            && (self.database == target.db.label() || self.binding == target.db.binding)
+    }
+
+    /// One line for listings: id, env, database, time, what, size, migrations.
+    pub fn describe(&self, root: &Path) -> String {
+        let what = match (&self.bookmark, &self.file) {
+            (Some(b), Some(f)) => format!(
+                "bookmark {b} + {}",
+                f.strip_prefix(root).unwrap_or(f).display()
+            ),
+            (Some(b), None) => format!("bookmark {b}"),
+            (None, Some(f)) => f.strip_prefix(root).unwrap_or(f).display().to_string(),
+            (None, None) => "-".into(),
+        };
+        let size = self.size.map_or(String::new(), |s| format!(", {s} bytes"));
+        let newest = self
+            .migrations_applied
+            .last()
+            .map_or("none".to_string(), |m| m.clone());
+        let n = self.migrations_applied.len();
+        format!(
+            "{}  {} {}  {} UTC  {}{size}  ({n} migration{}, newest {newest}; {})",
+            self.id,
+            self.env,
+            self.database,
+            self.created_at,
+            what,
+            if n == 1 { "" } else { "s" },
+            self.reason
+        )
+    }
+}
+
+pub fn backups_dir(project: &Project) -> PathBuf {
+    project.root.join("backups")
+}
 
 pub fn index_path(project: &Project) -> PathBuf {
-    project.root.join("backups").join("index.jsonl")
+    backups_dir(project).join("index.jsonl")
 }
 
 /// A new id: UTC time plus a few hex digits from the clock and process, sortable by time.
@@ -27,36 +179,9 @@ pub fn new_id(now: i64) -> String {
     )
 }
 
-/// Records a restore point (a bookmark) taken before `reason`.
-pub fn record_bookmark(
-    project: &Project,
-    target: &Target,
-    bookmark: &str,
-    applied: &[String],
-    reason: &str,
-) -> anyhow::Result<String> {
-    let now = crate::time::unix_now();
-    let id = new_id(now);
-    let entry = json!({
-        "id": id,
-        "env": target.env.name(),
-        "database": target.db.label(),
-        "binding": target.db.binding,
-        "database_id": target.db.id,
-        "created_at": crate::time::format_utc(now),
-        "kind": "bookmark",
-        "bookmark": bookmark,
-        "migrations_applied": applied,
-        "reason": reason,
-    });
-    append(project, &entry)?;
-    Ok(id)
-}
-
-fn append(project: &Project, entry: &Value) -> anyhow::Result<()> {
+pub fn record(project: &Project, entry: &Entry) -> anyhow::Result<()> {
     let path = index_path(project);
-    let dir = path.parent().expect("index is inside backups/");
-    create_private_dir(dir)?;
+    create_private_dir(&backups_dir(project))?;
     let mut options = std::fs::OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]
@@ -68,12 +193,127 @@ fn append(project: &Project, entry: &Value) -> anyhow::Result<()> {
         .open(&path)
         .map_err(|e| failed!("cannot open the backup index {}: {e}", path.display()))?;
     // One write per line: appends from concurrent runs do not interleave.
-    let line = format!("{}\n", crate::ui::redact(&entry.to_string()));
+    let line = format!(
+        "{}\n",
+        ui::redact(&entry.to_json(&project.root).to_string())
+    );
     file.write_all(line.as_bytes())
         .map_err(|e| failed!("cannot write the backup index {}: {e}", path.display()))
 }
 
-fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+/// Every entry of the index, oldest first; lines that do not parse are skipped.
+pub fn entries(project: &Project) -> Vec<Entry> {
+    std::fs::read_to_string(index_path(project))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| Entry::from_json(&v, &project.root))
+        .collect()
+}
+
+/// The entry `key` names: an id from the index, or the path of a backup file. A file the
+/// index does not know is accepted as the user named it, without a checksum to verify.
+pub fn find(project: &Project, target: &Target, key: &str, cwd: &Path) -> anyhow::Result<Entry> {
+    let all = entries(project);
+    if let Some(e) = all.iter().find(|e| e.id == key) {
+        if !e.belongs_to(target) {
+            return Err(usage!(
+                "backup {key} is of {} {}, not of {} {}: pass the matching --env/--database",
+                e.env,
+                e.database,
+                target.env,
+                target.db.label()
+            ));
+        }
+        return Ok(e.clone());
+    }
+    let path = cwd.join(key);
+    if !path.is_file() {
+        return Err(usage!(
+            "no backup `{key}`: not an id in {} and not a file; `cargo xtask db-backup --list` shows them",
+            index_path(project).display()
+        ));
+    }
+    let canonical = path.canonicalize().unwrap_or(path.clone());
+    if let Some(e) = all
+        .iter()
+        .find(|e| e.file.as_ref().and_then(|f| f.canonicalize().ok()).as_ref() == Some(&canonical))
+    {
+        return Ok(e.clone());
+    }
+    let mut header = [0u8; 16];
+    let is_sqlite = std::fs::File::open(&canonical)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .is_ok()
+        && &header == b"SQLite format 3\0";
+    ui::say(format!(
+        "note: {} is not in the backup index: there is no checksum to verify it against",
+        canonical.display()
+    ));
+    Ok(Entry {
+        id: "(unindexed)".into(),
+        env: target.env.name().into(),
+        database: target.db.label().into(),
+        binding: target.db.binding.clone(),
+        database_id: target.db.id.clone(),
+        created_at: String::new(),
+        kind: if is_sqlite {
+            Kind::Snapshot
+        } else {
+            Kind::Export
+        },
+        bookmark: None,
+        file: Some(canonical),
+        size: None,
+        sha256: None,
+        migrations_applied: Vec::new(),
+        reason: "named on the command line".into(),
+    })
+}
+
+/// The newest restore point or backup of the target.
+pub fn last(project: &Project, target: &Target) -> anyhow::Result<Entry> {
+    entries(project)
+        .into_iter()
+        .rev()
+        .find(|e| e.belongs_to(target))
+        .ok_or_else(|| {
+            usage!(
+                "no restore point or backup of {} {} in {}: nothing for --last to restore",
+                target.env,
+                target.db.label(),
+                index_path(project).display()
+            )
+        })
+}
+
+/// A backup file must still be what was recorded: present, same size, same SHA-256.
+pub fn verify(entry: &Entry) -> anyhow::Result<()> {
+    let Some(file) = &entry.file else {
+        return Ok(());
+    };
+    let bytes = std::fs::read(file).map_err(|e| {
+        refused!(
+            "backup {}: cannot read {} ({e}); nothing was changed",
+            entry.id,
+            file.display()
+        )
+    })?;
+    if let Some(expected) = &entry.sha256 {
+        let actual = sha256_hex(&bytes);
+        if &actual != expected {
+            return Err(refused!(
+                "backup {} has changed since it was taken: {} has SHA-256 {actual}, the index recorded {expected}; \
+                 refusing to restore from it; nothing was changed",
+                entry.id,
+                file.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -84,6 +324,183 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     builder
         .create(dir)
         .map_err(|e| failed!("cannot create {}: {e}", dir.display()))
+}
+
+/// A private scratch path for a backup being written (inside `backups/`, mode 0700).
+pub fn scratch_file(project: &Project, ext: &str) -> anyhow::Result<PathBuf> {
+    let dir = backups_dir(project).join(".partial");
+    create_private_dir(&dir)?;
+    let path = dir.join(format!(
+        "{}-{}.{ext}",
+        std::process::id(),
+        new_id(crate::time::unix_now())
+    ));
+    let _ = std::fs::remove_file(&path);
+    Ok(path)
+}
+
+/// `backups/<env>/<database>-<UTC time>.<ext>`, with `-2`, `-3`... if that name is taken.
+pub fn default_path(project: &Project, target: &Target, ext: &str) -> PathBuf {
+    let stamp = crate::time::format_utc(crate::time::unix_now())
+        .replace(['-', ':'], "")
+        .replace(' ', "T");
+    let label: String = target
+        .db
+        .label()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = backups_dir(project).join(target.env.name());
+    let mut path = dir.join(format!("{label}-{stamp}Z.{ext}"));
+    let mut n = 2;
+    while path.exists() {
+        path = dir.join(format!("{label}-{stamp}Z-{n}.{ext}"));
+        n += 1;
+    }
+    path
+}
+
+/// Moves a finished scratch file to `dest`, owner-only, never replacing an existing file
+/// (a hard link fails if `dest` exists). Returns its size and SHA-256.
+pub fn publish(scratch: &Path, dest: &Path) -> anyhow::Result<(u64, String)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(scratch, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| failed!("cannot restrict {}: {e}", scratch.display()))?;
+    }
+    if let Some(parent) = dest.parent() {
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            create_private_dir(parent)?;
+        }
+    }
+    let linked = std::fs::hard_link(scratch, dest);
+    let _ = std::fs::remove_file(scratch);
+    linked.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            usage!(
+                "{} exists: backups never overwrite a file; name another --output",
+                dest.display()
+            )
+        } else {
+            failed!("cannot create {}: {e}", dest.display())
+        }
+    })?;
+    let bytes =
+        std::fs::read(dest).map_err(|e| failed!("cannot read back {}: {e}", dest.display()))?;
+    Ok((bytes.len() as u64, sha256_hex(&bytes)))
+}
+
+/// A restore point as the user sees it: its index entry and how to go back to it.
+pub struct Captured {
+    pub point: RestorePoint,
+    pub entry: Entry,
+    /// `cargo xtask db-restore ...` that returns to it.
+    pub undo: String,
+    /// For bookmarks, the same through raw wrangler.
+    pub undo_wrangler: Option<String>,
+}
+
+impl Captured {
+    pub fn json(&self) -> Value {
+        json!({
+            "backup": self.entry.id,
+            "kind": self.entry.kind.name(),
+            "bookmark": self.entry.bookmark,
+            "file": self.entry.file.as_ref().map(|f| f.display().to_string()),
+            "undo": self.undo,
+            "undo_wrangler": self.undo_wrangler,
+        })
+    }
+
+    /// `\nto return to the state before this run: ...`, for messages.
+    pub fn undo_line(&self) -> String {
+        let mut line = format!("\nto return to the state before this run: {}", self.undo);
+        if let Some(w) = &self.undo_wrangler {
+            line.push_str(&format!("\n  (or with wrangler: {w})"));
+        }
+        line
+    }
+}
+
+/// `cargo xtask db-restore ...` for this target, with the flags that chose it.
+pub fn restore_command(ctx: &Ctx, target: &Target, how: &str) -> String {
+    let mut cmd = String::from("cargo xtask db-restore");
+    if let Env::Remote(name) = &target.env {
+        cmd.push_str(&format!(" --env {name}"));
+    }
+    if let Some(db) = &ctx.global.database {
+        cmd.push_str(&format!(" --database {db}"));
+    }
+    if let Some(cfg) = &ctx.global.config {
+        cmd.push_str(&format!(" --config {}", cfg.display()));
+    }
+    if target.protected {
+        cmd.push_str(" --yes");
+    }
+    cmd.push(' ');
+    cmd.push_str(how);
+    cmd
+}
+
+/// Takes a restore point before `reason`, records it and tells the user (and a GitHub
+/// workflow, for bookmarks).
+pub fn capture(
+    ctx: &Ctx,
+    target: &Target,
+    db: &mut dyn Database,
+    state: &State,
+    reason: &str,
+) -> anyhow::Result<Captured> {
+    let scratch = scratch_file(&ctx.project, "sqlite")?;
+    let point = db.restore_point(&scratch)?;
+    let captured = match &point {
+        RestorePoint::Bookmark(b) => {
+            let mut entry = Entry::new(target, Kind::Bookmark, state, reason);
+            entry.bookmark = Some(b.clone());
+            record(&ctx.project, &entry)?;
+            github_output(b)?;
+            ui::say(format!(
+                "restore point: Time Travel bookmark {b} (backup index {})",
+                entry.id
+            ));
+            Captured {
+                undo: restore_command(ctx, target, &format!("--bookmark {b}")),
+                undo_wrangler: Some(db.undo_command(&point)),
+                entry,
+                point,
+            }
+        }
+        RestorePoint::Snapshot(file) => {
+            let dest = default_path(&ctx.project, target, "sqlite");
+            let (size, sha) = publish(file, &dest)?;
+            let mut entry = Entry::new(target, Kind::Snapshot, state, reason);
+            entry.file = Some(dest.clone());
+            entry.size = Some(size);
+            entry.sha256 = Some(sha);
+            record(&ctx.project, &entry)?;
+            ui::say(format!(
+                "restore point: snapshot {} (backup index {})",
+                dest.strip_prefix(&ctx.project.root)
+                    .unwrap_or(&dest)
+                    .display(),
+                entry.id
+            ));
+            Captured {
+                undo: restore_command(ctx, target, &format!("--backup {}", entry.id)),
+                undo_wrangler: None,
+                point: RestorePoint::Snapshot(dest),
+                entry,
+            }
+        }
+    };
+    Ok(captured)
 }
 
 /// Appends `bookmark=<id>` to `$GITHUB_OUTPUT` when a workflow set it.
@@ -106,11 +523,41 @@ pub fn github_output(bookmark: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn ids_sort_by_time() {
-        let a = super::new_id(1_763_770_768);
-        let b = super::new_id(1_763_770_769);
+        let a = new_id(1_763_770_768);
+        let b = new_id(1_763_770_769);
         assert!(a.starts_with("20251122T001928Z-"), "{a}");
         assert!(a < b);
+    }
+
+    #[test]
+    fn publish_never_overwrites_and_is_owner_only() {
+        let dir = crate::testutil::TempDir::new("publish");
+        let scratch = dir.path().join("s.part");
+        std::fs::write(&scratch, b"abc").unwrap();
+        let dest = dir.path().join("out/b.sql");
+        let (size, sha) = publish(&scratch, &dest).unwrap();
+        assert_eq!(
+            (size, sha.as_str()),
+            (
+                3,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            )
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        std::fs::write(&scratch, b"other").unwrap();
+        let err = publish(&scratch, &dest).unwrap_err();
+        assert!(err.to_string().contains("never overwrite"), "{err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
     }
 }

@@ -1,32 +1,17 @@
-//! `db-migrate [--to <version>] [--per-file] [--no-backup]`: lint, check drift, capture a
-//! restore point, apply in one request, then believe only the tracking table.
+//! `db-migrate [--to <version>] [--per-file] [--no-backup] [--verify <command>]`: lint,
+//! check drift, capture a restore point, apply in one request, believe only the tracking
+//! table, then verify and undo on failure.
 
 use serde_json::json;
 
-use crate::d1::{ApplyMode, Database, RestorePoint, State};
+use crate::backups::{self, Captured};
+use crate::d1::{ApplyMode, Database, Restore, RestorePoint, State};
 use crate::db_status::database_json;
-use crate::exit::{failed, refused};
+use crate::exit::{failed, refused, usage};
 use crate::migrations::{Migration, MigrationSet};
 use crate::target::Target;
 use crate::wrangler::display_command;
-use crate::{backups, d1, flags, guard, plan, ui, Ctx};
-
-/// A restore point as the user sees it: what it is, its index entry, how to go back.
-struct Captured {
-    point: RestorePoint,
-    backup_id: String,
-    undo: String,
-}
-
-impl Captured {
-    fn json(&self) -> serde_json::Value {
-        match &self.point {
-            RestorePoint::Bookmark(b) => {
-                json!({"bookmark": b, "backup": self.backup_id, "undo": self.undo})
-            }
-        }
-    }
-}
+use crate::{d1, flags, guard, plan, ui, Ctx};
 
 impl flags::DbMigrate {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -53,6 +38,11 @@ impl flags::DbMigrate {
             return Err(refused!(
                 "--no-backup is not allowed on {}, a protected environment: a restore point is always taken there",
                 target.env
+            ));
+        }
+        if self.no_backup && self.verify.is_some() {
+            return Err(usage!(
+                "--verify needs the restore point that --no-backup skips: drop one of them"
             ));
         }
 
@@ -106,6 +96,11 @@ impl flags::DbMigrate {
             for m in &chosen {
                 ui::say(format!("  {}", m.path.display()));
             }
+            if let Some(cmd) = &self.verify {
+                ui::say(format!(
+                    "  then: sh -c {cmd:?}; on failure, restore the restore point"
+                ));
+            }
             if ctx.global.json {
                 ui::json(&json!({
                     "env": target.env.name(),
@@ -126,7 +121,13 @@ impl flags::DbMigrate {
         let captured = if self.no_backup {
             None
         } else {
-            capture(ctx, &target, db.as_mut(), &before)?
+            Some(backups::capture(
+                ctx,
+                &target,
+                db.as_mut(),
+                &before,
+                "before db-migrate",
+            )?)
         };
 
         let outcome = db.apply(&chosen, mode, &before)?;
@@ -161,6 +162,9 @@ impl flags::DbMigrate {
                 names.join(", "),
                 undo_line(captured.as_ref())
             ));
+            if let (Some(cmd), Some(captured)) = (&self.verify, &captured) {
+                verify(ctx, &target, db.as_mut(), cmd, captured, &before, &after)?;
+            }
             return report(
                 ctx,
                 &target,
@@ -201,42 +205,87 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Takes the restore point, records it in the backup index and tells the user (and a
-/// GitHub workflow) about it.
-fn capture(
+fn undo_line(captured: Option<&Captured>) -> String {
+    captured.map_or(String::new(), Captured::undo_line)
+}
+
+/// Runs the `--verify` command; if it fails, returns the database to the restore point
+/// and confirms that through the tracking table.
+fn verify(
     ctx: &Ctx,
     target: &Target,
     db: &mut dyn Database,
+    cmd: &str,
+    captured: &Captured,
     before: &State,
-) -> anyhow::Result<Option<Captured>> {
-    let Some(point) = db.restore_point()? else {
-        return Ok(None);
+    after: &State,
+) -> anyhow::Result<()> {
+    ui::say(format!("verifying: {cmd}"));
+    let mut command = if cfg!(windows) {
+        let mut c = std::process::Command::new("cmd");
+        c.args(["/C", cmd]);
+        c
+    } else {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", cmd]);
+        c
     };
-    let applied: Vec<String> = before.applied.iter().map(|r| r.name.clone()).collect();
-    let undo = db.undo_command(&point);
-    let backup_id = match &point {
-        RestorePoint::Bookmark(b) => {
-            let id =
-                backups::record_bookmark(&ctx.project, target, b, &applied, "before db-migrate")?;
-            backups::github_output(b)?;
-            ui::say(format!(
-                "restore point: Time Travel bookmark {b} (backup index {id})"
-            ));
-            id
-        }
-    };
-    Ok(Some(Captured {
-        point,
-        backup_id,
-        undo,
-    }))
-}
-
-fn undo_line(captured: Option<&Captured>) -> String {
-    match captured {
-        Some(c) => format!("\nto return to the state before this run: {}", c.undo),
-        None => String::new(),
+    command
+        .env("XTASK_ENV", target.env.name())
+        .env("XTASK_D1_BINDING", &target.db.binding)
+        .env("XTASK_D1_DATABASE", target.db.label())
+        .env(
+            "XTASK_D1_DATABASE_ID",
+            target.db.id.as_deref().unwrap_or(""),
+        );
+    if ctx.global.json {
+        // stdout carries the one JSON document: the command's output goes to stderr.
+        command.stdout(std::io::stderr());
     }
+    let status = command.status().map_err(|e| {
+        failed!(
+            "could not run the --verify command `{cmd}`: {e}{}",
+            captured.undo_line()
+        )
+    })?;
+    if status.success() {
+        ui::say(format!("verified: `{cmd}` passed"));
+        return Ok(());
+    }
+    ui::say(format!(
+        "`{cmd}` failed ({status}): restoring the restore point {}",
+        captured.entry.id
+    ));
+    let source = match &captured.point {
+        RestorePoint::Bookmark(b) => Restore::Bookmark(b.clone()),
+        RestorePoint::Snapshot(p) => Restore::Snapshot(p.clone()),
+    };
+    if let Err(e) = db.restore(&source, after) {
+        return Err(failed!(
+            "`{cmd}` failed ({status}) and restoring the restore point failed too: {e:#}\nthe migrations of \
+             this run are still applied; restore by hand: {}",
+            captured.undo
+        ));
+    }
+    let restored = db.state()?;
+    let names = |s: &State| s.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    if names(&restored) != names(before) {
+        return Err(failed!(
+            "`{cmd}` failed ({status}); the restore ran, but the tracking table now lists {:?}, not {:?} as \
+             before the migration: check with `cargo xtask db-status --env {}`",
+            names(&restored),
+            names(before),
+            target.env
+        ));
+    }
+    Err(failed!(
+        "verification failed: `{cmd}` exited with {status}; the database was restored to the restore point {} \
+         taken before this run, and its tracking table confirms it: {} migration{} applied{}",
+        captured.entry.id,
+        restored.applied.len(),
+        plural(restored.applied.len()),
+        restored.applied.last().map_or(String::new(), |r| format!(", the newest {}", r.name))
+    ))
 }
 
 fn mode_name(mode: ApplyMode) -> &'static str {

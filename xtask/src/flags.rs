@@ -91,6 +91,11 @@ pub const COMMANDS: &[Spec] = &[
                 "no-backup",
                 "take no restore point first (refused on protected environments)",
             ),
+            valued(
+                "verify",
+                "command",
+                "after applying, run this shell command; if it fails, restore the restore point and exit 1",
+            ),
         ],
         not_yet: None,
     },
@@ -112,19 +117,39 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "db-backup",
-        summary: "back up the database and record it in the backup index",
+        summary: "back up (remote: bookmark + export; local: file snapshot) into backups/ and the index",
         positional: None,
         trailing: false,
-        opts: &[],
-        not_yet: Some("Not there yet"),
+        opts: &[
+            valued(
+                "output",
+                "path",
+                "write the backup here instead of backups/<env>/<database>-<UTC time>.<ext> (never overwrites)",
+            ),
+            switch("list", "list the backup index: every backup and restore point"),
+        ],
+        not_yet: None,
     },
     Spec {
         name: "db-restore",
-        summary: "restore in place from a bookmark, timestamp or backup",
+        summary: "restore in place from a bookmark, timestamp or backup, after capturing the current state",
         positional: None,
         trailing: false,
-        opts: &[],
-        not_yet: Some("Not there yet"),
+        opts: &[
+            valued("bookmark", "id", "a Time Travel bookmark (remote)"),
+            valued(
+                "timestamp",
+                "time",
+                "RFC 3339 or Unix seconds, not in the future, within the retention window (remote)",
+            ),
+            valued("backup", "id|path", "an entry of the backup index, or a backup file"),
+            switch("last", "the newest restore point or backup of this environment and database"),
+            switch(
+                "no-backup",
+                "take no restore point first (refused on protected environments)",
+            ),
+        ],
+        not_yet: None,
     },
     Spec {
         name: "setup",
@@ -155,6 +180,23 @@ pub enum Command {
     DbNew(DbNew),
     DbStatus(DbStatus),
     DbMigrate(DbMigrate),
+    DbBackup(DbBackup),
+    DbRestore(DbRestore),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct DbBackup {
+    pub output: Option<PathBuf>,
+    pub list: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct DbRestore {
+    pub bookmark: Option<String>,
+    pub timestamp: Option<String>,
+    pub backup: Option<String>,
+    pub last: bool,
+    pub no_backup: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -172,6 +214,7 @@ pub struct DbMigrate {
     pub to: Option<String>,
     pub per_file: bool,
     pub no_backup: bool,
+    pub verify: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -331,6 +374,18 @@ impl Flags {
                 to: raw.value("to"),
                 per_file: raw.switch("per-file"),
                 no_backup: raw.switch("no-backup"),
+                verify: raw.value("verify"),
+            }),
+            "db-backup" => Command::DbBackup(DbBackup {
+                output: raw.value("output").map(PathBuf::from),
+                list: raw.switch("list"),
+            }),
+            "db-restore" => Command::DbRestore(DbRestore {
+                bookmark: raw.value("bookmark"),
+                timestamp: raw.value("timestamp"),
+                backup: raw.value("backup"),
+                last: raw.switch("last"),
+                no_backup: raw.switch("no-backup"),
             }),
             other => unreachable!("command `{other}` is in COMMANDS but has no typed form"),
         };
@@ -443,6 +498,7 @@ mod tests {
                 to: Some("3".into()),
                 per_file: false,
                 no_backup: false,
+                verify: None,
             })
         );
     }
@@ -472,6 +528,7 @@ mod tests {
         assert!(usage_error("db-status -x").contains("unknown flag `-x`"));
         assert!(usage_error("db-status -- true").contains("unexpected `--`"));
         assert!(usage_error("db-reset").contains("not available"));
+        assert!(usage_error("db-restore --bookmark").contains("needs a value"));
         assert!(usage_error("db-migrate --env=").contains("non-empty"));
     }
 }

@@ -4,8 +4,10 @@
 mod backups;
 mod config;
 mod d1;
+mod db_backup;
 mod db_migrate;
 mod db_new;
+mod db_restore;
 mod db_status;
 mod exit;
 mod flags;
@@ -13,6 +15,7 @@ mod guard;
 mod migrations;
 mod plan;
 mod project;
+mod settings;
 mod setup;
 mod target;
 #[cfg(test)]
@@ -21,26 +24,33 @@ mod time;
 mod ui;
 mod wrangler;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use config::Config;
 use exit::{status_of, usage, Exit};
 use flags::{Command, Flags, Global};
 use project::Project;
+use settings::Settings;
 use target::{Env, Target};
 
 /// What every command starts from: its flags, the workspace and the parsed config.
 pub struct Ctx {
     pub global: Global,
+    /// Where the user ran the command: `--output` and `--backup` paths are relative to it.
+    pub cwd: PathBuf,
     pub project: Project,
     pub config: Config,
+    pub settings: Settings,
 }
 
 impl Ctx {
     /// `--env` and `--database` resolved against the config.
     pub fn target(&self) -> anyhow::Result<Target> {
         let env = Env::parse(self.global.env.as_deref());
-        self.config.resolve(&env, self.global.database.as_deref())
+        let mut target = self.config.resolve(&env, self.global.database.as_deref())?;
+        target.protected |= self.settings.protected.iter().any(|p| p == env.name());
+        Ok(target)
     }
 }
 
@@ -77,10 +87,13 @@ fn run() -> anyhow::Result<()> {
         std::env::current_dir().map_err(|e| usage!("cannot read the current directory: {e}"))?;
     let project = Project::locate(&cwd, global.config.as_deref())?;
     let config = Config::load(&project)?;
+    let settings = Settings::load(&project.root)?;
     let ctx = Ctx {
         global,
+        cwd,
         project,
         config,
+        settings,
     };
     match command {
         Command::Help(_) => Ok(()),
@@ -88,5 +101,7 @@ fn run() -> anyhow::Result<()> {
         Command::DbNew(cmd) => cmd.run(&ctx),
         Command::DbStatus(cmd) => cmd.run(&ctx),
         Command::DbMigrate(cmd) => cmd.run(&ctx),
+        Command::DbBackup(cmd) => cmd.run(&ctx),
+        Command::DbRestore(cmd) => cmd.run(&ctx),
     }
 }

@@ -116,10 +116,14 @@ fn the_captured_bookmark_restores_the_schema_from_before() {
         .expect(0, &[]);
     let run = ws.xtask_remote(&emu, &["db-migrate", "--env", "staging", "--json"], &[]);
     run.expect(0, &["applied 1 migration: 0002_posts.sql"]);
-    let undo = run.json()["restore_point"]["undo"]
+    let undo = run.json()["restore_point"]["undo_wrangler"]
         .as_str()
         .unwrap()
         .to_string();
+    assert!(run.json()["restore_point"]["undo"]
+        .as_str()
+        .unwrap()
+        .starts_with("cargo xtask db-restore --env staging --bookmark "));
     let bookmark = run.json()["restore_point"]["bookmark"]
         .as_str()
         .unwrap()

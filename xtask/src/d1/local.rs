@@ -4,12 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, MAIN_DB};
 use sha2::{Digest, Sha256};
 
 use super::{batch_sql, create_tracking_table_sql, execute_items, quote_ident, rows_to_state};
-use super::{AppliedRow, ApplyMode, ApplyReport, Database, RestorePoint, State};
-use crate::exit::failed;
+use super::{
+    AppliedRow, ApplyMode, ApplyReport, BackupMade, Database, Restore, RestorePoint, State,
+};
+use crate::exit::{failed, usage};
 use crate::migrations::Migration;
 use crate::project::Project;
 use crate::target::{self, Target};
@@ -160,6 +162,29 @@ impl Local {
             .join(format!("batch-{}-{index}.sql", std::process::id()))
     }
 
+    /// A consistent copy of the local file at `dest` (SQLite's online backup API, so it is
+    /// safe while `wrangler dev` writes); an empty database if there is no file yet.
+    fn snapshot(&self, dest: &Path) -> anyhow::Result<()> {
+        let source = match self.db_file() {
+            Some(p) if p.exists() => Connection::open_with_flags(p, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| failed!("cannot open the local D1 file {}: {e}", p.display()))?,
+            Some(_) => Connection::open_in_memory().map_err(|e| failed!("cannot snapshot: {e}"))?,
+            None => {
+                return Err(usage!(
+                    "cannot snapshot the local database: its state is not in the layout this xtask reads; \
+                     pass --no-backup to go on without a restore point"
+                ))
+            }
+        };
+        let _ = source.busy_timeout(std::time::Duration::from_secs(10));
+        source.backup(MAIN_DB, dest, None).map_err(|e| {
+            failed!(
+                "snapshot of the local database to {} failed: {e}",
+                dest.display()
+            )
+        })
+    }
+
     /// Names the migration of a failed batch: replays it on an in-memory copy of the
     /// local file (wrangler only says which SQL failed, not in which file).
     fn diagnose(&self, migrations: &[&Migration]) -> Option<(String, String)> {
@@ -263,13 +288,73 @@ impl Database for Local {
         Ok(ApplyReport::default())
     }
 
-    fn restore_point(&mut self) -> anyhow::Result<Option<RestorePoint>> {
-        Ok(None)
+    fn restore_point(&mut self, scratch: &Path) -> anyhow::Result<RestorePoint> {
+        self.snapshot(scratch)?;
+        Ok(RestorePoint::Snapshot(scratch.to_path_buf()))
     }
 
     fn undo_command(&self, point: &RestorePoint) -> String {
         match point {
+            RestorePoint::Snapshot(p) => format!("(copy back the snapshot {})", p.display()),
             RestorePoint::Bookmark(b) => format!("(local databases have no bookmarks: {b})"),
+        }
+    }
+
+    fn backup(&mut self, scratch: &Path) -> anyhow::Result<BackupMade> {
+        self.snapshot(scratch)?;
+        Ok(BackupMade::Snapshot)
+    }
+
+    fn restore(&mut self, source: &Restore, before: &State) -> anyhow::Result<Option<String>> {
+        match source {
+            Restore::Bookmark(_) | Restore::Timestamp(_) => Err(usage!(
+                "the local database has no Time Travel: restore it with --backup <id or path> or --last"
+            )),
+            Restore::Snapshot(file) => {
+                let Some(db_file) = self.db_file().map(Path::to_path_buf) else {
+                    return Err(usage!(
+                        "cannot restore a snapshot here: the local state is not in the layout this xtask reads"
+                    ));
+                };
+                if let Some(dir) = db_file.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| failed!("cannot create {}: {e}", dir.display()))?;
+                }
+                let mut conn = Connection::open(&db_file)
+                    .map_err(|e| failed!("cannot open the local D1 file {}: {e}", db_file.display()))?;
+                let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+                conn.restore(MAIN_DB, file, None::<fn(rusqlite::backup::Progress)>)
+                    .map_err(|e| {
+                        failed!(
+                            "restoring {} into {} failed: {e}; SQLite's backup API changes all or nothing, \
+                             so the local database is as it was",
+                            file.display(),
+                            db_file.display()
+                        )
+                    })?;
+                Ok(None)
+            }
+            Restore::Sql(file) => {
+                let dump = std::fs::read_to_string(file)
+                    .map_err(|e| usage!("cannot read {} as SQL text: {e}", file.display()))?;
+                let scratch = self.batch_file(0);
+                std::fs::create_dir_all(self.project.scratch_dir())
+                    .map_err(|e| failed!("cannot create {}: {e}", self.project.scratch_dir().display()))?;
+                std::fs::write(&scratch, format!("{}\n{dump}\n", super::drop_all_sql(&before.schema)))
+                    .map_err(|e| failed!("cannot write {}: {e}", scratch.display()))?;
+                let mut args = self.target.d1_args(&["execute"]);
+                args.extend(["--file".into(), scratch.display().to_string(), "--json".into()]);
+                let run = self.wrangler()?.run(&args);
+                let _ = std::fs::remove_file(&scratch);
+                let run = run?;
+                if !run.success {
+                    return Err(failed!(
+                        "loading {} failed: {}; the request was one transaction, so the local database is as it was",
+                        file.display(),
+                        run.error_text()
+                    ));
+                }
+                Ok(None)
+            }
         }
     }
 
@@ -285,8 +370,22 @@ pub fn read_state(conn: &Connection, table: &str) -> rusqlite::Result<State> {
         [table],
         |row| row.get(0),
     )?;
+    let mut schema_stmt = conn.prepare(super::SCHEMA_SQL)?;
+    let schema = schema_stmt
+        .query_map([], |r| {
+            Ok(super::SchemaObject {
+                kind: r.get(0)?,
+                name: r.get(1)?,
+                table: r.get(2)?,
+                sql: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     if !exists {
-        return Ok(State::default());
+        return Ok(State {
+            applied: Vec::new(),
+            schema,
+        });
     }
     let mut stmt = conn.prepare(&format!(
         "SELECT id, name, CAST(applied_at AS TEXT) FROM {} ORDER BY id",
@@ -301,10 +400,7 @@ pub fn read_state(conn: &Connection, table: &str) -> rusqlite::Result<State> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(State {
-        applied,
-        schema: Vec::new(),
-    })
+    Ok(State { applied, schema })
 }
 
 #[cfg(test)]

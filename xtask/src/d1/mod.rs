@@ -5,6 +5,8 @@
 pub mod local;
 pub mod remote;
 
+use std::path::{Path, PathBuf};
+
 use crate::migrations::Migration;
 use crate::project::Project;
 use crate::target::{Env, Target};
@@ -15,6 +17,19 @@ pub struct AppliedRow {
     pub id: i64,
     pub name: String,
     pub applied_at: String,
+}
+
+/// The user objects of the schema, as one query returns them.
+pub const SCHEMA_SQL: &str =
+    "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL \
+     AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY rowid";
+
+/// A foreign key: `child` references `parent`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub child: String,
+    pub parent: String,
+    pub on_delete: String,
 }
 
 /// One object of `sqlite_master`.
@@ -67,6 +82,29 @@ pub struct ApplyReport {
 pub enum RestorePoint {
     /// A Time Travel bookmark of a remote database.
     Bookmark(String),
+    /// A copy of the local database file.
+    Snapshot(PathBuf),
+}
+
+/// What a backup produced in its scratch file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackupMade {
+    /// A SQLite copy of the local file.
+    Snapshot,
+    /// An SQL export, taken at this bookmark.
+    Export { bookmark: String },
+}
+
+/// Where a restore takes the database back to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restore {
+    Bookmark(String),
+    /// RFC 3339, UTC, already checked against the clock and the retention window.
+    Timestamp(String),
+    /// A local snapshot file: copied back page for page.
+    Snapshot(PathBuf),
+    /// An SQL export: the database is emptied and the file imported, in one request.
+    Sql(PathBuf),
 }
 
 pub trait Database {
@@ -85,11 +123,15 @@ pub trait Database {
         mode: ApplyMode,
         before: &State,
     ) -> anyhow::Result<ApplyReport>;
-    /// Captures the current state as a restore point; `None` where this database has no
-    /// way to do that yet (local snapshots come with the backup index).
-    fn restore_point(&mut self) -> anyhow::Result<Option<RestorePoint>>;
-    /// The exact command that returns the database to `point`.
+    /// Captures the current state: a bookmark, or a snapshot written to `scratch`.
+    fn restore_point(&mut self, scratch: &Path) -> anyhow::Result<RestorePoint>;
+    /// The raw wrangler command that returns the database to `point`, where one exists.
     fn undo_command(&self, point: &RestorePoint) -> String;
+    /// A backup written to `scratch`: a snapshot (local) or an export (remote).
+    fn backup(&mut self, scratch: &Path) -> anyhow::Result<BackupMade>;
+    /// Restores in place. `before` is the state just read (its schema says what to drop
+    /// for an SQL restore). Returns the bookmark Time Travel reports as the one before.
+    fn restore(&mut self, source: &Restore, before: &State) -> anyhow::Result<Option<String>>;
     /// wrangler processes started so far.
     fn wrangler_calls(&self) -> usize;
 }
@@ -218,6 +260,79 @@ pub fn replay(
     None
 }
 
+/// Schema objects from the rows of `SCHEMA_SQL`, however they were read.
+pub fn schema_from_rows(rows: &[serde_json::Value]) -> Vec<SchemaObject> {
+    rows.iter()
+        .map(|o| SchemaObject {
+            kind: o["type"].as_str().unwrap_or_default().into(),
+            name: o["name"].as_str().unwrap_or_default().into(),
+            table: o["tbl_name"].as_str().unwrap_or_default().into(),
+            sql: o["sql"].as_str().unwrap_or_default().into(),
+        })
+        .collect()
+}
+
+/// The foreign keys of a schema, found by SQLite itself on an in-memory copy (so no
+/// pragma has to run on D1).
+pub fn foreign_keys(schema: &[SchemaObject]) -> Vec<ForeignKey> {
+    let Some(conn) = schema_copy(schema) else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) = conn.prepare(
+        "SELECT m.name, p.\"table\", p.on_delete FROM sqlite_master AS m, pragma_foreign_key_list(m.name) AS p \
+         WHERE m.type = 'table' ORDER BY m.rowid, p.id",
+    ) else {
+        return Vec::new();
+    };
+    stmt.query_map([], |r| {
+        Ok(ForeignKey {
+            child: r.get(0)?,
+            parent: r.get(1)?,
+            on_delete: r.get(2)?,
+        })
+    })
+    .map(|rows| rows.flatten().collect())
+    .unwrap_or_default()
+}
+
+/// SQL that drops every table, view and trigger of `schema` (indexes go with their
+/// tables), children before parents; foreign keys are deferred so that cycles and the
+/// order of a partial graph cannot fail it. SQLite's and D1's own objects are kept.
+pub fn drop_all_sql(schema: &[SchemaObject]) -> String {
+    let mut sql = String::from("PRAGMA defer_foreign_keys = true;\n");
+    for kind in ["trigger", "view"] {
+        for o in schema.iter().filter(|o| o.kind == kind) {
+            sql.push_str(&format!(
+                "DROP {} IF EXISTS {};\n",
+                kind.to_uppercase(),
+                quote_ident(&o.name)
+            ));
+        }
+    }
+    let mut tables: Vec<String> = schema
+        .iter()
+        .filter(|o| {
+            o.kind == "table" && !o.name.starts_with("sqlite_") && !o.name.starts_with("_cf_")
+        })
+        .map(|o| o.name.clone())
+        .collect();
+    let fks = foreign_keys(schema);
+    // Children first: repeatedly drop a table that no remaining table references.
+    while !tables.is_empty() {
+        let free = tables.iter().position(|t| {
+            !fks.iter().any(|fk| {
+                fk.parent.eq_ignore_ascii_case(t)
+                    && !fk.child.eq_ignore_ascii_case(t)
+                    && tables.iter().any(|c| c.eq_ignore_ascii_case(&fk.child))
+            })
+        });
+        // A cycle: any order works while the keys are deferred.
+        let next = tables.remove(free.unwrap_or(0));
+        sql.push_str(&format!("DROP TABLE IF EXISTS {};\n", quote_ident(&next)));
+    }
+    sql
+}
+
 /// An in-memory database holding `schema` (tables first, then the rest), for `replay`.
 pub fn schema_copy(schema: &[SchemaObject]) -> Option<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_in_memory().ok()?;
@@ -244,6 +359,67 @@ mod tests {
             sha256: String::new(),
             facts,
         }
+    }
+
+    fn schema(sqls: &[&str]) -> Vec<SchemaObject> {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for s in sqls {
+            conn.execute_batch(s).unwrap();
+        }
+        let mut stmt = conn.prepare(SCHEMA_SQL).unwrap();
+        stmt.query_map([], |r| {
+            Ok(SchemaObject {
+                kind: r.get(0)?,
+                name: r.get(1)?,
+                table: r.get(2)?,
+                sql: r.get(3)?,
+            })
+        })
+        .unwrap()
+        .flatten()
+        .collect()
+    }
+
+    #[test]
+    fn drops_children_first_and_survives_cycles() {
+        let s = schema(&[
+            "CREATE TABLE a(id INTEGER PRIMARY KEY, b_id INTEGER REFERENCES b(id))",
+            "CREATE TABLE b(id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a(id))",
+            "CREATE TABLE users(id INTEGER PRIMARY KEY)",
+            "CREATE TABLE posts(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id) ON DELETE CASCADE)",
+            "CREATE TABLE \"odd\"\"name\"(x)",
+            "CREATE INDEX i ON posts(user_id)",
+            "CREATE VIEW v AS SELECT * FROM users",
+            "CREATE TRIGGER t AFTER INSERT ON users BEGIN SELECT 1; END",
+        ]);
+        let fks = foreign_keys(&s);
+        assert!(fks.contains(&ForeignKey {
+            child: "posts".into(),
+            parent: "users".into(),
+            on_delete: "CASCADE".into()
+        }));
+        let sql = drop_all_sql(&s);
+        let pos = |needle: &str| {
+            sql.find(needle)
+                .unwrap_or_else(|| panic!("{needle} missing in\n{sql}"))
+        };
+        assert!(pos("DROP TABLE IF EXISTS \"posts\"") < pos("DROP TABLE IF EXISTS \"users\""));
+        assert!(pos("DROP TRIGGER IF EXISTS \"t\"") < pos("DROP TABLE IF EXISTS \"users\""));
+        assert!(sql.contains("DROP VIEW IF EXISTS \"v\""));
+        assert!(sql.contains("DROP TABLE IF EXISTS \"odd\"\"name\""));
+        // It runs on SQLite with foreign keys on and leaves nothing but internals.
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        for o in &s {
+            conn.execute_batch(&o.sql).unwrap();
+        }
+        conn.execute_batch("INSERT INTO a VALUES (1, NULL); INSERT INTO b VALUES (1, 1); UPDATE a SET b_id = 1; INSERT INTO users VALUES (1); INSERT INTO posts VALUES (1, 1);").unwrap();
+        conn.execute_batch(&format!("BEGIN; {sql} COMMIT;"))
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! A remote D1 database, everything through `wrangler d1 ... --env <name> --remote`:
 //! state and apply through `/query` (one request each), restore points from Time Travel.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{batch_sql, create_tracking_table_sql, execute_items, quote_ident, rows_to_state};
-use super::{ApplyMode, ApplyReport, Database, RestorePoint, SchemaObject, State};
+use super::{ApplyMode, ApplyReport, BackupMade, Database, Restore, RestorePoint, State};
 use crate::exit::failed;
 use crate::migrations::Migration;
 use crate::project::Project;
@@ -100,6 +100,17 @@ impl Remote {
     }
 }
 
+/// A string field of the JSON object wrangler printed (after any log lines); only
+/// bookmark-shaped values (letters, digits, `-`) are taken.
+fn json_field(stdout: &str, field: &str) -> Option<String> {
+    let start = stdout.find('{')?;
+    let value: serde_json::Value = serde_json::from_str(stdout[start..].trim()).ok()?;
+    value[field]
+        .as_str()
+        .filter(|b| !b.is_empty() && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+        .map(String::from)
+}
+
 impl Database for Remote {
     fn location(&self) -> String {
         format!("remote (wrangler --env {} --remote)", self.target.env)
@@ -110,10 +121,10 @@ impl Database for Remote {
         // if missing; the schema comes along in the same request.
         let table = self.target.db.migrations_table.clone();
         let sql = format!(
-            "{}\n{}\nSELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL \
-             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%';",
+            "{}\n{}\n{};",
             create_tracking_table_sql(&table),
-            self.read_back_sql()
+            self.read_back_sql(),
+            super::SCHEMA_SQL
         );
         let mut args = self.target.d1_args(&["execute"]);
         args.extend(["--command".into(), sql, "--json".into()]);
@@ -136,17 +147,8 @@ impl Database for Remote {
             ));
         }
         let mut state = rows_to_state(&items[1]);
-        state.schema = items[2]["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|o| SchemaObject {
-                kind: o["type"].as_str().unwrap_or_default().into(),
-                name: o["name"].as_str().unwrap_or_default().into(),
-                table: o["tbl_name"].as_str().unwrap_or_default().into(),
-                sql: o["sql"].as_str().unwrap_or_default().into(),
-            })
-            .collect();
+        state.schema =
+            super::schema_from_rows(items[2]["results"].as_array().map_or(&[], |v| v.as_slice()));
         Ok(state)
     }
 
@@ -239,7 +241,7 @@ impl Database for Remote {
         })
     }
 
-    fn restore_point(&mut self) -> anyhow::Result<Option<RestorePoint>> {
+    fn restore_point(&mut self, _scratch: &Path) -> anyhow::Result<RestorePoint> {
         let args = self.target.time_travel_args("info", &["--json"]);
         let run = self.wrangler()?.run(&args)?;
         if !run.success {
@@ -250,19 +252,13 @@ impl Database for Remote {
                 run.error_text()
             ));
         }
-        let bookmark = run
-            .stdout
-            .find('{')
-            .and_then(|i| serde_json::from_str::<serde_json::Value>(run.stdout[i..].trim()).ok())
-            .and_then(|v| v["bookmark"].as_str().map(String::from))
-            .filter(|b| !b.is_empty() && b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
-            .ok_or_else(|| {
-                failed!(
-                    "capturing a restore point: wrangler's answer holds no bookmark ({}); nothing was changed",
-                    ui::redact(run.stdout.trim())
-                )
-            })?;
-        Ok(Some(RestorePoint::Bookmark(bookmark)))
+        let bookmark = json_field(&run.stdout, "bookmark").ok_or_else(|| {
+            failed!(
+                "capturing a restore point: wrangler's answer holds no bookmark ({}); nothing was changed",
+                ui::redact(run.stdout.trim())
+            )
+        })?;
+        Ok(RestorePoint::Bookmark(bookmark))
     }
 
     fn undo_command(&self, point: &RestorePoint) -> String {
@@ -270,7 +266,101 @@ impl Database for Remote {
             RestorePoint::Bookmark(b) => {
                 display_command(&self.target.time_travel_args("restore", &["--bookmark", b]))
             }
+            RestorePoint::Snapshot(p) => {
+                format!("(a remote database has no snapshots: {})", p.display())
+            }
         }
+    }
+
+    fn backup(&mut self, scratch: &Path) -> anyhow::Result<BackupMade> {
+        let RestorePoint::Bookmark(bookmark) = self.restore_point(scratch)? else {
+            unreachable!("remote restore points are bookmarks")
+        };
+        let mut args = self.target.d1_args(&["export"]);
+        args.extend(["--output".into(), scratch.display().to_string()]);
+        let run = self.wrangler()?.run(&args)?;
+        if !run.success || !scratch.is_file() {
+            let _ = std::fs::remove_file(scratch);
+            return Err(failed!(
+                "exporting {} {} failed: {}\nnothing was changed; the bookmark {bookmark} still marks this moment",
+                self.target.env,
+                self.target.db.describe(),
+                run.error_text()
+            ));
+        }
+        Ok(BackupMade::Export { bookmark })
+    }
+
+    fn restore(&mut self, source: &Restore, before: &State) -> anyhow::Result<Option<String>> {
+        let (extra, what): (Vec<&str>, String) = match source {
+            Restore::Bookmark(b) => (vec!["--bookmark", b.as_str()], format!("bookmark {b}")),
+            Restore::Timestamp(t) => (vec!["--timestamp", t.as_str()], format!("the state at {t}")),
+            Restore::Snapshot(p) => {
+                return Err(crate::exit::usage!(
+                    "{} is a local snapshot: it cannot be restored into the remote {} database; \
+                     restore an export (db-backup --env {}) or a bookmark instead",
+                    p.display(),
+                    self.target.env,
+                    self.target.env
+                ))
+            }
+            Restore::Sql(file) => {
+                let dump = std::fs::read_to_string(file).map_err(|e| {
+                    crate::exit::usage!("cannot read {} as SQL text: {e}", file.display())
+                })?;
+                let scratch = self
+                    .project
+                    .scratch_dir()
+                    .join(format!("restore-{}.sql", std::process::id()));
+                std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
+                    failed!(
+                        "cannot create {}: {e}",
+                        self.project.scratch_dir().display()
+                    )
+                })?;
+                std::fs::write(
+                    &scratch,
+                    format!("{}\n{dump}\n", super::drop_all_sql(&before.schema)),
+                )
+                .map_err(|e| failed!("cannot write {}: {e}", scratch.display()))?;
+                let mut args = self.target.d1_args(&["execute"]);
+                args.extend([
+                    "--file".into(),
+                    scratch.display().to_string(),
+                    "--yes".into(),
+                ]);
+                let run = self.wrangler()?.run(&args);
+                let _ = std::fs::remove_file(&scratch);
+                let run = run?;
+                if !run.success {
+                    return Err(failed!(
+                        "loading {} into {} {} failed: {}; D1 imports a file in one transaction, so the \
+                         database should be as it was: check with `cargo xtask db-status --env {}`",
+                        file.display(),
+                        self.target.env,
+                        self.target.db.describe(),
+                        run.error_text(),
+                        self.target.env
+                    ));
+                }
+                return Ok(None);
+            }
+        };
+        let mut with_json = extra.clone();
+        with_json.push("--json");
+        let args = self.target.time_travel_args("restore", &with_json);
+        let run = self.wrangler()?.run(&args)?;
+        if !run.success {
+            return Err(failed!(
+                "restoring {} {} to {what} failed: {}\nTime Travel restores all or nothing: check with \
+                 `cargo xtask db-status --env {}`",
+                self.target.env,
+                self.target.db.describe(),
+                run.error_text(),
+                self.target.env
+            ));
+        }
+        Ok(json_field(&run.stdout, "previous_bookmark"))
     }
 
     fn wrangler_calls(&self) -> usize {

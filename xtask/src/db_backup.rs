@@ -1,0 +1,149 @@
+//! `db-backup [--output <path>] [--list]`: a remote export with its bookmark, or an exact
+//! snapshot of the local file, recorded in the backup index; never overwriting anything.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+use serde_json::json;
+
+use crate::backups::{self, Entry, Kind};
+use crate::d1::{local::read_state, BackupMade, State};
+use crate::db_status::database_json;
+use crate::exit::usage;
+use crate::{d1, flags, ui, Ctx};
+
+impl flags::DbBackup {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        if self.list {
+            if self.output.is_some() {
+                return Err(usage!(
+                    "--list and --output do not go together: list, or back up"
+                ));
+            }
+            return list(ctx);
+        }
+        let target = ctx.target()?;
+        let ext = if target.env.is_remote() {
+            "sql"
+        } else {
+            "sqlite"
+        };
+        let dest = match &self.output {
+            Some(path) => {
+                let path = ctx.cwd.join(path);
+                if path.exists() || path.is_symlink() {
+                    return Err(usage!(
+                        "{} exists: backups never overwrite a file; name another --output",
+                        path.display()
+                    ));
+                }
+                path
+            }
+            None => backups::default_path(&ctx.project, &target, ext),
+        };
+        if ctx.global.dry_run {
+            ui::say(format!(
+                "dry run: would back up {} {} to {}",
+                target.env,
+                target.db.describe(),
+                dest.display()
+            ));
+            return Ok(());
+        }
+        let mut db = d1::open(&ctx.project, &target)?;
+        let scratch = backups::scratch_file(&ctx.project, ext)?;
+        let made = db.backup(&scratch)?;
+        let (size, sha256) = backups::publish(&scratch, &dest)?;
+        let (kind, bookmark) = match made {
+            BackupMade::Snapshot => (Kind::Snapshot, None),
+            BackupMade::Export { bookmark } => (Kind::Export, Some(bookmark)),
+        };
+        // Reading the backup itself tells what it holds, and that it can be read.
+        let state = match inspect(&dest, &target.db.migrations_table, kind) {
+            Ok(state) => state,
+            Err(e) => {
+                ui::say(format!(
+                    "warning: the backup was written but could not be read back as SQLite: {e}"
+                ));
+                State::default()
+            }
+        };
+        let entry = Entry {
+            kind,
+            bookmark,
+            file: Some(dest.clone()),
+            size: Some(size),
+            sha256: Some(sha256.clone()),
+            ..Entry::new(&target, kind, &state, "db-backup")
+        };
+        backups::record(&ctx.project, &entry)?;
+        ui::say(format!(
+            "backup {}: {} ({size} bytes, SHA-256 {}){}; {} migration{} applied{}",
+            entry.id,
+            dest.display(),
+            &sha256[..16],
+            entry
+                .bookmark
+                .as_ref()
+                .map_or(String::new(), |b| format!(", at bookmark {b}")),
+            state.applied.len(),
+            if state.applied.len() == 1 { "" } else { "s" },
+            state
+                .applied
+                .last()
+                .map_or(String::new(), |r| format!(", the newest {}", r.name))
+        ));
+        ui::say(format!(
+            "restore it with: {}",
+            backups::restore_command(ctx, &target, &format!("--backup {}", entry.id))
+        ));
+        if ctx.global.json {
+            let mut doc = entry.to_json(&ctx.project.root);
+            doc["database"] = database_json(&target);
+            doc["wrangler_calls"] = json!(db.wrangler_calls());
+            ui::json(&doc);
+        }
+        Ok(())
+    }
+}
+
+/// The tracking table inside a backup file: a snapshot is opened, an export is loaded
+/// into an in-memory SQLite.
+fn inspect(file: &Path, table: &str, kind: Kind) -> anyhow::Result<State> {
+    let conn = match kind {
+        Kind::Snapshot => Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+        _ => {
+            let conn = Connection::open_in_memory()?;
+            conn.execute_batch(&std::fs::read_to_string(file)?)?;
+            conn
+        }
+    };
+    Ok(read_state(&conn, table)?)
+}
+
+fn list(ctx: &Ctx) -> anyhow::Result<()> {
+    let entries = backups::entries(&ctx.project);
+    if ctx.global.json {
+        ui::json(&json!(entries
+            .iter()
+            .map(|e| e.to_json(&ctx.project.root))
+            .collect::<Vec<_>>()));
+        return Ok(());
+    }
+    if entries.is_empty() {
+        ui::print(format!(
+            "no backups or restore points yet ({} does not list any)",
+            backups::index_path(&ctx.project).display()
+        ));
+        return Ok(());
+    }
+    for e in &entries {
+        ui::print(e.describe(&ctx.project.root));
+    }
+    ui::print(format!(
+        "{} entr{}",
+        entries.len(),
+        if entries.len() == 1 { "y" } else { "ies" }
+    ));
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! `db-restore --bookmark <id> | --timestamp <time> | --backup <id or path> | --last`:
+//! restore in place, after capturing the current state, and say how to undo it.
+
+use serde_json::json;
+
+use crate::backups::{self, Entry, Kind};
+use crate::d1::Restore;
+use crate::db_status::database_json;
+use crate::exit::{refused, usage};
+use crate::target::Target;
+use crate::{d1, flags, guard, time, ui, Ctx};
+
+impl flags::DbRestore {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let given = [
+            self.bookmark.is_some(),
+            self.timestamp.is_some(),
+            self.backup.is_some(),
+            self.last,
+        ]
+        .iter()
+        .filter(|g| **g)
+        .count();
+        if given != 1 {
+            return Err(usage!(
+                "give exactly one of --bookmark <id>, --timestamp <time>, --backup <id or path>, --last"
+            ));
+        }
+        let target = ctx.target()?;
+        let (source, from) = self.source(ctx, &target)?;
+        if !target.env.is_remote() && matches!(source, Restore::Bookmark(_) | Restore::Timestamp(_))
+        {
+            return Err(usage!(
+                "the local database has no Time Travel: restore it with --backup <id or path> or --last"
+            ));
+        }
+        if target.env.is_remote() && matches!(source, Restore::Snapshot(_)) {
+            return Err(usage!(
+                "{from} is a local snapshot: it cannot be restored into the remote {} database",
+                target.env
+            ));
+        }
+        if self.no_backup && target.protected {
+            return Err(refused!(
+                "--no-backup is not allowed on {}, a protected environment",
+                target.env
+            ));
+        }
+        ui::say(format!(
+            "{} · {}: restore {from}",
+            target.env,
+            target.db.describe()
+        ));
+        if ctx.global.dry_run {
+            ui::say("dry run: nothing is changed");
+            return Ok(());
+        }
+        guard::confirm(&target, &format!("restore {from}"), ctx.global.yes)?;
+
+        let mut db = d1::open(&ctx.project, &target)?;
+        let before = db.state()?;
+        let captured = if self.no_backup {
+            None
+        } else {
+            Some(backups::capture(
+                ctx,
+                &target,
+                db.as_mut(),
+                &before,
+                "before db-restore",
+            )?)
+        };
+        let previous = db.restore(&source, &before)?;
+        let after = db.state()?;
+        ui::say(format!(
+            "restored {} {} to {from}: {} migration{} applied{}",
+            target.env,
+            target.db.binding,
+            after.applied.len(),
+            if after.applied.len() == 1 { "" } else { "s" },
+            after
+                .applied
+                .last()
+                .map_or(String::new(), |r| format!(", the newest {}", r.name))
+        ));
+        if let Some(c) = &captured {
+            ui::say(format!("to undo this restore: {}", c.undo));
+        } else if let Some(p) = &previous {
+            ui::say(format!(
+                "to undo this restore: {}",
+                backups::restore_command(ctx, &target, &format!("--bookmark {p}"))
+            ));
+        }
+        if ctx.global.json {
+            ui::json(&json!({
+                "env": target.env.name(),
+                "database": database_json(&target),
+                "restored_from": from,
+                "restore_point": captured.as_ref().map(backups::Captured::json),
+                "previous_bookmark": previous,
+                "applied": after.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+                "wrangler_calls": db.wrangler_calls(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// What to restore, checked before anything runs, and how to name it to people.
+    fn source(&self, ctx: &Ctx, target: &Target) -> anyhow::Result<(Restore, String)> {
+        if let Some(b) = &self.bookmark {
+            if !b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+                return Err(usage!(
+                    "`{b}` is not a Time Travel bookmark (letters, digits and `-`)"
+                ));
+            }
+            return Ok((Restore::Bookmark(b.clone()), format!("bookmark {b}")));
+        }
+        if let Some(t) = &self.timestamp {
+            let secs = check_timestamp(t, ctx.settings.retention_days, time::unix_now())?;
+            let rfc = time::format_rfc3339(secs);
+            return Ok((
+                Restore::Timestamp(rfc.clone()),
+                format!("the state at {rfc}"),
+            ));
+        }
+        let entry = match &self.backup {
+            Some(key) => backups::find(&ctx.project, target, key, &ctx.cwd)?,
+            None => {
+                let e = backups::last(&ctx.project, target)?;
+                ui::say(format!("--last: {}", e.describe(&ctx.project.root)));
+                e
+            }
+        };
+        backups::verify(&entry)?;
+        Ok(from_entry(&entry))
+    }
+}
+
+fn from_entry(entry: &Entry) -> (Restore, String) {
+    let what = format!("backup {}", entry.id);
+    match (entry.kind, &entry.bookmark, &entry.file) {
+        (Kind::Bookmark, Some(b), _) => (
+            Restore::Bookmark(b.clone()),
+            format!("{what} (bookmark {b})"),
+        ),
+        (Kind::Snapshot, _, Some(f)) => (
+            Restore::Snapshot(f.clone()),
+            format!("{what} ({})", f.display()),
+        ),
+        (_, _, Some(f)) => (Restore::Sql(f.clone()), format!("{what} ({})", f.display())),
+        (_, Some(b), None) => (
+            Restore::Bookmark(b.clone()),
+            format!("{what} (bookmark {b})"),
+        ),
+        (_, None, None) => (Restore::Bookmark(String::new()), what),
+    }
+}
+
+/// A `--timestamp` must parse, must not be in the future and must be inside Time
+/// Travel's retention window; checked before any wrangler call.
+pub fn check_timestamp(raw: &str, retention_days: u32, now: i64) -> anyhow::Result<i64> {
+    let secs = time::parse_timestamp(raw).ok_or_else(|| {
+        usage!("--timestamp `{raw}` is neither RFC 3339 (2026-11-21T22:55:34Z) nor Unix seconds")
+    })?;
+    if secs > now {
+        return Err(usage!(
+            "--timestamp {} is in the future (now is {}): Time Travel restores the past",
+            time::format_rfc3339(secs),
+            time::format_rfc3339(now)
+        ));
+    }
+    let oldest = now - i64::from(retention_days) * 86_400;
+    if secs < oldest {
+        return Err(usage!(
+            "--timestamp {} is older than Time Travel's retention window of {retention_days} days (the oldest \
+             restorable moment is {}); restore a backup (--backup) instead",
+            time::format_rfc3339(secs),
+            time::format_rfc3339(oldest)
+        ));
+    }
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_timestamp;
+
+    #[test]
+    fn timestamps_are_checked_before_anything_runs() {
+        let now = 1_763_770_768;
+        assert_eq!(
+            check_timestamp("2025-11-22T00:00:00Z", 30, now).unwrap(),
+            now - 1168
+        );
+        assert_eq!(
+            check_timestamp(&(now - 60).to_string(), 30, now).unwrap(),
+            now - 60
+        );
+        let future = check_timestamp(&(now + 3600).to_string(), 30, now).unwrap_err();
+        assert!(future.to_string().contains("in the future"), "{future}");
+        let old = check_timestamp("2025-10-01T00:00:00Z", 30, now).unwrap_err();
+        assert!(
+            old.to_string().contains("retention window of 30 days"),
+            "{old}"
+        );
+        assert!(check_timestamp("2025-11-20T00:00:00Z", 7, now).is_ok());
+        assert!(check_timestamp("last tuesday", 30, now)
+            .unwrap_err()
+            .to_string()
+            .contains("RFC 3339"));
+    }
+}

@@ -1,0 +1,346 @@
+//! End-to-end: db-backup, db-restore and db-migrate --verify, locally and on the emulator,
+//! checked through wrangler.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::{Run, Workspace};
+
+const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n";
+const POSTS: &str =
+    "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id));\n";
+const TAGS: &str = "CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT);\n";
+
+/// Everything a restore must bring back, as one string: schema and rows.
+const FINGERPRINT: &str = "SELECT group_concat(x, ' | ') AS fp FROM (\
+    SELECT type || ':' || name AS x FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' \
+    UNION ALL SELECT 'user:' || id || ':' || email FROM users \
+    UNION ALL SELECT 'applied:' || name FROM d1_migrations ORDER BY 1)";
+
+fn local_fp(ws: &Workspace) -> String {
+    ws.query(FINGERPRINT)[0]["fp"].as_str().unwrap().to_string()
+}
+
+fn remote_fp(ws: &Workspace, emu: &d1_emulator::Emulator, env: &str) -> String {
+    ws.remote_query(emu, env, FINGERPRINT)[0]["fp"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The `cargo xtask ...` command a run printed after `label`, as arguments.
+fn printed_command(run: &Run, label: &str) -> Vec<String> {
+    let line = run
+        .stderr
+        .lines()
+        .find_map(|l| l.split_once(label).map(|(_, rest)| rest.trim().to_string()))
+        .unwrap_or_else(|| panic!("no `{label}` in\n{}", run.stderr));
+    let args = line
+        .strip_prefix("cargo xtask ")
+        .unwrap_or_else(|| panic!("not an xtask command: {line}"));
+    args.split_whitespace().map(String::from).collect()
+}
+
+fn xtask_args(ws: &Workspace, args: &[String]) -> Run {
+    ws.xtask(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn local_backup_change_restore_and_undo() {
+    let ws = Workspace::new("local-roundtrip");
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"])
+        .expect(0, &["restore point: snapshot"]);
+    ws.query("INSERT INTO users (email) VALUES ('a@x.com'), ('b@x.com')");
+    let original = local_fp(&ws);
+
+    let backup = ws.xtask(&["db-backup", "--json"]);
+    backup.expect(
+        0,
+        &[
+            "backup ",
+            "1 migration applied, the newest 0001_users.sql",
+            "restore it with: cargo xtask db-restore --backup",
+        ],
+    );
+    let doc = backup.json();
+    let file = ws.dir.join(doc["file"].as_str().unwrap());
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "owner only"
+    );
+    assert_eq!(doc["kind"], "snapshot");
+    assert_eq!(
+        doc["migrations_applied"],
+        serde_json::json!(["0001_users.sql"])
+    );
+
+    // Change data and schema.
+    ws.migration("0002_tags.sql", TAGS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    ws.query("DELETE FROM users WHERE email = 'a@x.com'");
+    let changed = local_fp(&ws);
+    assert_ne!(changed, original);
+
+    let restore = ws.xtask(&["db-restore", "--backup", doc["id"].as_str().unwrap()]);
+    restore.expect(
+        0,
+        &[
+            "restored local DB",
+            "1 migration applied",
+            "to undo this restore:",
+        ],
+    );
+    assert_eq!(
+        local_fp(&ws),
+        original,
+        "same rows and schema, through wrangler"
+    );
+    assert_eq!(ws.wrangler_pending(), vec!["0002_tags.sql"]);
+
+    // The printed command undoes the restore.
+    let undo = printed_command(&restore, "to undo this restore:");
+    xtask_args(&ws, &undo).expect(0, &["restored local DB"]);
+    assert_eq!(local_fp(&ws), changed);
+
+    // A backup by path works too, and --output never overwrites.
+    let out = ws.xtask(&["db-backup", "--output", "mine.sqlite"]);
+    out.expect(0, &["mine.sqlite"]);
+    ws.xtask(&["db-backup", "--output", "mine.sqlite"])
+        .expect(2, &["exists", "never overwrite"]);
+    ws.xtask(&["db-backup", "--list"])
+        .expect(0, &["db-backup", "before db-restore", "before db-migrate"]);
+}
+
+#[test]
+fn remote_backup_change_restore_by_backup_bookmark_and_timestamp() {
+    let ws = Workspace::new("remote-roundtrip");
+    ws.migration("0001_users.sql", USERS);
+    let emu = ws.emulator();
+    ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
+        .expect(0, &[]);
+    ws.remote_query(
+        &emu,
+        "staging",
+        "INSERT INTO users (email) VALUES ('a@x.com'), ('it''s@x.com')",
+    );
+    let original = remote_fp(&ws, &emu, "staging");
+
+    let backup = ws.xtask_remote(&emu, &["db-backup", "--env", "staging", "--json"], &[]);
+    backup.expect(0, &["at bookmark", "1 migration applied"]);
+    let doc = backup.json();
+    assert_eq!(doc["kind"], "export");
+    let file = ws.dir.join(doc["file"].as_str().unwrap());
+    assert!(
+        file.starts_with(ws.dir.join("backups/staging")),
+        "{}",
+        file.display()
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let bookmark = doc["bookmark"].as_str().unwrap().to_string();
+
+    // Restore by timestamp needs a moment strictly between two states.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let between = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    ws.migration("0002_posts.sql", POSTS);
+    ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
+        .expect(0, &[]);
+    ws.remote_query(&emu, "staging", "DELETE FROM users");
+    let changed = remote_fp(&ws, &emu, "staging");
+    assert_ne!(changed, original);
+
+    // From the export file: emptied, then imported.
+    let id = doc["id"].as_str().unwrap();
+    let restore = ws.xtask_remote(
+        &emu,
+        &["db-restore", "--env", "staging", "--backup", id],
+        &[],
+    );
+    restore.expect(
+        0,
+        &[
+            "restore point: Time Travel bookmark",
+            "restored staging DB",
+            "to undo this restore: cargo xtask db-restore --env staging --bookmark",
+        ],
+    );
+    assert_eq!(remote_fp(&ws, &emu, "staging"), original);
+    assert_eq!(ws.remote_pending(&emu, "staging"), vec!["0002_posts.sql"]);
+
+    // Undo with the printed command: back to the changed state.
+    let undo = printed_command(&restore, "to undo this restore:");
+    let undo: Vec<&str> = undo.iter().map(String::as_str).collect();
+    ws.xtask_remote(&emu, &undo, &[])
+        .expect(0, &["restored staging DB"]);
+    assert_eq!(remote_fp(&ws, &emu, "staging"), changed);
+
+    // By the backup's bookmark, then by a timestamp between the two states.
+    ws.xtask_remote(
+        &emu,
+        &["db-restore", "--env", "staging", "--bookmark", &bookmark],
+        &[],
+    )
+    .expect(0, &[]);
+    assert_eq!(remote_fp(&ws, &emu, "staging"), original);
+    ws.xtask_remote(&emu, &undo, &[]).expect(0, &[]);
+    assert_eq!(remote_fp(&ws, &emu, "staging"), changed);
+    ws.xtask_remote(
+        &emu,
+        &["db-restore", "--env", "staging", "--timestamp", &between],
+        &[],
+    )
+    .expect(0, &["the state at"]);
+    assert_eq!(remote_fp(&ws, &emu, "staging"), original);
+
+    // Protected: production needs --yes without a terminal.
+    ws.xtask_remote(
+        &emu,
+        &["db-restore", "--env", "production", "--bookmark", &bookmark],
+        &[],
+    )
+    .expect(4, &["protected environment", "--yes"]);
+}
+
+#[test]
+fn verify_failure_restores_local_and_remote() {
+    let ws = Workspace::new("verify");
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    ws.query("INSERT INTO users (email) VALUES ('keep@x.com')");
+    let before = local_fp(&ws);
+    ws.migration("0002_posts.sql", POSTS);
+    let run = ws.xtask(&["db-migrate", "--verify", "false"]);
+    run.expect(
+        1,
+        &[
+            "verification failed: `false`",
+            "restored to the restore point",
+            "1 migration applied, the newest 0001_users.sql",
+        ],
+    );
+    assert_eq!(
+        local_fp(&ws),
+        before,
+        "schema and data as before, through wrangler"
+    );
+    ws.xtask(&["db-migrate", "--verify", "true"])
+        .expect(0, &["verified: `true` passed"]);
+    assert_eq!(ws.applied_names(), vec!["0001_users.sql", "0002_posts.sql"]);
+    ws.xtask(&["db-migrate", "--verify", "true", "--no-backup"])
+        .expect(2, &["--verify needs the restore point"]);
+
+    let emu = ws.emulator();
+    ws.xtask_remote(&emu, &["db-migrate", "--env", "staging", "--to", "1"], &[])
+        .expect(0, &[]);
+    ws.remote_query(
+        &emu,
+        "staging",
+        "INSERT INTO users (email) VALUES ('keep@x.com')",
+    );
+    let before = remote_fp(&ws, &emu, "staging");
+    let run = ws.xtask_remote(
+        &emu,
+        &[
+            "db-migrate",
+            "--env",
+            "staging",
+            "--verify",
+            "test \"$XTASK_ENV\" = local",
+        ],
+        &[],
+    );
+    run.expect(1, &["verification failed", "restored to the restore point"]);
+    assert_eq!(remote_fp(&ws, &emu, "staging"), before);
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let ws = Workspace::new("refusals");
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    ws.query("INSERT INTO users (email) VALUES ('a@x.com')");
+    let backup = ws.xtask(&["db-backup", "--json"]);
+    let doc = backup.json();
+    ws.query("INSERT INTO users (email) VALUES ('b@x.com')");
+    let before = local_fp(&ws);
+
+    let unknown = ws.xtask(&["db-restore", "--backup", "20990101T000000Z-dead"]);
+    unknown.expect(
+        2,
+        &["no backup `20990101T000000Z-dead`", "db-backup --list"],
+    );
+
+    // Corrupt the backup file: the checksum no longer matches.
+    let file = ws.dir.join(doc["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    ws.xtask(&["db-restore", "--backup", doc["id"].as_str().unwrap()])
+        .expect(
+            4,
+            &[
+                "has changed since it was taken",
+                "SHA-256",
+                "nothing was changed",
+            ],
+        );
+
+    ws.xtask(&["db-restore", "--bookmark", "abc"])
+        .expect(2, &["no Time Travel"]);
+    ws.xtask(&["db-restore"]).expect(2, &["exactly one of"]);
+    ws.xtask(&["db-restore", "--last", "--bookmark", "x"])
+        .expect(2, &["exactly one of"]);
+    assert!(!unknown.stderr.contains("$ wrangler"));
+    assert_eq!(local_fp(&ws), before, "nothing changed, through wrangler");
+
+    let emu = ws.emulator();
+    let future = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600)
+        .to_string();
+    let r = ws.xtask_remote(
+        &emu,
+        &["db-restore", "--env", "staging", "--timestamp", &future],
+        &[],
+    );
+    r.expect(2, &["in the future"]);
+    let r2 = ws.xtask_remote(
+        &emu,
+        &[
+            "db-restore",
+            "--env",
+            "staging",
+            "--timestamp",
+            "2020-01-01T00:00:00Z",
+        ],
+        &[],
+    );
+    r2.expect(2, &["retention window of 30 days"]);
+    let r3 = ws.xtask_remote(
+        &emu,
+        &["db-restore", "--env", "staging", "--timestamp", "soon"],
+        &[],
+    );
+    r3.expect(2, &["RFC 3339"]);
+    for run in [&r, &r2, &r3] {
+        assert!(
+            !run.stderr.contains("$ wrangler"),
+            "checked before any wrangler call"
+        );
+    }
+    assert!(emu.requests().is_empty(), "no request reached the API");
+}
