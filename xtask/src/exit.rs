@@ -30,6 +30,29 @@ impl fmt::Display for Stop {
 
 impl std::error::Error for Stop {}
 
+/// The exit status of a command the xtask ran for the user (`db-seed -- <command>`),
+/// passed on as the xtask's own.
+#[derive(Debug)]
+pub struct ChildStatus {
+    pub code: u8,
+    pub message: String,
+}
+
+impl fmt::Display for ChildStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ChildStatus {}
+
+/// The process exit code for an error: a child's own status, else the `Exit` of `status_of`.
+pub fn code_of(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<ChildStatus>())
+        .map_or(status_of(err) as u8, |c| c.code)
+}
+
 /// The exit status an error chain asks for: the outermost `Stop` in it, else `Failed`.
 pub fn status_of(err: &anyhow::Error) -> Exit {
     err.chain()

@@ -101,19 +101,38 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "db-reset",
-        summary: "drop everything the migrations made and apply them again",
+        summary: "drop everything the migrations made and apply them again (one request), after a restore point",
         positional: None,
         trailing: false,
-        opts: &[],
-        not_yet: Some("Not there yet"),
+        opts: &[
+            valued("to", "version", "apply again only up to and including this migration"),
+            switch("seed", "load test-data/seed-*.sql afterwards"),
+            valued(
+                "confirm",
+                "database_name",
+                "on a protected environment without a terminal: the database name (--yes is not enough)",
+            ),
+            switch(
+                "no-backup",
+                "take no restore point first (refused on protected environments)",
+            ),
+        ],
+        not_yet: None,
     },
     Spec {
         name: "db-seed",
-        summary: "load test-data/seed-*.sql (never into production)",
+        summary: "load test-data/seed-*.sql (never into a protected environment); `-- <command>` seeds, runs, cleans up",
         positional: None,
-        trailing: false,
-        opts: &[],
-        not_yet: Some("Not there yet"),
+        trailing: true,
+        opts: &[
+            switch("cleanup", "run test-data/cleanup*.sql instead"),
+            valued("file", "path", "load only this file"),
+            switch(
+                "no-backup",
+                "take no restore point first",
+            ),
+        ],
+        not_yet: None,
     },
     Spec {
         name: "db-backup",
@@ -182,6 +201,25 @@ pub enum Command {
     DbMigrate(DbMigrate),
     DbBackup(DbBackup),
     DbRestore(DbRestore),
+    DbReset(DbReset),
+    DbSeed(DbSeed),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct DbReset {
+    pub to: Option<String>,
+    pub seed: bool,
+    pub confirm: Option<String>,
+    pub no_backup: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct DbSeed {
+    pub cleanup: bool,
+    pub file: Option<PathBuf>,
+    pub no_backup: bool,
+    /// `-- <command> ...`: run with the test data in, then clean up.
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -258,6 +296,12 @@ impl Flags {
                 match command {
                     Some(spec) if spec.trailing => {
                         raw.trailing = args.by_ref().collect();
+                        if raw.trailing.is_empty() {
+                            return Err(usage!(
+                                "`{}` needs a command after `--`, e.g. `-- cargo test -p app`",
+                                spec.name
+                            ));
+                        }
                         break;
                     }
                     _ => return Err(usage!("unexpected `--`{}", for_command(command))),
@@ -387,6 +431,18 @@ impl Flags {
                 last: raw.switch("last"),
                 no_backup: raw.switch("no-backup"),
             }),
+            "db-reset" => Command::DbReset(DbReset {
+                to: raw.value("to"),
+                seed: raw.switch("seed"),
+                confirm: raw.value("confirm"),
+                no_backup: raw.switch("no-backup"),
+            }),
+            "db-seed" => Command::DbSeed(DbSeed {
+                cleanup: raw.switch("cleanup"),
+                file: raw.value("file").map(PathBuf::from),
+                no_backup: raw.switch("no-backup"),
+                command: raw.trailing,
+            }),
             other => unreachable!("command `{other}` is in COMMANDS but has no typed form"),
         };
         Ok(Flags { global, command })
@@ -504,6 +560,26 @@ mod tests {
     }
 
     #[test]
+    fn trailing_command() {
+        let f = parse("db-seed --no-backup -- cargo test -p app --release").unwrap();
+        assert_eq!(
+            f.command,
+            Command::DbSeed(DbSeed {
+                cleanup: false,
+                file: None,
+                no_backup: true,
+                command: vec![
+                    "cargo".into(),
+                    "test".into(),
+                    "-p".into(),
+                    "app".into(),
+                    "--release".into()
+                ],
+            })
+        );
+    }
+
+    #[test]
     fn help_forms() {
         assert_eq!(parse("").unwrap().command, Command::Help(None));
         assert_eq!(parse("--help").unwrap().command, Command::Help(None));
@@ -527,7 +603,7 @@ mod tests {
         assert!(usage_error("db-status --to 3").contains("unknown flag `--to`"));
         assert!(usage_error("db-status -x").contains("unknown flag `-x`"));
         assert!(usage_error("db-status -- true").contains("unexpected `--`"));
-        assert!(usage_error("db-reset").contains("not available"));
+        assert!(usage_error("db-seed --").contains("needs a command after `--`"));
         assert!(usage_error("db-restore --bookmark").contains("needs a value"));
         assert!(usage_error("db-migrate --env=").contains("non-empty"));
     }

@@ -43,3 +43,47 @@ pub fn confirm(target: &Target, action: &str, yes: bool) -> anyhow::Result<()> {
         )),
     }
 }
+
+/// A protected environment's destructive command (db-reset) needs the database name:
+/// typed at the prompt, or `--confirm <name>` without a terminal. `--yes` is not enough.
+pub fn confirm_name(target: &Target, action: &str, given: Option<&str>) -> anyhow::Result<()> {
+    if !target.protected {
+        return Ok(());
+    }
+    let name = target.db.name.as_deref().unwrap_or(&target.db.binding);
+    let typed = match given {
+        Some(g) => g.to_string(),
+        None if std::io::stdin().is_terminal() => {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "{action} on {} {}: this is a protected environment. Type the database name ({name}) to continue: ",
+                target.env,
+                target.db.describe()
+            );
+            let _ = err.flush();
+            let mut answer = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut answer);
+            answer.trim().to_string()
+        }
+        None => {
+            return Err(refused!(
+                "{} is a protected environment: to {action} there, pass --confirm {name} (the database name; \
+                 --yes is not enough); nothing was changed",
+                target.env
+            ))
+        }
+    };
+    if typed == name {
+        ui::say(format!(
+            "{} is protected: confirmed by the database name {name}",
+            target.env
+        ));
+        Ok(())
+    } else {
+        Err(refused!(
+            "`{typed}` is not the database name `{name}` of {}: nothing was changed",
+            target.env
+        ))
+    }
+}

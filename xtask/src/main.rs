@@ -7,7 +7,9 @@ mod d1;
 mod db_backup;
 mod db_migrate;
 mod db_new;
+mod db_reset;
 mod db_restore;
+mod db_seed;
 mod db_status;
 mod exit;
 mod flags;
@@ -15,6 +17,7 @@ mod guard;
 mod migrations;
 mod plan;
 mod project;
+mod seeds;
 mod settings;
 mod setup;
 mod target;
@@ -28,7 +31,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use config::Config;
-use exit::{status_of, usage, Exit};
+use exit::{code_of, status_of, usage, Exit};
 use flags::{Command, Flags, Global};
 use project::Project;
 use settings::Settings;
@@ -65,7 +68,7 @@ fn main() -> ExitCode {
                 "error"
             };
             ui::say(format!("{label}: {err:#}"));
-            ExitCode::from(exit as u8)
+            ExitCode::from(code_of(&err))
         }
     }
 }
@@ -103,5 +106,7 @@ fn run() -> anyhow::Result<()> {
         Command::DbMigrate(cmd) => cmd.run(&ctx),
         Command::DbBackup(cmd) => cmd.run(&ctx),
         Command::DbRestore(cmd) => cmd.run(&ctx),
+        Command::DbReset(cmd) => cmd.run(&ctx),
+        Command::DbSeed(cmd) => cmd.run(&ctx),
     }
 }

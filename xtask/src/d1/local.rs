@@ -358,9 +358,94 @@ impl Database for Local {
         }
     }
 
+    fn execute_sql(&mut self, sql: &str) -> anyhow::Result<Result<(), String>> {
+        let scratch = self.batch_file(0);
+        std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
+            failed!(
+                "cannot create {}: {e}",
+                self.project.scratch_dir().display()
+            )
+        })?;
+        std::fs::write(&scratch, sql)
+            .map_err(|e| failed!("cannot write {}: {e}", scratch.display()))?;
+        let mut args = self.target.d1_args(&["execute"]);
+        args.extend([
+            "--file".into(),
+            scratch.display().to_string(),
+            "--json".into(),
+        ]);
+        let run = self.wrangler()?.run(&args);
+        let _ = std::fs::remove_file(&scratch);
+        let run = run?;
+        Ok(if run.success {
+            Ok(())
+        } else {
+            Err(run.error_text())
+        })
+    }
+
+    fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let Some(path) = self.db_file().map(Path::to_path_buf) else {
+            let mut args = self.target.d1_args(&["execute"]);
+            args.extend(["--command".into(), sql.to_string(), "--json".into()]);
+            let run = self.wrangler()?.run(&args)?;
+            if !run.success {
+                return Err(failed!(
+                    "query on the local database failed: {}",
+                    run.error_text()
+                ));
+            }
+            let items = execute_items(&run.stdout)?;
+            return Ok(items
+                .last()
+                .and_then(|i| i["results"].as_array().cloned())
+                .unwrap_or_default());
+        };
+        if !path.exists() {
+            return Err(failed!(
+                "the local database does not exist yet ({})",
+                path.display()
+            ));
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| failed!("cannot open the local D1 file {}: {e}", path.display()))?;
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+        rows_as_json(&conn, sql).map_err(|e| failed!("query on {} failed: {e}", path.display()))
+    }
+
+    fn local_file(&self) -> Option<PathBuf> {
+        self.db_file().map(Path::to_path_buf)
+    }
+
     fn wrangler_calls(&self) -> usize {
         self.wrangler.as_ref().map_or(0, |w| w.calls)
     }
+}
+
+/// Every row of `sql` as a JSON object keyed by column name.
+pub fn rows_as_json(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<serde_json::Value>> {
+    use rusqlite::types::ValueRef;
+    let mut stmt = conn.prepare(sql)?;
+    let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut obj = serde_json::Map::new();
+        for (i, name) in names.iter().enumerate() {
+            let v = match row.get_ref(i)? {
+                ValueRef::Null => serde_json::Value::Null,
+                ValueRef::Integer(n) => serde_json::json!(n),
+                ValueRef::Real(f) => serde_json::json!(f),
+                ValueRef::Text(t) => {
+                    serde_json::Value::String(String::from_utf8_lossy(t).into_owned())
+                }
+                ValueRef::Blob(b) => serde_json::json!(b),
+            };
+            obj.insert(name.clone(), v);
+        }
+        out.push(serde_json::Value::Object(obj));
+    }
+    Ok(out)
 }
 
 /// Reads the tracking table through a connection; a missing table is an empty state.

@@ -132,6 +132,15 @@ pub trait Database {
     /// Restores in place. `before` is the state just read (its schema says what to drop
     /// for an SQL restore). Returns the bookmark Time Travel reports as the one before.
     fn restore(&mut self, source: &Restore, before: &State) -> anyhow::Result<Option<String>>;
+    /// Runs `sql` as one request, which D1 runs as one transaction. `Ok(Err(text))` is
+    /// D1's or wrangler's refusal (nothing of it applied); `Err` means it could not be run.
+    fn execute_sql(&mut self, sql: &str) -> anyhow::Result<Result<(), String>>;
+    /// A read-only query; each row a JSON object keyed by column.
+    fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>>;
+    /// The local SQLite file, where there is one the xtask reads directly.
+    fn local_file(&self) -> Option<PathBuf> {
+        None
+    }
     /// wrangler processes started so far.
     fn wrangler_calls(&self) -> usize;
 }

@@ -363,6 +363,57 @@ impl Database for Remote {
         Ok(json_field(&run.stdout, "previous_bookmark"))
     }
 
+    fn execute_sql(&mut self, sql: &str) -> anyhow::Result<Result<(), String>> {
+        let transport = self.transport(sql.to_string(), 0);
+        if let Transport::File(path) = &transport {
+            std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
+                failed!(
+                    "cannot create {}: {e}",
+                    self.project.scratch_dir().display()
+                )
+            })?;
+            std::fs::write(path, sql)
+                .map_err(|e| failed!("cannot write {}: {e}", path.display()))?;
+        }
+        let args = self.args_for(&transport);
+        let run = self.wrangler()?.run(&args);
+        if let Transport::File(path) = &transport {
+            let _ = std::fs::remove_file(path);
+        }
+        let run = run?;
+        if !run.success {
+            return Ok(Err(run.error_text()));
+        }
+        if let Transport::Command(_) = transport {
+            let items = execute_items(&run.stdout).unwrap_or_default();
+            if items.is_empty() || items.iter().any(|i| i["success"] != true) {
+                return Ok(Err(
+                    "wrangler exited 0, but D1 did not report success for every statement".into(),
+                ));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut args = self.target.d1_args(&["execute"]);
+        args.extend(["--command".into(), sql.to_string(), "--json".into()]);
+        let run = self.wrangler()?.run(&args)?;
+        if !run.success {
+            return Err(failed!(
+                "query on {} {} failed: {}",
+                self.target.env,
+                self.target.db.describe(),
+                run.error_text()
+            ));
+        }
+        let items = execute_items(&run.stdout)?;
+        Ok(items
+            .last()
+            .and_then(|i| i["results"].as_array().cloned())
+            .unwrap_or_default())
+    }
+
     fn wrangler_calls(&self) -> usize {
         self.wrangler.as_ref().map_or(0, |w| w.calls)
     }

@@ -1,0 +1,14 @@
+-- cleanup-test-data.sql: removes every row in the reserved test ranges (900000-999999),
+-- children first, and nothing else.
+
+PRAGMA defer_foreign_keys = true;
+
+DELETE FROM order_items WHERE order_id BETWEEN 900000 AND 999999 OR product_id BETWEEN 900000 AND 999999;
+DELETE FROM orders WHERE id BETWEEN 900000 AND 999999 OR user_id BETWEEN 900000 AND 999999;
+DELETE FROM tokens WHERE id BETWEEN 900000 AND 999999 OR user_id BETWEEN 900000 AND 999999;
+DELETE FROM posts WHERE id BETWEEN 900000 AND 999999 OR user_id BETWEEN 900000 AND 999999;
+DELETE FROM user_profiles WHERE user_id BETWEEN 900000 AND 999999;
+DELETE FROM users WHERE id BETWEEN 900000 AND 999999;
+DELETE FROM products WHERE id BETWEEN 900000 AND 999999;
+
+PRAGMA defer_foreign_keys = false;

@@ -1,0 +1,342 @@
+//! `db-seed [--cleanup] [--file <path>] [-- <command> ...]`: test data in, never into a
+//! protected environment, each file in one request; with a command, always cleaned up.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::backups;
+use crate::d1::{quote_ident, Database, SchemaObject, State};
+use crate::db_status::database_json;
+use crate::exit::{failed, refused, usage, ChildStatus};
+use crate::migrations::{sql, MigrationSet};
+use crate::seeds::{files_with_prefix, SeedFile};
+use crate::target::Target;
+use crate::{d1, flags, plan, ui, Ctx};
+
+impl flags::DbSeed {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let target = ctx.target()?;
+        if target.protected {
+            return Err(refused!(
+                "db-seed refuses {}: test data never goes into a protected environment; nothing was changed",
+                target.env
+            ));
+        }
+        if self.cleanup && (self.file.is_some() || !self.command.is_empty()) {
+            return Err(usage!(
+                "--cleanup runs test-data/cleanup*.sql alone: it does not go with --file or `-- <command>` \
+                 (which cleans up by itself)"
+            ));
+        }
+        let dir = ctx.project.root.join("test-data");
+        let paths = match (&self.file, self.cleanup) {
+            (Some(f), _) => vec![ctx.cwd.join(f)],
+            (None, true) => files_with_prefix(&dir, "cleanup")?,
+            (None, false) => files_with_prefix(&dir, "seed-")?,
+        };
+        if paths.is_empty() {
+            return Err(usage!(
+                "no {} files in {}",
+                if self.cleanup {
+                    "test-data/cleanup*.sql"
+                } else {
+                    "test-data/seed-*.sql"
+                },
+                dir.display()
+            ));
+        }
+        let files = paths
+            .iter()
+            .map(|p| SeedFile::load(p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let cleanup_files = if self.command.is_empty() {
+            Vec::new()
+        } else {
+            let paths = files_with_prefix(&dir, "cleanup")?;
+            paths
+                .iter()
+                .map(|p| SeedFile::load(p))
+                .collect::<anyhow::Result<Vec<_>>>()?
+        };
+
+        let mut db = d1::open(&ctx.project, &target)?;
+        let state = db.state()?;
+        if !self.cleanup {
+            refuse_pending(&target, &state)?;
+        }
+        for f in files.iter().chain(&cleanup_files) {
+            preflight(f, &state.schema)?;
+        }
+        let verb = if self.cleanup {
+            "clean up with"
+        } else {
+            "load"
+        };
+        ui::say(format!(
+            "{} · {}: {verb} {} file{}",
+            target.env,
+            target.db.describe(),
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        ));
+        if ctx.global.dry_run {
+            for f in &files {
+                ui::say(format!(
+                    "  {} ({} statements, sent as {} in one request)",
+                    f.path.display(),
+                    f.statements,
+                    f.sent_statements
+                ));
+            }
+            ui::say("dry run: nothing is changed");
+            return Ok(());
+        }
+        let captured = if self.no_backup {
+            None
+        } else {
+            let reason = if self.cleanup {
+                "before db-seed --cleanup"
+            } else {
+                "before db-seed"
+            };
+            Some(backups::capture(ctx, &target, db.as_mut(), &state, reason)?)
+        };
+        let undo = captured
+            .as_ref()
+            .map_or(String::new(), backups::Captured::undo_line);
+
+        let loaded = load(db.as_mut(), &files);
+        let counts = match &loaded {
+            Ok(()) => counts(db.as_mut(), &files, &state.schema)?,
+            Err(_) => Vec::new(),
+        };
+        if self.command.is_empty() {
+            loaded.map_err(|e| failed!("{e}{undo}"))?;
+            report(
+                ctx,
+                &target,
+                db.as_ref(),
+                &files,
+                &counts,
+                captured.as_ref(),
+            );
+            return Ok(());
+        }
+
+        // seed, run, always clean up, exit with the command's status.
+        let status = match &loaded {
+            Ok(()) => {
+                report(
+                    ctx,
+                    &target,
+                    db.as_ref(),
+                    &files,
+                    &counts,
+                    captured.as_ref(),
+                );
+                Some(run_command(ctx, &target, db.as_ref(), &self.command)?)
+            }
+            Err(e) => {
+                ui::say(format!("error: {e}"));
+                None
+            }
+        };
+        let cleaned = if cleanup_files.is_empty() {
+            ui::say("warning: no test-data/cleanup*.sql: the test data stays in the database");
+            Ok(())
+        } else {
+            ui::say("cleaning up");
+            load(db.as_mut(), &cleanup_files)
+        };
+        match (status, cleaned) {
+            (Some(0), Ok(())) => Ok(()),
+            (Some(code), Ok(())) => Err(anyhow::Error::new(ChildStatus {
+                code: u8::try_from(code).unwrap_or(1).max(1),
+                message: format!("`{}` exited with {code}; the test data was cleaned up", self.command.join(" ")),
+            })),
+            (None, Ok(())) => Err(failed!("seeding failed, the command did not run; the test data was cleaned up{undo}")),
+            (_, Err(e)) => Err(failed!("cleaning up failed: {e}; test rows may remain: run `cargo xtask db-seed --cleanup`{undo}")),
+        }
+    }
+}
+
+/// Seeding needs the schema the seeds were written for: every migration applied.
+pub fn refuse_pending(target: &Target, state: &State) -> anyhow::Result<()> {
+    let set = MigrationSet::scan(&target.db.migrations_dir)?;
+    let status = plan::status(&set, state);
+    if !status.pending.is_empty() {
+        let names: Vec<&str> = status.pending.iter().map(|m| m.name.as_str()).collect();
+        return Err(refused!(
+            "{} migration{} pending on {} ({}): run `cargo xtask db-migrate` first; nothing was loaded",
+            names.len(),
+            if names.len() == 1 { " is" } else { "s are" },
+            target.env,
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every statement of a file against a copy of the schema before anything is
+/// sent: syntax errors and unknown tables or columns stop the run with nothing loaded.
+fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Result<()> {
+    let Some(conn) = d1::schema_copy(schema) else {
+        return Ok(());
+    };
+    let split = sql::split(&file.original);
+    for stmt in &split.statements {
+        let text = &file.original[stmt.start..stmt.end];
+        let first = stmt.leading_words(&file.original, 1);
+        let result = match first.first().map(String::as_str) {
+            Some("CREATE" | "DROP" | "ALTER") => conn.execute_batch(text).map(|_| ()),
+            _ => conn.prepare(text).map(|_| ()),
+        };
+        if let Err(e) = result {
+            return Err(usage!(
+                "{}:{}: {e}: fix the statement; nothing was loaded",
+                file.path.display(),
+                stmt.line
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sends each file as one request, in order; stops at the first that fails.
+pub fn load(db: &mut dyn Database, files: &[SeedFile]) -> anyhow::Result<()> {
+    let total = files.len();
+    let mut done: Vec<String> = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let name = short(&f.path);
+        ui::say(format!(
+            "{}/{total} {name}: {} statements",
+            i + 1,
+            f.sent_statements
+        ));
+        if let Err(e) = db.execute_sql(&f.sql)? {
+            let before = if done.is_empty() {
+                "no file before it".to_string()
+            } else {
+                format!("loaded before it and kept: {}", done.join(", "))
+            };
+            return Err(failed!(
+                "{name} failed: {e}\n{name} was sent as one request, so none of it is in the database; {before}"
+            ));
+        }
+        done.push(name);
+    }
+    Ok(())
+}
+
+fn short(path: &Path) -> String {
+    path.file_name().map_or(path.display().to_string(), |n| {
+        n.to_string_lossy().into_owned()
+    })
+}
+
+/// Row counts of the tables the files wrote to, in one query.
+fn counts(
+    db: &mut dyn Database,
+    files: &[SeedFile],
+    schema: &[SchemaObject],
+) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut tables: Vec<&String> = Vec::new();
+    for t in files.iter().flat_map(|f| &f.tables) {
+        let known = schema
+            .iter()
+            .any(|o| o.kind == "table" && o.name.eq_ignore_ascii_case(t));
+        if known && !tables.contains(&t) {
+            tables.push(t);
+        }
+    }
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "SELECT {} AS t, (SELECT count(*) FROM {}) AS n",
+                crate::d1::quote_string(t),
+                quote_ident(t)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    Ok(db
+        .query(&sql)?
+        .iter()
+        .map(|r| {
+            (
+                r["t"].as_str().unwrap_or_default().to_string(),
+                r["n"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
+fn report(
+    ctx: &Ctx,
+    target: &Target,
+    db: &dyn Database,
+    files: &[SeedFile],
+    counts: &[(String, i64)],
+    captured: Option<&backups::Captured>,
+) {
+    let summary: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    ui::say(format!(
+        "loaded {} file{}; rows now: {}",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        if summary.is_empty() {
+            "-".to_string()
+        } else {
+            summary.join(", ")
+        }
+    ));
+    if ctx.global.json {
+        ui::json(&json!({
+            "env": target.env.name(),
+            "database": database_json(target),
+            "files": files.iter().map(|f| json!({
+                "file": f.path.display().to_string(),
+                "statements": f.statements,
+                "sent_statements": f.sent_statements,
+            })).collect::<Vec<_>>(),
+            "row_counts": counts.iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+            "restore_point": captured.map(backups::Captured::json),
+            "wrangler_calls": db.wrangler_calls(),
+        }));
+    }
+}
+
+/// Runs the user's command with the environment's details in its environment.
+fn run_command(
+    ctx: &Ctx,
+    target: &Target,
+    db: &dyn Database,
+    command: &[String],
+) -> anyhow::Result<i32> {
+    ui::say(format!("running: {}", command.join(" ")));
+    let mut cmd = std::process::Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .env("XTASK_ENV", target.env.name())
+        .env("XTASK_D1_BINDING", &target.db.binding)
+        .env("XTASK_D1_DATABASE", target.db.label())
+        .env(
+            "XTASK_D1_DATABASE_ID",
+            target.db.id.as_deref().unwrap_or(""),
+        )
+        .env("XTASK_CONFIG", &ctx.project.config_path);
+    if let Some(file) = db.local_file() {
+        cmd.env("XTASK_D1_LOCAL_FILE", file);
+    }
+    if ctx.global.json {
+        cmd.stdout(std::io::stderr());
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| failed!("could not run `{}`: {e}", command.join(" ")))?;
+    Ok(status.code().unwrap_or(1))
+}
