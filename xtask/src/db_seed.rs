@@ -210,9 +210,10 @@ pub fn load(db: &mut dyn Database, files: &[SeedFile]) -> anyhow::Result<()> {
     for (i, f) in files.iter().enumerate() {
         let name = short(&f.path);
         ui::say(format!(
-            "{}/{total} {name}: {} statements",
+            "{}/{total} {name}: {} statement{} in one request",
             i + 1,
-            f.sent_statements
+            f.sent_statements,
+            if f.sent_statements == 1 { "" } else { "s" }
         ));
         if let Err(e) = db.execute_sql(&f.sql)? {
             let before = if done.is_empty() {

@@ -65,9 +65,11 @@ impl SeedFile {
                     "{shown}:{line}: the {quote} opened here is never closed; nothing was loaded"
                 ))
             }
-            Some(Unclosed::BlockComment { line }) => return Err(usage!(
+            Some(Unclosed::BlockComment { line }) => {
+                return Err(usage!(
                 "{shown}:{line}: the /* comment opened here is never closed; nothing was loaded"
-            )),
+            ))
+            }
             Some(Unclosed::Trigger { line }) => {
                 return Err(usage!(
                     "{shown}:{line}: CREATE TRIGGER without `END;`; nothing was loaded"
