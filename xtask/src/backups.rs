@@ -449,17 +449,47 @@ pub fn restore_command(ctx: &Ctx, target: &Target, how: &str) -> String {
     cmd
 }
 
-/// Takes a restore point before `reason`, records it and tells the user (and a GitHub
-/// workflow, for bookmarks).
-pub fn capture(
+/// A restore point taken but not recorded yet: commands take it before the lock (a point
+/// taken under the lock would bring the lock row back on restore), and record it once
+/// they know they change something.
+pub struct Taken {
+    point: RestorePoint,
+}
+
+impl Taken {
+    /// Drops a point that turned out not to be needed (nothing to do).
+    pub fn discard(self) {
+        if let RestorePoint::Snapshot(p) = &self.point {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Drops a restore point that turned out not to be needed, if one was taken.
+pub fn discard(taken: Option<Taken>) {
+    if let Some(t) = taken {
+        t.discard();
+    }
+}
+
+pub fn take(ctx: &Ctx, db: &mut dyn Database) -> anyhow::Result<Taken> {
+    let scratch = scratch_file(&ctx.project, "sqlite")?;
+    Ok(Taken {
+        point: db.restore_point(&scratch)?,
+    })
+}
+
+/// Records a taken restore point in the index (`state` says which migrations it holds)
+/// and tells the user, and a GitHub workflow for bookmarks, how to return to it.
+pub fn record_point(
     ctx: &Ctx,
     target: &Target,
-    db: &mut dyn Database,
+    db: &dyn Database,
+    taken: Taken,
     state: &State,
     reason: &str,
 ) -> anyhow::Result<Captured> {
-    let scratch = scratch_file(&ctx.project, "sqlite")?;
-    let point = db.restore_point(&scratch)?;
+    let point = taken.point;
     let captured = match &point {
         RestorePoint::Bookmark(b) => {
             let mut entry = Entry::new(target, Kind::Bookmark, state, reason);

@@ -5,13 +5,13 @@
 use serde_json::json;
 
 use crate::backups::{self, Captured};
-use crate::d1::{ApplyMode, Database, Restore, RestorePoint, State};
+use crate::d1::{ApplyMode, Database, Extras, Restore, RestorePoint, State};
 use crate::db_status::database_json;
 use crate::exit::{failed, refused, usage};
 use crate::migrations::{Migration, MigrationSet};
 use crate::target::Target;
 use crate::wrangler::display_command;
-use crate::{d1, flags, guard, plan, ui, Ctx};
+use crate::{d1, flags, guard, lock, plan, ui, Ctx};
 
 impl flags::DbMigrate {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -45,23 +45,136 @@ impl flags::DbMigrate {
                 "--verify needs the restore point that --no-backup skips: drop one of them"
             ));
         }
-
+        if self.repair && (self.to.is_some() || self.verify.is_some() || self.rehearse) {
+            return Err(usage!("--repair only re-records checksums: it does not go with --to, --verify or --rehearse"));
+        }
+        if !ctx.global.dry_run && !self.rehearse {
+            guard::precheck(&target, "apply migrations", ctx.global.yes)?;
+        }
         let mut db = d1::open(&ctx.project, &target)?;
-        let before = db.state()?;
-        let status = plan::status(&set, &before);
+        if self.rehearse {
+            return crate::rehearse::run(ctx, &target, db.as_mut(), &set, to, ctx.global.dry_run);
+        }
+        if ctx.global.dry_run {
+            let before = db.state()?;
+            return self.dry_run(ctx, &target, db.as_ref(), &set, to, mode, &before);
+        }
+        if self.repair {
+            return lock::with_lock(
+                ctx,
+                &target,
+                db.as_mut(),
+                "db-migrate --repair",
+                |db, before, held| repair(ctx, &target, db, &set, &before, held),
+            );
+        }
+        // The restore point comes before the lock, so that returning to it never brings
+        // back a lock row; it is recorded only if something is applied.
+        let taken = if self.no_backup {
+            None
+        } else {
+            Some(backups::take(ctx, db.as_mut())?)
+        };
+        lock::with_lock(
+            ctx,
+            &target,
+            db.as_mut(),
+            "db-migrate",
+            |db, before, held| self.locked(ctx, &target, db, &set, to, mode, before, held, taken),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dry_run(
+        &self,
+        ctx: &Ctx,
+        target: &Target,
+        db: &dyn Database,
+        set: &MigrationSet,
+        to: Option<&Migration>,
+        mode: ApplyMode,
+        before: &State,
+    ) -> anyhow::Result<()> {
+        let status = plan::status(set, before);
+        let chosen = plan::select(&status, to);
+        ui::say(format!(
+            "{} · {}: {} to apply",
+            target.env,
+            target.db.describe(),
+            chosen.len()
+        ));
+        ui::say("dry run: nothing is changed; this would run:");
+        if target.env.is_remote() && !self.no_backup {
+            ui::say(format!(
+                "  $ {}",
+                display_command(&target.time_travel_args("info", &["--json"]))
+            ));
+        } else if !self.no_backup {
+            ui::say("  snapshot of the local database file into backups/local/");
+        }
+        if !chosen.is_empty() {
+            for args in db.apply_commands(&chosen, mode) {
+                ui::say(format!("  $ {}", display_command(&args)));
+            }
+        }
+        for m in &chosen {
+            ui::say(format!("  {}", m.path.display()));
+        }
+        for p in status.blocking() {
+            ui::say(format!("  but first: {}", p.message));
+        }
+        if let Some(cmd) = &self.verify {
+            ui::say(format!(
+                "  then: sh -c {cmd:?}; on failure, restore the restore point"
+            ));
+        }
+        if ctx.global.json {
+            ui::json(&json!({
+                "env": target.env.name(),
+                "database": database_json(target),
+                "dry_run": true,
+                "would_apply": chosen.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+                "mode": mode_name(mode),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Everything that happens under the lock.
+    #[allow(clippy::too_many_arguments)]
+    fn locked(
+        &self,
+        ctx: &Ctx,
+        target: &Target,
+        db: &mut dyn Database,
+        set: &MigrationSet,
+        to: Option<&Migration>,
+        mode: ApplyMode,
+        before: State,
+        held: &mut lock::Held,
+        taken: Option<backups::Taken>,
+    ) -> anyhow::Result<()> {
+        let status = plan::status(set, &before);
         let blocking: Vec<String> = status
             .blocking()
             .map(|p| format!("  {}", p.message))
             .collect();
         if !blocking.is_empty() {
+            backups::discard(taken);
             return Err(refused!(
                 "drift: the tracking table and {} disagree; nothing was applied:\n{}",
                 set.dir.display(),
                 blocking.join("\n")
             ));
         }
+        let first_sight: Vec<(String, String)> = status
+            .unrecorded
+            .iter()
+            .map(|m| (m.name.clone(), m.sha256.clone()))
+            .collect();
         let chosen = plan::select(&status, to);
         if chosen.is_empty() {
+            backups::discard(taken);
             match to {
                 Some(t) => ui::say(format!(
                     "nothing to apply: {} and everything before it are applied",
@@ -72,7 +185,11 @@ impl flags::DbMigrate {
                     status.applied.len()
                 )),
             }
-            return report(ctx, &target, db.as_ref(), &[], &before, mode, None);
+            record_first_sight(db, target, &first_sight)?;
+            // Released before the report, so that its count of wrangler calls is complete.
+            db.unlock(&held.token, held.acquired_at)?;
+            held.released = true;
+            return report(ctx, target, db, &[], &before, mode, None);
         }
         let names: Vec<&str> = chosen.iter().map(|m| m.name.as_str()).collect();
         ui::say(format!(
@@ -82,55 +199,43 @@ impl flags::DbMigrate {
             chosen.len(),
             to.map_or(String::new(), |t| format!(" (up to {})", t.name))
         ));
-        if ctx.global.dry_run {
-            ui::say("dry run: nothing is changed; this would run:");
-            if target.env.is_remote() && !self.no_backup {
-                ui::say(format!(
-                    "  $ {}",
-                    display_command(&target.time_travel_args("info", &["--json"]))
-                ));
-            }
-            for args in db.apply_commands(&chosen, mode) {
-                ui::say(format!("  $ {}", display_command(&args)));
-            }
-            for m in &chosen {
-                ui::say(format!("  {}", m.path.display()));
-            }
-            if let Some(cmd) = &self.verify {
-                ui::say(format!(
-                    "  then: sh -c {cmd:?}; on failure, restore the restore point"
-                ));
-            }
-            if ctx.global.json {
-                ui::json(&json!({
-                    "env": target.env.name(),
-                    "database": database_json(&target),
-                    "dry_run": true,
-                    "would_apply": names,
-                    "mode": mode_name(mode),
-                }));
-            }
-            return Ok(());
-        }
-
-        guard::confirm(
-            &target,
+        if let Err(e) = guard::confirm(
+            target,
             &format!("apply {} migration{}", chosen.len(), plural(chosen.len())),
             ctx.global.yes,
-        )?;
-        let captured = if self.no_backup {
-            None
-        } else {
-            Some(backups::capture(
+        ) {
+            backups::discard(taken);
+            return Err(e);
+        }
+        let captured = match taken {
+            Some(t) => Some(backups::record_point(
                 ctx,
-                &target,
-                db.as_mut(),
+                target,
+                db,
+                t,
                 &before,
                 "before db-migrate",
-            )?)
+            )?),
+            None => None,
         };
-
-        let outcome = db.apply(&chosen, mode, &before)?;
+        if !first_sight.is_empty() {
+            ui::say(format!(
+                "recording the checksums of {} migration{} applied without one (by plain wrangler): {}",
+                first_sight.len(),
+                plural(first_sight.len()),
+                first_sight.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        // The lock's release rides in the apply request, unless --verify still needs it.
+        let release = self
+            .verify
+            .is_none()
+            .then(|| (held.token.clone(), held.acquired_at));
+        let extras = Extras {
+            first_sight,
+            release: release.clone(),
+        };
+        let outcome = db.apply(&chosen, mode, &before, &extras)?;
         // wrangler can exit 0 on a failed migration: only the tracking table is believed.
         let after = match outcome.after.clone() {
             Some(state) if outcome.error.is_none() => state,
@@ -155,6 +260,9 @@ impl flags::DbMigrate {
             .filter(|m| !after.is_applied(&m.name))
             .collect();
         if outcome.error.is_none() && missing.is_empty() {
+            if release.is_some() {
+                held.released = true;
+            }
             ui::say(format!(
                 "applied {} migration{}: {}{}",
                 chosen.len(),
@@ -163,17 +271,9 @@ impl flags::DbMigrate {
                 undo_line(captured.as_ref())
             ));
             if let (Some(cmd), Some(captured)) = (&self.verify, &captured) {
-                verify(ctx, &target, db.as_mut(), cmd, captured, &before, &after)?;
+                verify(ctx, target, db, cmd, captured, &before, &after)?;
             }
-            return report(
-                ctx,
-                &target,
-                db.as_ref(),
-                &chosen,
-                &after,
-                mode,
-                captured.as_ref(),
-            );
+            return report(ctx, target, db, &chosen, &after, mode, captured.as_ref());
         }
         let applied_now: Vec<&str> = chosen
             .iter()
@@ -189,12 +289,121 @@ impl flags::DbMigrate {
             "wrangler reported success, but the tracking table does not record it".into()
         });
         let mut msg = format!("migration {culprit} failed: {why}\n");
-        msg.push_str(&describe_after(&target, &after, &applied_now, &missing));
+        msg.push_str(&describe_after(target, &after, &applied_now, &missing));
         if !applied_now.is_empty() {
             msg.push_str(&undo_line(captured.as_ref()));
         }
         Err(failed!("{msg}"))
     }
+}
+
+/// Checksums of migrations applied by plain wrangler, recorded the first time the xtask
+/// sees them (when there is nothing else to apply: a request of their own).
+fn record_first_sight(
+    db: &mut dyn Database,
+    target: &Target,
+    first_sight: &[(String, String)],
+) -> anyhow::Result<()> {
+    if first_sight.is_empty() {
+        return Ok(());
+    }
+    let table = &target.db.migrations_table;
+    let mut sql = crate::d1::meta_tables_sql(table);
+    for (name, sha) in first_sight {
+        sql.push('\n');
+        sql.push_str(&crate::d1::checksum_upsert_sql(
+            table,
+            name,
+            sha,
+            "first-sight",
+        ));
+    }
+    ui::say(format!(
+        "recording the checksums of {} migration{} applied without one (by plain wrangler): {}",
+        first_sight.len(),
+        plural(first_sight.len()),
+        first_sight
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    db.execute_sql(&sql)?
+        .map_err(|e| failed!("recording checksums failed: {e}"))
+}
+
+/// `--repair`: after the user reviewed an edited applied file, record its new checksum
+/// (Flyway's name for it); also records the checksums never recorded. Says what changed.
+fn repair(
+    ctx: &Ctx,
+    target: &Target,
+    db: &mut dyn Database,
+    set: &MigrationSet,
+    before: &State,
+    held: &mut lock::Held,
+) -> anyhow::Result<()> {
+    let status = plan::status(set, before);
+    if status.edited.is_empty() && status.unrecorded.is_empty() {
+        ui::say("nothing to repair: every applied migration's checksum matches its file");
+    } else {
+        guard::confirm(target, "re-record migration checksums", ctx.global.yes)?;
+        let table = &target.db.migrations_table;
+        let mut sql = crate::d1::meta_tables_sql(table);
+        for (m, old) in &status.edited {
+            sql.push('\n');
+            sql.push_str(&crate::d1::checksum_upsert_sql(
+                table, &m.name, &m.sha256, "repair",
+            ));
+            ui::say(format!(
+                "re-recorded {}: SHA-256 {old} -> {}",
+                m.name, m.sha256
+            ));
+        }
+        for m in &status.unrecorded {
+            sql.push('\n');
+            sql.push_str(&crate::d1::checksum_upsert_sql(
+                table,
+                &m.name,
+                &m.sha256,
+                "first-sight",
+            ));
+            ui::say(format!(
+                "recorded {}: SHA-256 {} (it had none)",
+                m.name, m.sha256
+            ));
+        }
+        sql.push('\n');
+        sql.push_str(&crate::d1::lock_release_sql(
+            table,
+            &held.token,
+            held.acquired_at,
+        ));
+        db.execute_sql(&sql)?
+            .map_err(|e| failed!("repair failed: {e}; nothing was changed"))?;
+        held.released = true;
+    }
+    let left: Vec<String> = status
+        .problems
+        .iter()
+        .filter(|p| p.blocking && p.kind != "edited")
+        .map(|p| format!("  {}", p.message))
+        .collect();
+    if ctx.global.json {
+        ui::json(&json!({
+            "env": target.env.name(),
+            "database": database_json(target),
+            "repaired": status.edited.iter().map(|(m, old)| json!({"migration": m.name, "old": old, "new": m.sha256})).collect::<Vec<_>>(),
+            "recorded": status.unrecorded.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+            "remaining_problems": left,
+        }));
+    }
+    if !left.is_empty() {
+        return Err(refused!(
+            "checksums repaired, but other drift remains (--repair does not fix it):\n{}",
+            left.join("\n")
+        ));
+    }
+    Ok(())
 }
 
 fn plural(n: usize) -> &'static str {

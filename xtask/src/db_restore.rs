@@ -8,7 +8,7 @@ use crate::d1::Restore;
 use crate::db_status::database_json;
 use crate::exit::{refused, usage};
 use crate::target::Target;
-use crate::{d1, flags, guard, time, ui, Ctx};
+use crate::{d1, flags, guard, lock, time, ui, Ctx};
 
 impl flags::DbRestore {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -55,54 +55,69 @@ impl flags::DbRestore {
             ui::say("dry run: nothing is changed");
             return Ok(());
         }
+        guard::precheck(&target, &format!("restore {from}"), ctx.global.yes)?;
         guard::confirm(&target, &format!("restore {from}"), ctx.global.yes)?;
 
         let mut db = d1::open(&ctx.project, &target)?;
-        let before = db.state()?;
-        let captured = if self.no_backup {
+        // The restore point comes before the lock (see db-migrate); the lock's release
+        // afterwards also clears lock rows older than ours that the restore brought back.
+        let taken = if self.no_backup {
             None
         } else {
-            Some(backups::capture(
-                ctx,
-                &target,
-                db.as_mut(),
-                &before,
-                "before db-restore",
-            )?)
+            Some(backups::take(ctx, db.as_mut())?)
         };
-        let previous = db.restore(&source, &before)?;
-        let after = db.state()?;
-        ui::say(format!(
-            "restored {} {} to {from}: {} migration{} applied{}",
-            target.env,
-            target.db.binding,
-            after.applied.len(),
-            if after.applied.len() == 1 { "" } else { "s" },
-            after
-                .applied
-                .last()
-                .map_or(String::new(), |r| format!(", the newest {}", r.name))
-        ));
-        if let Some(c) = &captured {
-            ui::say(format!("to undo this restore: {}", c.undo));
-        } else if let Some(p) = &previous {
-            ui::say(format!(
-                "to undo this restore: {}",
-                backups::restore_command(ctx, &target, &format!("--bookmark {p}"))
-            ));
-        }
-        if ctx.global.json {
-            ui::json(&json!({
-                "env": target.env.name(),
-                "database": database_json(&target),
-                "restored_from": from,
-                "restore_point": captured.as_ref().map(backups::Captured::json),
-                "previous_bookmark": previous,
-                "applied": after.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
-                "wrangler_calls": db.wrangler_calls(),
-            }));
-        }
-        Ok(())
+        lock::with_lock(
+            ctx,
+            &target,
+            db.as_mut(),
+            "db-restore",
+            |db, before, _held| {
+                let captured = match taken {
+                    Some(t) => Some(backups::record_point(
+                        ctx,
+                        &target,
+                        db,
+                        t,
+                        &before,
+                        "before db-restore",
+                    )?),
+                    None => None,
+                };
+                let previous = db.restore(&source, &before)?;
+                let after = db.state()?;
+                ui::say(format!(
+                    "restored {} {} to {from}: {} migration{} applied{}",
+                    target.env,
+                    target.db.binding,
+                    after.applied.len(),
+                    if after.applied.len() == 1 { "" } else { "s" },
+                    after
+                        .applied
+                        .last()
+                        .map_or(String::new(), |r| format!(", the newest {}", r.name))
+                ));
+                if let Some(c) = &captured {
+                    ui::say(format!("to undo this restore: {}", c.undo));
+                } else if let Some(p) = &previous {
+                    ui::say(format!(
+                        "to undo this restore: {}",
+                        backups::restore_command(ctx, &target, &format!("--bookmark {p}"))
+                    ));
+                }
+                if ctx.global.json {
+                    ui::json(&json!({
+                        "env": target.env.name(),
+                        "database": database_json(&target),
+                        "restored_from": from,
+                        "restore_point": captured.as_ref().map(backups::Captured::json),
+                        "previous_bookmark": previous,
+                        "applied": after.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+                        "wrangler_calls": db.wrangler_calls(),
+                    }));
+                }
+                Ok(())
+            },
+        )
     }
 
     /// What to restore, checked before anything runs, and how to name it to people.

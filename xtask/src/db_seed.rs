@@ -12,7 +12,7 @@ use crate::exit::{failed, refused, usage, ChildStatus};
 use crate::migrations::{sql, MigrationSet};
 use crate::seeds::{files_with_prefix, SeedFile};
 use crate::target::Target;
-use crate::{d1, flags, plan, ui, Ctx};
+use crate::{d1, flags, lock, plan, ui, Ctx};
 
 impl flags::DbSeed {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -61,26 +61,14 @@ impl flags::DbSeed {
         };
 
         let mut db = d1::open(&ctx.project, &target)?;
-        let state = db.state()?;
-        if !self.cleanup {
-            refuse_pending(&target, &state)?;
-        }
-        for f in files.iter().chain(&cleanup_files) {
-            preflight(f, &state.schema)?;
-        }
         let verb = if self.cleanup {
             "clean up with"
         } else {
             "load"
         };
-        ui::say(format!(
-            "{} · {}: {verb} {} file{}",
-            target.env,
-            target.db.describe(),
-            files.len(),
-            if files.len() == 1 { "" } else { "s" }
-        ));
         if ctx.global.dry_run {
+            let state = db.state()?;
+            self.check(&target, &state, &files, &cleanup_files)?;
             for f in &files {
                 ui::say(format!(
                     "  {} ({} statements, sent as {} in one request)",
@@ -92,25 +80,44 @@ impl flags::DbSeed {
             ui::say("dry run: nothing is changed");
             return Ok(());
         }
-        let captured = if self.no_backup {
+        // The restore point comes before the lock (see db-migrate).
+        let taken = if self.no_backup {
             None
         } else {
-            let reason = if self.cleanup {
-                "before db-seed --cleanup"
-            } else {
-                "before db-seed"
-            };
-            Some(backups::capture(ctx, &target, db.as_mut(), &state, reason)?)
+            Some(backups::take(ctx, db.as_mut())?)
         };
+        let (loaded, counts, captured) =
+            lock::with_lock(ctx, &target, db.as_mut(), "db-seed", |db, state, _held| {
+                if let Err(e) = self.check(&target, &state, &files, &cleanup_files) {
+                    backups::discard(taken);
+                    return Err(e);
+                }
+                ui::say(format!(
+                    "{} · {}: {verb} {} file{}",
+                    target.env,
+                    target.db.describe(),
+                    files.len(),
+                    if files.len() == 1 { "" } else { "s" }
+                ));
+                let reason = if self.cleanup {
+                    "before db-seed --cleanup"
+                } else {
+                    "before db-seed"
+                };
+                let captured = match taken {
+                    Some(t) => Some(backups::record_point(ctx, &target, db, t, &state, reason)?),
+                    None => None,
+                };
+                let loaded = load(db, &files);
+                let counts = match &loaded {
+                    Ok(()) => counts(db, &files, &state.schema)?,
+                    Err(_) => Vec::new(),
+                };
+                Ok((loaded, counts, captured))
+            })?;
         let undo = captured
             .as_ref()
             .map_or(String::new(), backups::Captured::undo_line);
-
-        let loaded = load(db.as_mut(), &files);
-        let counts = match &loaded {
-            Ok(()) => counts(db.as_mut(), &files, &state.schema)?,
-            Err(_) => Vec::new(),
-        };
         if self.command.is_empty() {
             loaded.map_err(|e| failed!("{e}{undo}"))?;
             report(
@@ -147,7 +154,13 @@ impl flags::DbSeed {
             Ok(())
         } else {
             ui::say("cleaning up");
-            load(db.as_mut(), &cleanup_files)
+            lock::with_lock(
+                ctx,
+                &target,
+                db.as_mut(),
+                "db-seed cleanup",
+                |db, _state, _held| load(db, &cleanup_files),
+            )
         };
         match (status, cleaned) {
             (Some(0), Ok(())) => Ok(()),
@@ -158,6 +171,26 @@ impl flags::DbSeed {
             (None, Ok(())) => Err(failed!("seeding failed, the command did not run; the test data was cleaned up{undo}")),
             (_, Err(e)) => Err(failed!("cleaning up failed: {e}; test rows may remain: run `cargo xtask db-seed --cleanup`{undo}")),
         }
+    }
+}
+
+impl flags::DbSeed {
+    /// What must hold before anything is sent: no migration pending (for seeding), and
+    /// every statement valid against the live schema.
+    fn check(
+        &self,
+        target: &Target,
+        state: &State,
+        files: &[SeedFile],
+        cleanup: &[SeedFile],
+    ) -> anyhow::Result<()> {
+        if !self.cleanup {
+            refuse_pending(target, state)?;
+        }
+        for f in files.iter().chain(cleanup) {
+            preflight(f, &state.schema)?;
+        }
+        Ok(())
     }
 }
 

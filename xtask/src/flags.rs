@@ -48,6 +48,12 @@ pub const GLOBAL: &[Opt] = &[
     switch("yes", "answer yes to confirmations"),
     switch("json", "print one JSON document on stdout; human lines go to stderr"),
     switch("dry-run", "print the plan (wrangler commands and files) and change nothing"),
+    valued(
+        "lock-timeout",
+        "secs",
+        "how long to wait for another run's lock (default 60, or xtask.jsonc)",
+    ),
+    switch("force-unlock", "break a stale lock (older than the stated age, or of a dead process) and go on"),
 ];
 
 pub const COMMANDS: &[Spec] = &[
@@ -95,6 +101,14 @@ pub const COMMANDS: &[Spec] = &[
                 "verify",
                 "command",
                 "after applying, run this shell command; if it fails, restore the restore point and exit 1",
+            ),
+            switch(
+                "repair",
+                "after reviewing an edited applied file, re-record its checksum (and any never recorded)",
+            ),
+            switch(
+                "rehearse",
+                "apply the pending migrations to a scratch copy of the database and report; change nothing",
             ),
         ],
         not_yet: None,
@@ -171,6 +185,18 @@ pub const COMMANDS: &[Spec] = &[
         not_yet: None,
     },
     Spec {
+        name: "bench",
+        summary: "benchmark the xtask against raw wrangler on scratch workspaces and print a table",
+        positional: None,
+        trailing: false,
+        opts: &[
+            valued("runs", "n", "runs per measurement; the median is reported (default 3)"),
+            valued("sizes", "list", "numbers of migrations, comma-separated (default 1,50,200)"),
+            switch("skip-build", "do not measure the cold build of the xtask"),
+        ],
+        not_yet: None,
+    },
+    Spec {
         name: "setup",
         summary: "install wrangler and the Node it runs on (npm ci) and check them",
         positional: None,
@@ -189,6 +215,8 @@ pub struct Global {
     pub yes: bool,
     pub json: bool,
     pub dry_run: bool,
+    pub lock_timeout: Option<u64>,
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -203,6 +231,14 @@ pub enum Command {
     DbRestore(DbRestore),
     DbReset(DbReset),
     DbSeed(DbSeed),
+    Bench(Bench),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Bench {
+    pub runs: Option<usize>,
+    pub sizes: Option<String>,
+    pub skip_build: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -253,6 +289,8 @@ pub struct DbMigrate {
     pub per_file: bool,
     pub no_backup: bool,
     pub verify: Option<String>,
+    pub repair: bool,
+    pub rehearse: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -385,6 +423,13 @@ impl Flags {
             yes: raw.switch("yes"),
             json: raw.switch("json"),
             dry_run: raw.switch("dry-run"),
+            lock_timeout: match raw.value("lock-timeout") {
+                None => None,
+                Some(v) => Some(v.parse::<u64>().ok().filter(|s| *s <= 86_400).ok_or_else(
+                    || usage!("`--lock-timeout {v}`: give whole seconds, 0 to 86400"),
+                )?),
+            },
+            force_unlock: raw.switch("force-unlock"),
         };
         let Some(spec) = command else {
             return Ok(Flags {
@@ -419,6 +464,8 @@ impl Flags {
                 per_file: raw.switch("per-file"),
                 no_backup: raw.switch("no-backup"),
                 verify: raw.value("verify"),
+                repair: raw.switch("repair"),
+                rehearse: raw.switch("rehearse"),
             }),
             "db-backup" => Command::DbBackup(DbBackup {
                 output: raw.value("output").map(PathBuf::from),
@@ -442,6 +489,19 @@ impl Flags {
                 file: raw.value("file").map(PathBuf::from),
                 no_backup: raw.switch("no-backup"),
                 command: raw.trailing,
+            }),
+            "bench" => Command::Bench(Bench {
+                runs: match raw.value("runs") {
+                    None => None,
+                    Some(v) => Some(
+                        v.parse()
+                            .ok()
+                            .filter(|n| (1..=50).contains(n))
+                            .ok_or_else(|| usage!("`--runs {v}`: give a number from 1 to 50"))?,
+                    ),
+                },
+                sizes: raw.value("sizes"),
+                skip_build: raw.switch("skip-build"),
             }),
             other => unreachable!("command `{other}` is in COMMANDS but has no typed form"),
         };
@@ -555,6 +615,8 @@ mod tests {
                 per_file: false,
                 no_backup: false,
                 verify: None,
+                repair: false,
+                rehearse: false,
             })
         );
     }

@@ -6,6 +6,21 @@ use crate::exit::refused;
 use crate::target::Target;
 use crate::ui;
 
+/// Refuses at once, before any wrangler call, where a confirmation will be needed and
+/// cannot be given: a protected environment, no `--yes`, no terminal.
+pub fn precheck(target: &Target, action: &str, yes: bool) -> anyhow::Result<()> {
+    if target.protected && !yes && !std::io::stdin().is_terminal() {
+        return Err(refused!(
+            "{} is a protected environment and there is no terminal to confirm: pass --yes to {action} \
+             on {} {}; nothing was changed",
+            target.env,
+            target.env,
+            target.db.describe()
+        ));
+    }
+    Ok(())
+}
+
 /// Asks before `action` on a protected environment. Without a terminal, `--yes` is the
 /// only way through; a refusal changes nothing and exits 4.
 pub fn confirm(target: &Target, action: &str, yes: bool) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! the real `wrangler d1` CLI. `cargo xtask --help` lists the commands.
 
 mod backups;
+mod bench;
 mod config;
 mod d1;
 mod db_backup;
@@ -14,9 +15,11 @@ mod db_status;
 mod exit;
 mod flags;
 mod guard;
+mod lock;
 mod migrations;
 mod plan;
 mod project;
+mod rehearse;
 mod seeds;
 mod settings;
 mod setup;
@@ -108,5 +111,6 @@ fn run() -> anyhow::Result<()> {
         Command::DbRestore(cmd) => cmd.run(&ctx),
         Command::DbReset(cmd) => cmd.run(&ctx),
         Command::DbSeed(cmd) => cmd.run(&ctx),
+        Command::Bench(cmd) => cmd.run(&ctx),
     }
 }

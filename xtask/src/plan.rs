@@ -21,6 +21,10 @@ pub struct Status<'a> {
     pub applied: Vec<(AppliedRow, Option<&'a Migration>)>,
     pub pending: Vec<&'a Migration>,
     pub problems: Vec<Problem>,
+    /// Applied migrations whose checksum differs from the one recorded: (file, recorded).
+    pub edited: Vec<(&'a Migration, String)>,
+    /// Applied migrations with no checksum recorded yet (applied by plain wrangler).
+    pub unrecorded: Vec<&'a Migration>,
 }
 
 impl Status<'_> {
@@ -50,27 +54,56 @@ pub fn status<'a>(set: &'a MigrationSet, state: &State) -> Status<'a> {
             )
         })
         .collect();
-    for (row, file) in &applied {
-        if file.is_none() {
-            problems.push(Problem {
-                kind: "missing",
-                migration: row.name.clone(),
-                message: format!(
-                    "{} was applied on {} but is no longer in {}: restore the file from version control \
-                     (deleting an applied migration does not undo it)",
-                    row.name,
-                    row.applied_at,
-                    set.dir.display()
-                ),
-                blocking: true,
-            });
-        }
-    }
     let pending: Vec<&Migration> = set
         .migrations
         .iter()
         .filter(|m| !state.is_applied(&m.name))
         .collect();
+    let mut edited = Vec::new();
+    let mut unrecorded = Vec::new();
+    for (row, file) in &applied {
+        let recorded = state.checksums.get(&row.name);
+        match (file, recorded) {
+            (None, _) => {
+                let renamed = recorded
+                    .and_then(|sha| pending.iter().find(|m| &m.sha256 == sha))
+                    .map_or(String::new(), |m| {
+                        format!(
+                            " ({} has the same content: if it was renamed, rename it back)",
+                            m.name
+                        )
+                    });
+                problems.push(Problem {
+                    kind: "missing",
+                    migration: row.name.clone(),
+                    message: format!(
+                        "{} was applied on {} but is no longer in {}: restore the file from version control \
+                         (deleting an applied migration does not undo it){renamed}",
+                        row.name,
+                        row.applied_at,
+                        set.dir.display()
+                    ),
+                    blocking: true,
+                });
+            }
+            (Some(m), Some(sha)) if sha != &m.sha256 => {
+                problems.push(Problem {
+                    kind: "edited",
+                    migration: m.name.clone(),
+                    message: format!(
+                        "{} was previously applied but has been modified: applied with SHA-256 {sha}, the file \
+                         now has {}; restore it from version control, or review the change and run \
+                         `cargo xtask db-migrate --repair` to record the new checksum",
+                        m.name, m.sha256
+                    ),
+                    blocking: true,
+                });
+                edited.push((*m, sha.clone()));
+            }
+            (Some(m), None) => unrecorded.push(*m),
+            _ => {}
+        }
+    }
     let newest = state
         .applied
         .iter()
@@ -97,6 +130,8 @@ pub fn status<'a>(set: &'a MigrationSet, state: &State) -> Status<'a> {
         applied,
         pending,
         problems,
+        edited,
+        unrecorded,
     }
 }
 
@@ -131,7 +166,7 @@ mod tests {
                     applied_at: "2026-11-22 00:00:00".into(),
                 })
                 .collect(),
-            schema: Vec::new(),
+            ..State::default()
         };
         (dir, set, state)
     }
@@ -151,6 +186,39 @@ mod tests {
         assert_eq!(names(&select(&st, Some(to))), vec!["0002_b.sql"]);
         let to = set.find("1").unwrap();
         assert!(select(&st, Some(to)).is_empty());
+    }
+
+    #[test]
+    fn checksums_edited_unrecorded_and_renamed() {
+        let (_d, set, mut state) = setup(
+            &["0001_a.sql", "0002_b.sql", "0003_renamed.sql"],
+            &["0001_a.sql", "0002_b.sql", "0003_old.sql"],
+        );
+        let sha = set.migrations[0].sha256.clone();
+        state.checksums.insert("0001_a.sql".into(), "0".repeat(64));
+        state.checksums.insert("0003_old.sql".into(), sha);
+        let st = status(&set, &state);
+        assert_eq!(st.edited.len(), 1);
+        assert_eq!(st.edited[0].0.name, "0001_a.sql");
+        assert_eq!(
+            st.unrecorded
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["0002_b.sql"]
+        );
+        let edited = st.problems.iter().find(|p| p.kind == "edited").unwrap();
+        assert!(edited
+            .message
+            .contains("previously applied but has been modified"));
+        let missing = st.problems.iter().find(|p| p.kind == "missing").unwrap();
+        assert!(
+            missing
+                .message
+                .contains("0003_renamed.sql has the same content"),
+            "{}",
+            missing.message
+        );
     }
 
     #[test]

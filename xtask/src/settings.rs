@@ -4,6 +4,8 @@
 //! {
 //!   "protected": ["production"],          // environments that need confirmation
 //!   "time_travel_retention_days": 30,     // 7 on D1's free plan
+//!   "lock_timeout_secs": 60,              // how long to wait for another run's lock
+//!   "lock_stale_after_secs": 900,         // when a lock may be broken with --force-unlock
 //! }
 //! ```
 
@@ -19,6 +21,10 @@ pub const FILE_NAME: &str = "xtask.jsonc";
 pub struct Settings {
     pub protected: Vec<String>,
     pub retention_days: u32,
+    /// How long a command waits for another run's lock.
+    pub lock_timeout_secs: u64,
+    /// After how long a lock counts as stale (breakable with --force-unlock).
+    pub lock_stale_after_secs: u64,
 }
 
 impl Default for Settings {
@@ -26,6 +32,8 @@ impl Default for Settings {
         Settings {
             protected: vec!["production".into()],
             retention_days: 30,
+            lock_timeout_secs: 60,
+            lock_stale_after_secs: 900,
         }
     }
 }
@@ -82,12 +90,25 @@ impl Settings {
                         .filter(|d| (1..=365).contains(d))
                         .ok_or_else(|| usage!("{shown}: time_travel_retention_days must be a whole number of days, 1 to 365"))?;
                 }
-                ("protected" | "time_travel_retention_days", _) => {
+                (key @ ("lock_timeout_secs" | "lock_stale_after_secs"), JsonValue::Number(n)) => {
+                    let secs = n
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| *s <= 86_400)
+                        .ok_or_else(|| usage!("{shown}: {key} must be a whole number of seconds, 0 to 86400"))?;
+                    if key == "lock_timeout_secs" {
+                        settings.lock_timeout_secs = secs;
+                    } else {
+                        settings.lock_stale_after_secs = secs;
+                    }
+                }
+                ("protected" | "time_travel_retention_days" | "lock_timeout_secs" | "lock_stale_after_secs", _) => {
                     return Err(usage!("{shown}: {key} has the wrong type: see the README's Settings section"))
                 }
                 (other, _) => {
                     return Err(usage!(
-                        "{shown}: unknown setting `{other}`: the settings are protected, time_travel_retention_days"
+                        "{shown}: unknown setting `{other}`: the settings are protected, time_travel_retention_days, \
+                         lock_timeout_secs, lock_stale_after_secs"
                     ))
                 }
             }

@@ -139,6 +139,17 @@ impl Wrangler {
         Wrangler::checked(local)
     }
 
+    /// The wrangler program and the folder of the Node it runs on, for scripts that run it
+    /// themselves (the benchmark).
+    pub fn program_and_node_dir(&self) -> (PathBuf, Option<PathBuf>) {
+        let node_dir = self
+            .program
+            .parent()
+            .filter(|dir| dir.join(node_exe()).is_file())
+            .map(Path::to_path_buf);
+        (self.program.clone(), node_dir)
+    }
+
     fn new(program: PathBuf) -> Wrangler {
         let path_env = program
             .parent()

@@ -91,12 +91,16 @@ fn staging_and_production_migrate_from_empty() {
     prod.expect(0, &["confirmed by --yes", "applied 2 migrations"]);
     assert!(ws.remote_pending(&emu, "production").is_empty());
 
-    let again = ws.xtask_remote(&emu, &["db-migrate", "--env", "production", "--json"], &[]);
+    let again = ws.xtask_remote(
+        &emu,
+        &["db-migrate", "--env", "production", "--yes", "--json"],
+        &[],
+    );
     again.expect(0, &["nothing to apply"]);
     assert_eq!(
         again.json()["wrangler_calls"],
-        1,
-        "nothing to apply: one state read, no bookmark"
+        3,
+        "nothing to apply: bookmark, lock and state, release"
     );
     let status = ws.xtask_remote(
         &emu,

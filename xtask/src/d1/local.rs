@@ -11,6 +11,7 @@ use super::{batch_sql, create_tracking_table_sql, execute_items, quote_ident, ro
 use super::{
     AppliedRow, ApplyMode, ApplyReport, BackupMade, Database, Restore, RestorePoint, State,
 };
+use super::{Extras, LockRow};
 use crate::exit::{failed, usage};
 use crate::migrations::Migration;
 use crate::project::Project;
@@ -97,6 +98,14 @@ impl Local {
         }
     }
 
+    /// A local database of another (scratch) workspace, run with this workspace's wrangler.
+    pub fn with_wrangler(project: &Project, target: &Target, wrangler: Wrangler) -> Local {
+        Local {
+            wrangler: Some(wrangler),
+            ..Local::new(project, target)
+        }
+    }
+
     fn wrangler(&mut self) -> anyhow::Result<&mut Wrangler> {
         if self.wrangler.is_none() {
             self.wrangler = Some(Wrangler::locate(&self.project)?);
@@ -160,6 +169,60 @@ impl Local {
         self.project
             .scratch_dir()
             .join(format!("batch-{}-{index}.sql", std::process::id()))
+    }
+
+    fn open_rw(&self, path: &Path) -> anyhow::Result<Connection> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| failed!("cannot create {}: {e}", dir.display()))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| failed!("cannot open the local D1 file {}: {e}", path.display()))?;
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+        Ok(conn)
+    }
+
+    /// The xtask's own bookkeeping (lock rows) written straight to the local file; with
+    /// another layout, through wrangler.
+    fn write_direct(&mut self, sql: &str, what: &str) -> anyhow::Result<()> {
+        match self.db_file().map(Path::to_path_buf) {
+            Some(path) => self
+                .open_rw(&path)?
+                .execute_batch(sql)
+                .map_err(|e| failed!("{what} on {} failed: {e}", path.display())),
+            None => match self.execute_sql(sql)? {
+                Ok(()) => Ok(()),
+                Err(e) => Err(failed!("{what} failed: {e}")),
+            },
+        }
+    }
+
+    fn lock_via_wrangler(&mut self, row: &LockRow) -> anyhow::Result<Result<State, LockRow>> {
+        let table = self.target.db.migrations_table.clone();
+        let mut args = self.target.d1_args(&["execute"]);
+        args.extend([
+            "--command".into(),
+            super::state_request_sql(&table, Some(row)),
+            "--json".into(),
+        ]);
+        let run = self.wrangler()?.run(&args)?;
+        if !run.success {
+            let error = run.error_text();
+            if super::is_lock_conflict(&error, &table) {
+                let holder = self.query(&super::lock_select_sql(&table))?;
+                return Ok(Err(holder
+                    .first()
+                    .map(super::lock_from_json)
+                    .unwrap_or_else(|| row.clone())));
+            }
+            return Err(failed!(
+                "taking the lock on the local database failed: {error}"
+            ));
+        }
+        let items = execute_items(&run.stdout)?;
+        super::state_from_items(&items)
+            .map(Ok)
+            .ok_or_else(|| failed!("wrangler did not confirm the local state read"))
     }
 
     /// A consistent copy of the local file at `dest` (SQLite's online backup API, so it is
@@ -242,6 +305,7 @@ impl Database for Local {
         migrations: &[&Migration],
         mode: ApplyMode,
         _before: &State,
+        extras: &Extras,
     ) -> anyhow::Result<ApplyReport> {
         let groups: Vec<Vec<&Migration>> = match mode {
             ApplyMode::Atomic => vec![migrations.to_vec()],
@@ -257,10 +321,14 @@ impl Database for Local {
         let table = self.target.db.migrations_table.clone();
         let total = migrations.len();
         let mut done = 0;
+        let last = groups.len().saturating_sub(1);
         for (i, (group, args)) in groups.iter().zip(commands).enumerate() {
             let file = self.batch_file(i);
-            std::fs::write(&file, batch_sql(&table, group))
-                .map_err(|e| failed!("cannot write the batch file {}: {e}", file.display()))?;
+            std::fs::write(
+                &file,
+                batch_sql(&table, group, &super::group_extras(extras, i, last)),
+            )
+            .map_err(|e| failed!("cannot write the batch file {}: {e}", file.display()))?;
             let names: Vec<&str> = group.iter().map(|m| m.name.as_str()).collect();
             ui::say(format!(
                 "applying {}-{} of {total}: {}",
@@ -286,6 +354,61 @@ impl Database for Local {
             done += group.len();
         }
         Ok(ApplyReport::default())
+    }
+
+    fn lock_and_state(&mut self, row: &LockRow) -> anyhow::Result<Result<State, LockRow>> {
+        let Some(path) = self.db_file().map(Path::to_path_buf) else {
+            return self.lock_via_wrangler(row);
+        };
+        let table = self.target.db.migrations_table.clone();
+        let conn = self.open_rw(&path)?;
+        let attempt = (|| -> rusqlite::Result<Result<State, LockRow>> {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            conn.execute_batch(&format!(
+                "{}\n{}",
+                create_tracking_table_sql(&table),
+                super::meta_tables_sql(&table)
+            ))?;
+            match conn.execute_batch(&super::lock_insert_sql(&table, row)) {
+                Ok(()) => {
+                    let state = read_state(&conn, &table)?;
+                    conn.execute_batch("COMMIT")?;
+                    Ok(Ok(state))
+                }
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+                {
+                    let holder = rows_as_json(&conn, &super::lock_select_sql(&table))?;
+                    conn.execute_batch("ROLLBACK")?;
+                    Ok(Err(holder
+                        .first()
+                        .map(super::lock_from_json)
+                        .unwrap_or_else(|| row.clone())))
+                }
+                Err(e) => Err(e),
+            }
+        })();
+        attempt.map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            failed!(
+                "taking the lock on the local database {} failed: {e}",
+                path.display()
+            )
+        })
+    }
+
+    fn unlock(&mut self, token: &str, acquired_at: i64) -> anyhow::Result<()> {
+        let sql = super::lock_release_sql(&self.target.db.migrations_table, token, acquired_at);
+        self.write_direct(&sql, "releasing the lock")
+    }
+
+    fn break_lock(&mut self, holder: &LockRow) -> anyhow::Result<()> {
+        let sql = format!(
+            "DELETE FROM {} WHERE token = {};",
+            quote_ident(&super::lock_table(&self.target.db.migrations_table)),
+            super::quote_string(&holder.token)
+        );
+        self.write_direct(&sql, "breaking the lock")
     }
 
     fn restore_point(&mut self, scratch: &Path) -> anyhow::Result<RestorePoint> {
@@ -468,8 +591,8 @@ pub fn read_state(conn: &Connection, table: &str) -> rusqlite::Result<State> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     if !exists {
         return Ok(State {
-            applied: Vec::new(),
             schema,
+            ..State::default()
         });
     }
     let mut stmt = conn.prepare(&format!(
@@ -485,7 +608,33 @@ pub fn read_state(conn: &Connection, table: &str) -> rusqlite::Result<State> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(State { applied, schema })
+    let has = |name: String| schema.iter().any(|o| o.kind == "table" && o.name == name);
+    let checksums = if has(super::checksum_table(table)) {
+        rows_as_json(conn, &super::checksums_select_sql(table))?
+            .iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap_or_default().to_string(),
+                    r["sha256"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    } else {
+        Default::default()
+    };
+    let lock = if has(super::lock_table(table)) {
+        rows_as_json(conn, &super::lock_select_sql(table))?
+            .first()
+            .map(super::lock_from_json)
+    } else {
+        None
+    };
+    Ok(State {
+        applied,
+        schema,
+        checksums,
+        lock,
+    })
 }
 
 #[cfg(test)]

@@ -41,13 +41,141 @@ pub struct SchemaObject {
     pub sql: String,
 }
 
+/// The row of the xtask's lock table: who changes this database right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockRow {
+    /// Random per run: a holder releases only its own row.
+    pub token: String,
+    pub holder: String,
+    pub host: String,
+    pub pid: i64,
+    pub command: String,
+    /// Unix seconds, by the holder's clock.
+    pub acquired_at: i64,
+}
+
 /// What the database says is applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     pub applied: Vec<AppliedRow>,
-    /// The schema, where it came with the state for free (remote reads); used to tell
-    /// which migration of a failed batch broke it.
+    /// The schema; it also tells which migration of a failed batch broke it, what a reset
+    /// drops and what a seed may write to.
     pub schema: Vec<SchemaObject>,
+    /// SHA-256 recorded for each applied migration (the xtask's side table).
+    pub checksums: std::collections::BTreeMap<String, String>,
+    /// The lock row, if someone holds the lock.
+    pub lock: Option<LockRow>,
+}
+
+/// Work that rides in the apply request beside the migrations.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// Checksums of migrations applied earlier by plain wrangler, recorded on first sight.
+    pub first_sight: Vec<(String, String)>,
+    /// Release this lock (token, acquired_at) in the same transaction.
+    pub release: Option<(String, i64)>,
+}
+
+/// The extras for group `i` of `0..=last`: first-sight checksums with the first request,
+/// the lock's release with the last.
+pub fn group_extras(extras: &Extras, i: usize, last: usize) -> Extras {
+    Extras {
+        first_sight: if i == 0 {
+            extras.first_sight.clone()
+        } else {
+            Vec::new()
+        },
+        release: if i == last {
+            extras.release.clone()
+        } else {
+            None
+        },
+    }
+}
+
+/// The xtask's side table of checksums, next to wrangler's tracking table.
+pub fn checksum_table(table: &str) -> String {
+    format!("{table}_checksums")
+}
+
+/// The xtask's lock table: at most one row.
+pub fn lock_table(table: &str) -> String {
+    format!("{table}_lock")
+}
+
+/// Creates the side tables if missing.
+pub fn meta_tables_sql(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {}(name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, \
+         recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, how TEXT NOT NULL);\n\
+         CREATE TABLE IF NOT EXISTS {}(id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, \
+         holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, command TEXT NOT NULL, \
+         acquired_at INTEGER NOT NULL);",
+        quote_ident(&checksum_table(table)),
+        quote_ident(&lock_table(table))
+    )
+}
+
+/// Records (or re-records) a checksum.
+pub fn checksum_upsert_sql(table: &str, name: &str, sha256: &str, how: &str) -> String {
+    format!(
+        "INSERT INTO {} (name, sha256, how) VALUES ({}, {}, {}) ON CONFLICT(name) DO UPDATE SET \
+         sha256 = excluded.sha256, how = excluded.how, recorded_at = CURRENT_TIMESTAMP;",
+        quote_ident(&checksum_table(table)),
+        quote_string(name),
+        quote_string(sha256),
+        quote_string(how)
+    )
+}
+
+/// Takes the lock: fails with a UNIQUE constraint error while another row is there.
+pub fn lock_insert_sql(table: &str, row: &LockRow) -> String {
+    format!(
+        "INSERT INTO {} (id, token, holder, host, pid, command, acquired_at) VALUES (1, {}, {}, {}, {}, {}, {});",
+        quote_ident(&lock_table(table)),
+        quote_string(&row.token),
+        quote_string(&row.holder),
+        quote_string(&row.host),
+        row.pid,
+        quote_string(&row.command),
+        row.acquired_at
+    )
+}
+
+/// Releases our lock, and any row older than ours that a restore brought back.
+pub fn lock_release_sql(table: &str, token: &str, acquired_at: i64) -> String {
+    format!(
+        "DELETE FROM {} WHERE token = {} OR acquired_at < {acquired_at};",
+        quote_ident(&lock_table(table)),
+        quote_string(token)
+    )
+}
+
+pub fn checksums_select_sql(table: &str) -> String {
+    format!(
+        "SELECT name, sha256 FROM {} ORDER BY name",
+        quote_ident(&checksum_table(table))
+    )
+}
+
+pub fn lock_select_sql(table: &str) -> String {
+    format!(
+        "SELECT token, holder, host, pid, command, acquired_at FROM {}",
+        quote_ident(&lock_table(table))
+    )
+}
+
+/// The lock row from a `lock_select_sql` result row.
+pub fn lock_from_json(row: &serde_json::Value) -> LockRow {
+    let s = |k: &str| row[k].as_str().unwrap_or_default().to_string();
+    LockRow {
+        token: s("token"),
+        holder: s("holder"),
+        host: s("host"),
+        pid: row["pid"].as_i64().unwrap_or_default(),
+        command: s("command"),
+        acquired_at: row["acquired_at"].as_i64().unwrap_or_default(),
+    }
 }
 
 impl State {
@@ -122,7 +250,15 @@ pub trait Database {
         migrations: &[&Migration],
         mode: ApplyMode,
         before: &State,
+        extras: &Extras,
     ) -> anyhow::Result<ApplyReport>;
+    /// Takes the lock and reads the state in one step: `Ok(Err(row))` names the holder
+    /// when the lock is taken.
+    fn lock_and_state(&mut self, row: &LockRow) -> anyhow::Result<Result<State, LockRow>>;
+    /// Releases our lock (and rows older than it that a restore brought back).
+    fn unlock(&mut self, token: &str, acquired_at: i64) -> anyhow::Result<()>;
+    /// Deletes another holder's lock row (`--force-unlock` on a stale lock).
+    fn break_lock(&mut self, holder: &LockRow) -> anyhow::Result<()>;
     /// Captures the current state: a bookmark, or a snapshot written to `scratch`.
     fn restore_point(&mut self, scratch: &Path) -> anyhow::Result<RestorePoint>;
     /// The raw wrangler command that returns the database to `point`, where one exists.
@@ -179,9 +315,11 @@ pub fn quote_string(s: &str) -> String {
 }
 
 /// The SQL of one request applying `migrations` in order, each followed by its tracking
-/// row, preceded by the tracking table's creation.
-pub fn batch_sql(table: &str, migrations: &[&Migration]) -> String {
+/// row and its checksum, preceded by the tables' creation, followed by the `extras`.
+pub fn batch_sql(table: &str, migrations: &[&Migration], extras: &Extras) -> String {
     let mut sql = create_tracking_table_sql(table);
+    sql.push('\n');
+    sql.push_str(&meta_tables_sql(table));
     sql.push('\n');
     let total = migrations.len();
     for (i, m) in migrations.iter().enumerate() {
@@ -204,8 +342,70 @@ pub fn batch_sql(table: &str, migrations: &[&Migration]) -> String {
         }
         sql.push_str(&tracking_insert_sql(table, &m.name));
         sql.push('\n');
+        sql.push_str(&checksum_upsert_sql(table, &m.name, &m.sha256, "applied"));
+        sql.push('\n');
+    }
+    for (name, sha) in &extras.first_sight {
+        sql.push_str(&checksum_upsert_sql(table, name, sha, "first-sight"));
+        sql.push('\n');
+    }
+    if let Some((token, at)) = &extras.release {
+        sql.push_str(&lock_release_sql(table, token, *at));
+        sql.push('\n');
     }
     sql
+}
+
+/// One request that reads the whole state (and takes the lock first when `lock` is given):
+/// the tables are created if missing, as `wrangler d1 migrations list` does; the last four
+/// statements are the reads.
+pub fn state_request_sql(table: &str, lock: Option<&LockRow>) -> String {
+    let mut sql = create_tracking_table_sql(table);
+    sql.push('\n');
+    sql.push_str(&meta_tables_sql(table));
+    sql.push('\n');
+    if let Some(row) = lock {
+        sql.push_str(&lock_insert_sql(table, row));
+        sql.push('\n');
+    }
+    sql.push_str(&format!(
+        "SELECT id, name, applied_at FROM {} ORDER BY id;\n{SCHEMA_SQL};\n{};\n{};",
+        quote_ident(table),
+        checksums_select_sql(table),
+        lock_select_sql(table)
+    ));
+    sql
+}
+
+/// The state from the result items of `state_request_sql`.
+pub fn state_from_items(items: &[serde_json::Value]) -> Option<State> {
+    if items.len() < 4 || items.iter().any(|i| i["success"] != true) {
+        return None;
+    }
+    let n = items.len();
+    let rows = |i: usize| {
+        items[i]["results"]
+            .as_array()
+            .map_or(&[][..], |v| v.as_slice())
+    };
+    let mut state = rows_to_state(&items[n - 4]);
+    state.schema = schema_from_rows(rows(n - 3));
+    state.checksums = rows(n - 2)
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["sha256"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    state.lock = rows(n - 1).first().map(lock_from_json);
+    Some(state)
+}
+
+/// Whether D1's error is the lock's primary key refusing a second holder.
+pub fn is_lock_conflict(error: &str, table: &str) -> bool {
+    error.contains("UNIQUE constraint failed") && error.contains(&lock_table(table))
 }
 
 /// The result items of `wrangler d1 execute --command ... --json`: one per statement.
@@ -239,7 +439,7 @@ pub fn rows_to_state(item: &serde_json::Value) -> State {
         .collect();
     State {
         applied,
-        schema: Vec::new(),
+        ..State::default()
     }
 }
 
@@ -472,20 +672,31 @@ mod tests {
                 leaves_fk_deferred: true,
             },
         );
-        let sql = batch_sql("d1_migrations", &[&a, &b]);
+        let sql = batch_sql("d1_migrations", &[&a, &b], &Extras::default());
         let split = crate::migrations::sql::split(&sql);
         assert!(split.unclosed.is_none());
         let texts: Vec<&str> = split.statements.iter().map(|s| s.text(&sql)).collect();
-        assert_eq!(texts.len(), 7, "{texts:#?}");
-        assert!(texts[1].starts_with("CREATE TABLE a(x) -- no semicolon\n;"));
+        assert_eq!(texts.len(), 11, "{texts:#?}");
+        assert!(texts[3].starts_with("CREATE TABLE a(x) -- no semicolon\n;"));
         assert_eq!(
-            texts[2],
+            texts[4],
             "INSERT INTO \"d1_migrations\" (name)\nvalues ('0001_a.sql');"
         );
-        assert_eq!(texts[5], "PRAGMA defer_foreign_keys = false;");
+        assert!(texts[5].starts_with("INSERT INTO \"d1_migrations_checksums\""));
+        assert_eq!(texts[8], "PRAGMA defer_foreign_keys = false;");
         assert_eq!(
-            texts[6],
+            texts[9],
             "INSERT INTO \"d1_migrations\" (name)\nvalues ('0002_b.sql');"
         );
+        // It runs on SQLite: both files, both tracking rows, both checksums.
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(&sql.replace("DROP TABLE a;", "DROP TABLE IF EXISTS a;"))
+            .unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM d1_migrations_checksums", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 2);
     }
 }

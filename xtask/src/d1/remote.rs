@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{batch_sql, create_tracking_table_sql, execute_items, quote_ident, rows_to_state};
-use super::{ApplyMode, ApplyReport, BackupMade, Database, Restore, RestorePoint, State};
+use super::{batch_sql, execute_items, quote_ident, rows_to_state};
+use super::{
+    ApplyMode, ApplyReport, BackupMade, Database, Extras, LockRow, Restore, RestorePoint, State,
+};
 use crate::exit::failed;
 use crate::migrations::Migration;
 use crate::project::Project;
@@ -83,14 +85,58 @@ impl Remote {
     }
 
     /// One group of migrations (all of them, or one file) with its read-back when it fits.
-    fn group_sql(&self, group: &[&Migration]) -> (String, bool) {
-        let sql = batch_sql(&self.target.db.migrations_table, group);
+    fn group_sql(&self, group: &[&Migration], extras: &Extras) -> (String, bool) {
+        let sql = batch_sql(&self.target.db.migrations_table, group, extras);
         let with_read_back = format!("{sql}{}\n", self.read_back_sql());
         if with_read_back.len() <= COMMAND_LIMIT {
             (with_read_back, true)
         } else {
             (sql, false)
         }
+    }
+
+    /// Reads the state in one request, taking the lock first when `lock` is given.
+    fn read(&mut self, lock: Option<&LockRow>) -> anyhow::Result<Result<State, LockRow>> {
+        let table = self.target.db.migrations_table.clone();
+        let mut args = self.target.d1_args(&["execute"]);
+        args.extend([
+            "--command".into(),
+            super::state_request_sql(&table, lock),
+            "--json".into(),
+        ]);
+        let run = self.wrangler()?.run(&args)?;
+        if !run.success {
+            let error = run.error_text();
+            if lock.is_some() && super::is_lock_conflict(&error, &table) {
+                let holder = self.query(&super::lock_select_sql(&table))?;
+                if let Some(row) = holder.first() {
+                    return Ok(Err(super::lock_from_json(row)));
+                }
+                // Released in between: the caller tries again.
+                return Ok(Err(LockRow {
+                    token: String::new(),
+                    holder: "(released just now)".into(),
+                    host: String::new(),
+                    pid: 0,
+                    command: String::new(),
+                    acquired_at: crate::time::unix_now(),
+                }));
+            }
+            return Err(failed!(
+                "reading the tracking table of {} {} failed: {error}\nnothing was changed",
+                self.target.env,
+                self.target.db.describe()
+            ));
+        }
+        let items = execute_items(&run.stdout)?;
+        super::state_from_items(&items).map(Ok).ok_or_else(|| {
+            failed!(
+                "reading the tracking table of {} {}: D1 did not confirm the query (wrangler printed {}); nothing was changed",
+                self.target.env,
+                self.target.db.describe(),
+                ui::redact(run.stdout.trim())
+            )
+        })
     }
 
     /// Names the migration that broke a failed batch by replaying it on the schema alone.
@@ -117,39 +163,10 @@ impl Database for Remote {
     }
 
     fn state(&mut self) -> anyhow::Result<State> {
-        // As `wrangler d1 migrations list --remote` does, the tracking table is created
-        // if missing; the schema comes along in the same request.
-        let table = self.target.db.migrations_table.clone();
-        let sql = format!(
-            "{}\n{}\n{};",
-            create_tracking_table_sql(&table),
-            self.read_back_sql(),
-            super::SCHEMA_SQL
-        );
-        let mut args = self.target.d1_args(&["execute"]);
-        args.extend(["--command".into(), sql, "--json".into()]);
-        let run = self.wrangler()?.run(&args)?;
-        if !run.success {
-            return Err(failed!(
-                "reading the tracking table of {} {} failed: {}\nnothing was changed",
-                self.target.env,
-                self.target.db.describe(),
-                run.error_text()
-            ));
+        match self.read(None)? {
+            Ok(state) => Ok(state),
+            Err(_) => unreachable!("a read without the lock cannot meet a lock conflict"),
         }
-        let items = execute_items(&run.stdout)?;
-        if items.len() != 3 || items.iter().any(|i| i["success"] != true) {
-            return Err(failed!(
-                "reading the tracking table of {} {}: D1 did not confirm the query (wrangler printed {})",
-                self.target.env,
-                self.target.db.describe(),
-                ui::redact(run.stdout.trim())
-            ));
-        }
-        let mut state = rows_to_state(&items[1]);
-        state.schema =
-            super::schema_from_rows(items[2]["results"].as_array().map_or(&[], |v| v.as_slice()));
-        Ok(state)
     }
 
     fn apply_commands(&self, migrations: &[&Migration], mode: ApplyMode) -> Vec<Vec<String>> {
@@ -160,7 +177,9 @@ impl Database for Remote {
         groups
             .iter()
             .enumerate()
-            .map(|(i, g)| self.args_for(&self.transport(self.group_sql(g).0, i)))
+            .map(|(i, g)| {
+                self.args_for(&self.transport(self.group_sql(g, &Extras::default()).0, i))
+            })
             .collect()
     }
 
@@ -169,6 +188,7 @@ impl Database for Remote {
         migrations: &[&Migration],
         mode: ApplyMode,
         before: &State,
+        extras: &Extras,
     ) -> anyhow::Result<ApplyReport> {
         let groups: Vec<Vec<&Migration>> = match mode {
             ApplyMode::Atomic => vec![migrations.to_vec()],
@@ -177,8 +197,9 @@ impl Database for Remote {
         let total = migrations.len();
         let mut done = 0;
         let mut after = None;
+        let last = groups.len().saturating_sub(1);
         for (i, group) in groups.iter().enumerate() {
-            let (sql, has_read_back) = self.group_sql(group);
+            let (sql, has_read_back) = self.group_sql(group, &super::group_extras(extras, i, last));
             let transport = self.transport(sql.clone(), i);
             if let Transport::File(path) = &transport {
                 std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
@@ -239,6 +260,36 @@ impl Database for Remote {
             failed: None,
             after,
         })
+    }
+
+    fn lock_and_state(&mut self, row: &LockRow) -> anyhow::Result<Result<State, LockRow>> {
+        self.read(Some(row))
+    }
+
+    fn unlock(&mut self, token: &str, acquired_at: i64) -> anyhow::Result<()> {
+        let sql = super::lock_release_sql(&self.target.db.migrations_table, token, acquired_at);
+        match self.execute_sql(&sql)? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(failed!(
+                "releasing the lock on {} {} failed: {e}; run `cargo xtask db-status --env {}` and break it \
+                 with --force-unlock once it is stale",
+                self.target.env,
+                self.target.db.describe(),
+                self.target.env
+            )),
+        }
+    }
+
+    fn break_lock(&mut self, holder: &LockRow) -> anyhow::Result<()> {
+        let sql = format!(
+            "DELETE FROM {} WHERE token = {};",
+            quote_ident(&super::lock_table(&self.target.db.migrations_table)),
+            super::quote_string(&holder.token)
+        );
+        match self.execute_sql(&sql)? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(failed!("breaking the lock failed: {e}")),
+        }
     }
 
     fn restore_point(&mut self, _scratch: &Path) -> anyhow::Result<RestorePoint> {

@@ -172,6 +172,7 @@ impl MigrationSet {
         set.migrations
             .sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.name.cmp(&b.name)));
         set.check_numbering();
+        set.check_cascades();
         Ok(set)
     }
 
@@ -202,6 +203,72 @@ impl MigrationSet {
                 None,
                 format!("has the same number as {a}: renumber one of them (`cargo xtask db-new` picks the next free number)"),
             );
+        }
+    }
+
+    /// The cascade trap: a migration that drops (or rebuilds: create, copy, drop, rename)
+    /// a table that others reference with `ON DELETE CASCADE`. D1 still runs the cascade
+    /// under `defer_foreign_keys`, so the children lose their rows. The schema at each
+    /// migration comes from replaying the files in order on an empty in-memory database.
+    fn check_cascades(&mut self) {
+        let drops = |sql: &str| sql.to_ascii_uppercase().contains("DROP TABLE");
+        if !self.migrations.iter().any(|m| drops(&m.sql)) {
+            return;
+        }
+        let Ok(conn) = rusqlite::Connection::open_in_memory() else {
+            return;
+        };
+        let mut warnings = Vec::new();
+        for m in &self.migrations {
+            if drops(&m.sql) {
+                let split = sql::split(&m.sql);
+                for stmt in &split.statements {
+                    let words = stmt.leading_words(&m.sql, 5);
+                    if words.first().map(String::as_str) != Some("DROP")
+                        || words.get(1).map(String::as_str) != Some("TABLE")
+                    {
+                        continue;
+                    }
+                    let at = if words.get(2).map(String::as_str) == Some("IF") {
+                        4
+                    } else {
+                        2
+                    };
+                    let Some(token) = stmt.tokens.get(at) else {
+                        continue;
+                    };
+                    let raw = &m.sql[token.start..token.end];
+                    let table = raw.trim_matches(|c| c == '"' || c == '`' || c == '[' || c == ']');
+                    let children: Vec<String> = conn
+                        .prepare(
+                            "SELECT DISTINCT m.name FROM sqlite_master AS m, pragma_foreign_key_list(m.name) AS p \
+                             WHERE m.type = 'table' AND p.\"table\" = ?1 COLLATE NOCASE \
+                             AND upper(p.on_delete) = 'CASCADE' AND m.name <> ?1 COLLATE NOCASE ORDER BY m.name",
+                        )
+                        .and_then(|mut s| s.query_map([table], |r| r.get(0))?.collect())
+                        .unwrap_or_default();
+                    if !children.is_empty() {
+                        warnings.push((
+                            m.name.clone(),
+                            stmt.line,
+                            format!(
+                                "drops table `{table}`, which {} reference{} with ON DELETE CASCADE: D1 runs the \
+                                 cascade even under defer_foreign_keys, so their rows are deleted (a table rebuild \
+                                 loses them too); move the children's rows aside first, or rehearse with \
+                                 `cargo xtask db-migrate --env <name> --rehearse` to see the rows lost",
+                                children.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                                if children.len() == 1 { "s it" } else { " it" }
+                            ),
+                        ));
+                    }
+                }
+            }
+            // Replay: errors here are not lint's business (they show when applied).
+            let _ = conn.execute_batch(&format!("BEGIN;\n{}\n;\nCOMMIT;", m.sql));
+            let _ = conn.execute_batch("ROLLBACK;");
+        }
+        for (file, line, message) in warnings {
+            self.push(Severity::Warning, "cascade", &file, Some(line), message);
         }
     }
 
@@ -358,6 +425,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("newest is 0002_b.sql"));
+    }
+
+    #[test]
+    fn cascade_trap_is_a_warning_naming_the_children() {
+        let (_d, set) = scan(&[
+            ("0001_users.sql", b"CREATE TABLE users(id INTEGER PRIMARY KEY);\nCREATE TABLE posts(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id) ON DELETE CASCADE);\nCREATE TABLE tokens(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id) ON DELETE CASCADE);\nCREATE TABLE logs(user_id INTEGER REFERENCES users(id));"),
+            ("0002_rebuild.sql", b"PRAGMA defer_foreign_keys = true;\nCREATE TABLE users_new(id INTEGER PRIMARY KEY, email TEXT);\nINSERT INTO users_new(id) SELECT id FROM users;\nDROP TABLE users;\nALTER TABLE users_new RENAME TO users;\nPRAGMA defer_foreign_keys = false;"),
+            ("0003_drop_logs.sql", b"DROP TABLE IF EXISTS logs;"),
+        ]);
+        let cascade: Vec<&Finding> = set
+            .findings
+            .iter()
+            .filter(|f| f.kind == "cascade")
+            .collect();
+        assert_eq!(cascade.len(), 1, "{:#?}", set.findings);
+        assert_eq!(
+            (cascade[0].file.as_str(), cascade[0].line),
+            ("0002_rebuild.sql", Some(4))
+        );
+        assert!(
+            cascade[0].message.contains("`posts`, `tokens`"),
+            "{}",
+            cascade[0].message
+        );
+        assert_eq!(cascade[0].severity, Severity::Warning);
     }
 
     #[test]

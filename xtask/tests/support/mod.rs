@@ -220,7 +220,7 @@ impl Workspace {
     pub fn tables(&self) -> Vec<String> {
         self.query(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             AND name NOT LIKE '_cf_%' AND name <> 'd1_migrations' ORDER BY name",
+             AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_migrations%' ORDER BY name",
         )
         .iter()
         .map(|r| r["name"].as_str().unwrap().to_string())
@@ -366,14 +366,24 @@ impl Workspace {
         emu: &d1_emulator::Emulator,
         env: &str,
     ) -> (Vec<String>, Vec<String>) {
-        let rows = self.remote_query(
-            emu,
-            env,
-            "SELECT 'table' AS k, name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             AND name NOT LIKE '_cf_%' AND name <> 'd1_migrations' \
-             UNION ALL SELECT 'applied', name FROM d1_migrations WHERE EXISTS \
-             (SELECT 1 FROM sqlite_master WHERE name = 'd1_migrations') ORDER BY 1, 2",
-        );
+        let tables = "SELECT 'table' AS k, name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_migrations%'";
+        let mut rows = self.remote_query(emu, env, &format!("{tables} ORDER BY 1, 2"));
+        if self
+            .remote_query(
+                emu,
+                env,
+                "SELECT name FROM sqlite_master WHERE name = 'd1_migrations'",
+            )
+            .len()
+            == 1
+        {
+            rows.extend(self.remote_query(
+                emu,
+                env,
+                "SELECT 'applied' AS k, name FROM d1_migrations ORDER BY id",
+            ));
+        }
         let pick = |k: &str| {
             rows.iter()
                 .filter(|r| r["k"] == k)

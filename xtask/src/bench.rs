@@ -1,0 +1,310 @@
+//! `cargo xtask bench`: the xtask against raw wrangler on identical scratch workspaces,
+//! printed as a table: median wall times, their ratio, wrangler processes started; lint
+//! and checksum of 10,000 files; the cold build of the xtask. Figures, not assertions.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::exit::{failed, usage};
+use crate::migrations::MigrationSet;
+use crate::wrangler::Wrangler;
+use crate::{flags, ui, Ctx};
+
+const CONFIG: &str = "{\"name\": \"bench\", \"d1_databases\": [{\"binding\": \"DB\", \"database_name\": \"bench\", \"database_id\": \"00000000-0000-0000-0000-00000000bec4\"}]}\n";
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+struct Bench {
+    root: PathBuf,
+    manifest: PathBuf,
+    wrangler: PathBuf,
+    node_bin: Option<PathBuf>,
+    wrapper: PathBuf,
+    log: PathBuf,
+}
+
+impl Bench {
+    /// A fresh scratch workspace with `n` migrations.
+    fn workspace(&self, name: &str, n: usize) -> anyhow::Result<PathBuf> {
+        let dir = self.root.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("migrations"))?;
+        std::fs::write(dir.join("wrangler.jsonc"), CONFIG)?;
+        for i in 1..=n {
+            std::fs::write(
+                dir.join("migrations").join(format!("{i:04}_bench_{i}.sql")),
+                format!("CREATE TABLE t_{i} (id INTEGER PRIMARY KEY, v TEXT NOT NULL);\nINSERT INTO t_{i} (v) VALUES ('row {i}');\n"),
+            )?;
+        }
+        Ok(dir)
+    }
+
+    fn path_env(&self) -> std::ffi::OsString {
+        let mut paths: Vec<PathBuf> = self.node_bin.iter().cloned().collect();
+        if let Some(old) = std::env::var_os("PATH") {
+            paths.extend(std::env::split_paths(&old));
+        }
+        std::env::join_paths(paths).unwrap_or_default()
+    }
+
+    /// `cargo xtask <args>` in `dir`, as a user runs it (cargo's start-up included).
+    fn ours(&self, dir: &Path, args: &[&str]) -> anyhow::Result<(Duration, usize)> {
+        let _ = std::fs::remove_file(&self.log);
+        let started = Instant::now();
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["run", "-q", "--manifest-path"])
+            .arg(&self.manifest)
+            .args(["-p", "xtask", "--"])
+            .args(args)
+            .current_dir(dir)
+            .env("WRANGLER", &self.wrapper)
+            .env("XTASK_BENCH_LOG", &self.log)
+            .env("PATH", self.path_env())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .output()?;
+        let took = started.elapsed();
+        if !out.status.success() {
+            return Err(failed!(
+                "bench: cargo xtask {args:?} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let calls = std::fs::read_to_string(&self.log).map_or(0, |l| l.lines().count());
+        Ok((took, calls))
+    }
+
+    /// Raw `wrangler <args>` in `dir`.
+    fn raw(&self, dir: &Path, args: &[&str]) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let out = Command::new(&self.wrangler)
+            .args(args)
+            .current_dir(dir)
+            .env("PATH", self.path_env())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("CI", "true")
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        let took = started.elapsed();
+        if !out.status.success() {
+            return Err(failed!(
+                "bench: wrangler {args:?} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(took)
+    }
+}
+
+impl flags::Bench {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let runs = self.runs.unwrap_or(3).max(1);
+        let sizes: Vec<usize> = match &self.sizes {
+            None => vec![1, 50, 200],
+            Some(s) => s
+                .split(',')
+                .map(|x| {
+                    x.trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=2000).contains(n))
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| usage!("--sizes takes numbers from 1 to 2000, like 1,50,200"))?,
+        };
+        let manifest = ctx.project.root.join("Cargo.toml");
+        if !manifest.is_file() {
+            return Err(usage!(
+                "bench runs from the xtask's own workspace (no Cargo.toml in {})",
+                ctx.project.root.display()
+            ));
+        }
+        let root = ctx.project.root.join("target").join("bench");
+        std::fs::create_dir_all(&root)?;
+        let wrangler = Wrangler::locate(&ctx.project)?;
+        let (program, path_dir) = wrangler.program_and_node_dir();
+        let wrapper = root.join("wrangler-counting");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> \"$XTASK_BENCH_LOG\"\nexec '{}' \"$@\"\n",
+                program.display()
+            ),
+        )?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+        }
+        let bench = Bench {
+            log: root.join("wrangler-calls.log"),
+            root,
+            manifest,
+            wrangler: program,
+            node_bin: path_dir,
+            wrapper,
+        };
+        // Warm: the xtask is built, wrangler's files are in the page cache.
+        let warm = bench.workspace("warm", 1)?;
+        bench.ours(&warm, &["db-status"])?;
+        bench.raw(&warm, &["d1", "migrations", "list", "DB", "--local"])?;
+
+        let mut rows = Vec::new();
+        for &n in &sizes {
+            ui::say(format!("bench: {n} migrations, {runs} run(s) each"));
+            let status_ws = bench.workspace(&format!("status-{n}"), n)?;
+            let mut ours_t = Vec::new();
+            let mut ours_calls = 0;
+            let mut raw_t = Vec::new();
+            for _ in 0..runs {
+                let (t, c) = bench.ours(&status_ws, &["db-status"])?;
+                ours_t.push(t);
+                ours_calls = c;
+                raw_t.push(bench.raw(&status_ws, &["d1", "migrations", "list", "DB", "--local"])?);
+            }
+            rows.push((
+                "db-status",
+                n,
+                median(ours_t),
+                ours_calls,
+                median(raw_t),
+                "wrangler d1 migrations list --local",
+            ));
+
+            let mut ours_t = Vec::new();
+            let mut raw_t = Vec::new();
+            for r in 0..runs {
+                let ws = bench.workspace(&format!("migrate-ours-{n}-{r}"), n)?;
+                let (t, c) = bench.ours(&ws, &["db-migrate"])?;
+                ours_t.push(t);
+                ours_calls = c;
+                let ws = bench.workspace(&format!("migrate-raw-{n}-{r}"), n)?;
+                raw_t.push(bench.raw(&ws, &["d1", "migrations", "apply", "DB", "--local"])?);
+            }
+            rows.push((
+                "db-migrate",
+                n,
+                median(ours_t),
+                ours_calls,
+                median(raw_t),
+                "wrangler d1 migrations apply --local",
+            ));
+        }
+
+        ui::print(format!("\n{}\n", machine()));
+        ui::print("| command | migrations | xtask (s) | xtask wrangler processes | raw wrangler (s) | raw command | raw / xtask |");
+        ui::print("|---|---:|---:|---:|---:|---|---:|");
+        for (cmd, n, ours, calls, raw, raw_cmd) in &rows {
+            ui::print(format!(
+                "| `cargo xtask {cmd}` | {n} | {} | {calls} | {} | `{raw_cmd}` (1 process) | {:.1}x |",
+                secs(*ours),
+                secs(*raw),
+                raw.as_secs_f64() / ours.as_secs_f64().max(1e-9)
+            ));
+        }
+
+        // Lint and checksum of 10,000 files, in process.
+        let lint_dir = bench.workspace("lint-10000", 0)?.join("migrations");
+        for i in 1..=10_000 {
+            std::fs::write(
+                lint_dir.join(format!("{i:05}_m_{i}.sql")),
+                format!("-- migration {i}\nCREATE TABLE t_{i} (id INTEGER PRIMARY KEY, v TEXT NOT NULL DEFAULT 'a;b');\nCREATE INDEX i_{i} ON t_{i}(v);\n"),
+            )?;
+        }
+        let mut lint_t = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let set = MigrationSet::scan(&lint_dir)?;
+            lint_t.push(started.elapsed());
+            if set.migrations.len() != 10_000 {
+                return Err(failed!(
+                    "bench: scanned {} of 10000 files",
+                    set.migrations.len()
+                ));
+            }
+        }
+        ui::print(format!(
+            "\nlint + SHA-256 of 10,000 migration files: {} s (median of {runs})",
+            secs(median(lint_t))
+        ));
+
+        // `cargo xtask --help`, built.
+        let mut help_t = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["run", "-q", "--manifest-path"])
+                .arg(&bench.manifest)
+                .args(["-p", "xtask", "--", "--help"])
+                .output()?;
+            help_t.push(started.elapsed());
+            if !out.status.success() {
+                return Err(failed!("bench: cargo xtask --help failed"));
+            }
+        }
+        ui::print(format!(
+            "`cargo xtask --help` (built): {} s (median of {runs})",
+            secs(median(help_t))
+        ));
+
+        if !self.skip_build {
+            let target = bench.root.join("cold-target");
+            let _ = std::fs::remove_dir_all(&target);
+            let started = Instant::now();
+            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "-q", "-p", "xtask", "--manifest-path"])
+                .arg(&bench.manifest)
+                .arg("--target-dir")
+                .arg(&target)
+                .output()?;
+            let took = started.elapsed();
+            let _ = std::fs::remove_dir_all(&target);
+            if !out.status.success() {
+                return Err(failed!(
+                    "bench: cold build failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            ui::print(format!("cold `cargo build -p xtask` (empty target directory, crates already downloaded): {} s", secs(took)));
+        }
+        Ok(())
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+                    / 1024
+                    / 1024
+            })
+        })
+        .unwrap_or(0);
+    format!(
+        "machine: {cores} cores ({cpu}), {mem} GiB memory, {}",
+        std::env::consts::OS
+    )
+}

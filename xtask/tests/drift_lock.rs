@@ -1,0 +1,316 @@
+//! End-to-end: checksums, the lock, rehearsal and the cascade trap, through the real
+//! wrangler, locally and on the emulator.
+
+mod support;
+
+use std::process::Command;
+
+use support::{Run, Workspace};
+
+const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n";
+const POSTS: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, title TEXT);\n";
+const TAGS: &str = "CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT);\n";
+
+#[test]
+fn an_edited_applied_file_blocks_until_repaired() {
+    let ws = Workspace::new("edited");
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    ws.migration(
+        "0001_users.sql",
+        &format!("{USERS}-- edited after it was applied\n"),
+    );
+    ws.migration("0002_tags.sql", TAGS);
+
+    let status = ws.xtask(&["db-status", "--check", "--json"]);
+    assert_eq!(status.code, 3);
+    let doc = status.json();
+    let problem = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "edited")
+        .unwrap()
+        .clone();
+    assert_eq!(problem["migration"], "0001_users.sql");
+    let msg = problem["message"].as_str().unwrap();
+    assert!(
+        msg.contains("previously applied but has been modified")
+            && msg.matches("SHA-256").count() == 1
+            && msg.contains("now has"),
+        "{msg}"
+    );
+
+    let refused = ws.xtask(&["db-migrate"]);
+    refused.expect(
+        4,
+        &[
+            "drift",
+            "0001_users.sql was previously applied but has been modified",
+            "nothing was applied",
+        ],
+    );
+    assert_eq!(
+        ws.applied_names(),
+        vec!["0001_users.sql"],
+        "0002 was not applied (through wrangler)"
+    );
+
+    ws.xtask(&["db-migrate", "--repair"])
+        .expect(0, &["re-recorded 0001_users.sql: SHA-256 "]);
+    ws.xtask(&["db-status", "--check"])
+        .expect(3, &["1 pending, 0 blocking problems"]);
+    ws.xtask(&["db-migrate"])
+        .expect(0, &["applied 1 migration: 0002_tags.sql"]);
+    ws.xtask(&["db-migrate", "--repair"])
+        .expect(0, &["nothing to repair"]);
+}
+
+#[test]
+fn deleted_out_of_order_and_plain_wrangler_rows() {
+    let ws = Workspace::new("deleted");
+    ws.migration("0001_users.sql", USERS)
+        .migration("0003_tags.sql", TAGS);
+    // Applied by plain wrangler: no checksums yet.
+    let raw = ws.wrangler(&["d1", "migrations", "apply", "DB", "--local"]);
+    assert_eq!(raw.code, 0, "{}", raw.stderr);
+    ws.migration("0004_more.sql", "CREATE TABLE more (x);\n");
+    ws.xtask(&["db-migrate"]).expect(
+        0,
+        &[
+            "recording the checksums of 2 migrations applied without one (by plain wrangler)",
+            "applied 1 migration: 0004_more.sql",
+        ],
+    );
+
+    ws.migration("0002_late.sql", "CREATE TABLE late (x);\n");
+    std::fs::remove_file(ws.dir.join("migrations/0003_tags.sql")).unwrap();
+    let status = ws.xtask(&["db-status", "--check"]);
+    status.expect(
+        3,
+        &[
+            "[!] 0003_tags.sql",
+            "file missing",
+            "0003_tags.sql was applied on",
+            "0002_late.sql is pending but numbered below 0004_more.sql",
+        ],
+    );
+    ws.xtask(&["db-migrate"])
+        .expect(4, &["drift", "no longer in"]);
+    assert!(!ws.applied_names().contains(&"0002_late.sql".to_string()));
+}
+
+/// Starts two xtask runs at once and waits for both.
+fn concurrently(ws: &Workspace, env: &[(&str, String)], args: &[&str]) -> (Run, Run) {
+    let spawn = || {
+        let mut cmd = Command::new(support::xtask_bin());
+        cmd.args(args)
+            .current_dir(&ws.dir)
+            .env("WRANGLER", support::wrangler_bin())
+            .env("CI", "true");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let done = |c: std::process::Child| {
+        let out = c.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    (done(a), done(b))
+}
+
+#[test]
+fn two_concurrent_runs_apply_each_migration_once() {
+    let ws = Workspace::new("concurrent");
+    ws.migration("0001_users.sql", USERS)
+        .migration("0002_posts.sql", POSTS)
+        .migration("0003_tags.sql", TAGS);
+    let (a, b) = concurrently(&ws, &[], &["db-migrate", "--lock-timeout", "120"]);
+    assert_eq!((a.code, b.code), (0, 0), "{}\n---\n{}", a.stderr, b.stderr);
+    let both = format!("{}{}", a.stderr, b.stderr);
+    assert_eq!(both.matches("applied 3 migrations").count(), 1, "{both}");
+    assert!(both.contains("nothing to apply"), "{both}");
+    assert_eq!(
+        ws.applied_names(),
+        vec!["0001_users.sql", "0002_posts.sql", "0003_tags.sql"]
+    );
+
+    let emu = ws.emulator();
+    let env = vec![
+        ("CLOUDFLARE_API_BASE_URL", emu.base_url()),
+        ("CLOUDFLARE_API_TOKEN", support::TOKEN.to_string()),
+        ("CLOUDFLARE_ACCOUNT_ID", support::ACCOUNT.to_string()),
+    ];
+    let (a, b) = concurrently(
+        &ws,
+        &env,
+        &["db-migrate", "--env", "staging", "--lock-timeout", "120"],
+    );
+    assert_eq!((a.code, b.code), (0, 0), "{}\n---\n{}", a.stderr, b.stderr);
+    let (_, applied) = ws.remote_tables_and_applied(&emu, "staging");
+    assert_eq!(
+        applied,
+        vec!["0001_users.sql", "0002_posts.sql", "0003_tags.sql"],
+        "each once"
+    );
+}
+
+#[test]
+fn a_stale_lock_is_broken_only_with_force_unlock() {
+    let ws = Workspace::new("stale");
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    ws.migration("0002_tags.sql", TAGS);
+    // A lock left by a run on another machine, two hours ago.
+    let old = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7200;
+    ws.query(&format!(
+        "INSERT INTO d1_migrations_lock (id, token, holder, host, pid, command, acquired_at) \
+         VALUES (1, 'gone', 'ci', 'runner-9', 4242, 'db-migrate', {old})"
+    ));
+    let held = ws.xtask(&["db-migrate", "--lock-timeout", "0"]);
+    held.expect(
+        4,
+        &[
+            "is locked by db-migrate by ci on runner-9 (pid 4242)",
+            "stale",
+            "--force-unlock",
+            "nothing was changed",
+        ],
+    );
+    ws.xtask(&[
+        "db-seed",
+        "--lock-timeout",
+        "1",
+        "--file",
+        "migrations/0001_users.sql",
+    ])
+    .expect(4, &["locked by"]);
+    assert_eq!(ws.applied_names(), vec!["0001_users.sql"]);
+
+    ws.xtask(&["db-migrate", "--force-unlock"]).expect(
+        0,
+        &["broke the stale lock", "runner-9", "applied 1 migration"],
+    );
+    assert!(
+        ws.query("SELECT * FROM d1_migrations_lock").is_empty(),
+        "released after the run"
+    );
+
+    // A fresh lock is not broken.
+    let now = old + 7200;
+    ws.query(&format!(
+        "INSERT INTO d1_migrations_lock (id, token, holder, host, pid, command, acquired_at) \
+         VALUES (1, 'busy', 'ci', 'runner-9', 4242, 'db-migrate', {now})"
+    ));
+    ws.xtask(&["db-reset", "--force-unlock"])
+        .expect(4, &["breaks only a stale lock", "not stale"]);
+}
+
+#[test]
+fn rehearsal_reports_failures_and_lost_rows_without_touching_the_remote() {
+    let ws = Workspace::new("rehearse");
+    ws.migration("0001_users.sql", USERS)
+        .migration("0002_posts.sql", POSTS);
+    let emu = ws.emulator();
+    ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
+        .expect(0, &[]);
+    ws.remote_query(&emu, "staging", "INSERT INTO users (id, email) VALUES (1, 'a@x.com'), (2, 'b@x.com'); INSERT INTO posts VALUES (1, 1, 'p1'), (2, 2, 'p2')");
+    // A parent rebuild whose cascade empties posts; then a NOT NULL column that existing rows cannot fill.
+    ws.migration(
+        "0003_rebuild_users.sql",
+        "PRAGMA defer_foreign_keys = true;\nCREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT);\n\
+         INSERT INTO users_new (id, email) SELECT id, email FROM users;\nDROP TABLE users;\n\
+         ALTER TABLE users_new RENAME TO users;\nPRAGMA defer_foreign_keys = false;\n",
+    );
+    let lint = ws.xtask_remote(&emu, &["db-status", "--env", "staging", "--json"], &[]);
+    let cascade = lint.json()["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "cascade")
+        .cloned()
+        .expect("cascade warning");
+    assert!(
+        cascade["message"].as_str().unwrap().contains("`posts`"),
+        "{cascade}"
+    );
+    assert_eq!(cascade["blocking"], false);
+
+    let bookmark = |ws: &Workspace| {
+        let r = ws.wrangler_remote(
+            &emu,
+            &[
+                "d1",
+                "time-travel",
+                "info",
+                "DB",
+                "--env",
+                "staging",
+                "--json",
+            ],
+        );
+        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["bookmark"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let before = bookmark(&ws);
+    let ok = ws.xtask_remote(
+        &emu,
+        &["db-migrate", "--env", "staging", "--rehearse", "--json"],
+        &[],
+    );
+    ok.expect(0, &["rehearsal passed", "ROWS LOST: posts: 2 rows"]);
+    let report = ok.json()["rehearsal"][0].clone();
+    assert_eq!(report["migration"], "0003_rebuild_users.sql");
+    assert_eq!(report["rows_lost"], serde_json::json!(["posts: 2 rows"]));
+
+    ws.migration(
+        "0004_nick.sql",
+        "CREATE TABLE users_next (id INTEGER PRIMARY KEY, email TEXT NOT NULL, nick TEXT NOT NULL);\n\
+         INSERT INTO users_next (id, email) SELECT id, email FROM users;\n",
+    );
+    let failed = ws.xtask_remote(&emu, &["db-migrate", "--env", "staging", "--rehearse"], &[]);
+    failed.expect(
+        1,
+        &[
+            "FAILED 0004_nick.sql",
+            "NOT NULL constraint failed",
+            "rehearsal: 0004_nick.sql would fail",
+            "nothing was changed on staging",
+        ],
+    );
+    assert_eq!(bookmark(&ws), before, "not one write reached the remote");
+    let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
+    assert_eq!(applied, vec!["0001_users.sql", "0002_posts.sql"]);
+    assert!(!tables.contains(&"users_new".to_string()));
+    assert_eq!(
+        ws.remote_query(&emu, "staging", "SELECT count(*) AS n FROM posts")[0]["n"],
+        2
+    );
+    assert!(
+        !ws.dir
+            .join(".wrangler/xtask")
+            .read_dir()
+            .map(|mut d| d.any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("rehearsal")))
+            .unwrap_or(false),
+        "scratch state deleted"
+    );
+}

@@ -1,0 +1,169 @@
+//! End-to-end: how many wrangler processes each command starts (counted by a WRANGLER
+//! wrapper that logs every call), and the fast local path's file is the one wrangler writes.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::{node_bin_dir, wrangler_bin, Workspace};
+
+/// A WRANGLER that logs each call, then runs the real wrangler on the project's Node.
+fn counting_wrangler(ws: &Workspace) -> (String, std::path::PathBuf) {
+    let log = ws.dir.join("wrangler-calls.log");
+    let wrapper = ws.dir.join("counting-wrangler");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1 $2 $3 $4 $5\" >> '{}'\nPATH='{}':\"$PATH\" exec '{}' \"$@\"\n",
+            log.display(),
+            node_bin_dir().display(),
+            wrangler_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper.to_str().unwrap().to_string(), log)
+}
+
+fn calls(log: &std::path::Path) -> Vec<String> {
+    let calls = std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
+    let _ = std::fs::remove_file(log);
+    calls
+}
+
+#[test]
+fn local_commands_start_as_few_wrangler_processes_as_the_work_needs() {
+    let ws = Workspace::new("count-local");
+    for i in 1..=50 {
+        ws.migration(
+            &format!("{i:04}_m{i}.sql"),
+            &format!("CREATE TABLE t{i} (x);\nINSERT INTO t{i} VALUES ({i});\n"),
+        );
+    }
+    let (wrapper, log) = counting_wrangler(&ws);
+    let env = [("WRANGLER", wrapper.as_str())];
+
+    ws.xtask_with(&["db-status"], &env)
+        .expect(0, &["50 pending"]);
+    assert!(
+        calls(&log).is_empty(),
+        "db-status on local: no wrangler process"
+    );
+
+    ws.xtask_with(&["db-migrate"], &env)
+        .expect(0, &["applied 50 migrations"]);
+    let migrate = calls(&log);
+    assert_eq!(migrate.len(), 1, "50 files, one process: {migrate:?}");
+    assert!(
+        migrate[0].starts_with("d1 execute DB --local"),
+        "{migrate:?}"
+    );
+    assert_eq!(ws.applied_names().len(), 50);
+
+    ws.xtask_with(&["db-migrate"], &env)
+        .expect(0, &["nothing to apply"]);
+    ws.xtask_with(&["db-status", "--check"], &env)
+        .expect(0, &[]);
+    ws.xtask_with(&["db-backup"], &env).expect(0, &[]);
+    ws.xtask_with(&["db-backup", "--list"], &env).expect(0, &[]);
+    assert!(
+        calls(&log).is_empty(),
+        "nothing to apply, status, backup: no wrangler process"
+    );
+
+    ws.xtask_with(&["db-restore", "--last"], &env)
+        .expect(0, &[]);
+    assert!(
+        calls(&log).is_empty(),
+        "restoring a local snapshot: no wrangler process"
+    );
+
+    ws.xtask_with(&["db-migrate", "--to", "3", "--dry-run"], &env)
+        .expect(0, &[]);
+    assert!(calls(&log).is_empty(), "a dry run starts nothing");
+}
+
+#[test]
+fn remote_migrate_starts_three_processes_and_one_request_applies() {
+    let ws = Workspace::new("count-remote");
+    for i in 1..=20 {
+        ws.migration(
+            &format!("{i:04}_m{i}.sql"),
+            &format!("CREATE TABLE t{i} (x);\n"),
+        );
+    }
+    let emu = ws.emulator();
+    let (wrapper, log) = counting_wrangler(&ws);
+    ws.xtask_remote(
+        &emu,
+        &["db-migrate", "--env", "staging"],
+        &[("WRANGLER", &wrapper)],
+    )
+    .expect(0, &["applied 20 migrations"]);
+    let c = calls(&log);
+    assert_eq!(c.len(), 3, "bookmark, lock + state, apply: {c:#?}");
+    assert!(c[0].starts_with("d1 time-travel info DB"), "{c:?}");
+    let queries = emu
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/query"))
+        .count();
+    assert_eq!(
+        queries, 2,
+        "one request reads the state, one applies all 20 files"
+    );
+}
+
+#[test]
+fn the_derived_local_file_is_the_one_wrangler_writes() {
+    let ws = Workspace::new("derived-path");
+    ws.write(
+        "wrangler.jsonc",
+        r#"{ "d1_databases": [
+            { "binding": "BYID", "database_name": "by-id", "database_id": "00000000-0000-0000-0000-000000000001" },
+            { "binding": "BYPREVIEW", "database_name": "by-preview", "database_id": "00000000-0000-0000-0000-000000000001", "preview_database_id": "prev-1234" },
+            { "binding": "ONLYBINDING" }
+        ] }"#,
+    );
+    let mut locations = Vec::new();
+    for binding in ["BYID", "BYPREVIEW", "ONLYBINDING"] {
+        let run = ws.wrangler(&[
+            "d1",
+            "execute",
+            binding,
+            "--local",
+            "--command",
+            &format!("CREATE TABLE made_by_{binding} (x)"),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let status = ws
+            .xtask(&["db-status", "--database", binding, "--json"])
+            .json();
+        let location = status["location"].as_str().unwrap().to_string();
+        let file = ws.dir.join(&location);
+        assert!(
+            file.is_file(),
+            "{binding}: {location} is not where wrangler wrote"
+        );
+        // The file (with its write-ahead log) holds the table wrangler just created
+        // through that binding.
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes.extend(std::fs::read(format!("{}-wal", file.display())).unwrap_or_default());
+        assert!(
+            String::from_utf8_lossy(&bytes).contains(&format!("made_by_{binding}")),
+            "{binding}"
+        );
+        locations.push(location);
+    }
+    assert!(locations[0]
+        .ends_with("a36f84ea60804f30bb0c7f7cad9f5336a6cca0165abdab8b9241d93dbf0b6006.sqlite"));
+    assert_ne!(
+        locations[0], locations[1],
+        "preview_database_id switches the local database"
+    );
+    assert_ne!(locations[1], locations[2]);
+}
