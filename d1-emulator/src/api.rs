@@ -32,6 +32,8 @@ pub struct Shared {
 /// What to do with a connection.
 pub enum Outcome {
     Reply(Response),
+    /// The request was handled; the reply goes out this many milliseconds late.
+    Late(Response, u64),
     /// Close without a reply (fault injection).
     Drop,
 }
@@ -92,11 +94,18 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
         Some(FaultKind::Fail) => {
             return Outcome::Reply(error(500, 7500, "injected failure (d1-emulator fault)"))
         }
-        Some(FaultKind::Delay(ms)) => std::thread::sleep(std::time::Duration::from_millis(ms)),
-        Some(FaultKind::ItemUnsuccessful) | None => {}
+        Some(FaultKind::Delay(_)) | Some(FaultKind::ItemUnsuccessful) | None => {}
     }
     let item_fault = fault == Some(FaultKind::ItemUnsuccessful);
+    let outcome = route(shared, req, item_fault);
+    match (fault, outcome) {
+        (Some(FaultKind::Delay(ms)), Outcome::Reply(resp)) => Outcome::Late(resp, ms),
+        (_, outcome) => outcome,
+    }
+}
 
+/// The routes proper, once faults have had their say.
+fn route(shared: &Shared, req: &Request, item_fault: bool) -> Outcome {
     if let Some(name) = req.path.strip_prefix("/upload/") {
         return Outcome::Reply(upload(shared, name, &req.body));
     }

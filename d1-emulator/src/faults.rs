@@ -11,7 +11,8 @@ pub enum FaultKind {
     NonJson,
     /// Close the connection without a reply.
     Drop,
-    /// Wait this many milliseconds, then answer normally.
+    /// Handle the request, then hold the reply back this many milliseconds (a slow
+    /// reply: the work is done, the answer comes late).
     Delay(u64),
     /// `/query` only: roll back and answer `success: true` with result items that lack
     /// `success: true` (wrangler's `migrations apply` then marks a file failed, exits 0).

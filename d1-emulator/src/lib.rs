@@ -127,6 +127,10 @@ fn serve(shared: &api::Shared, mut stream: TcpStream) {
         api::Outcome::Reply(resp) => {
             let _ = http::write_response(&mut stream, &resp);
         }
+        api::Outcome::Late(resp, ms) => {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            let _ = http::write_response(&mut stream, &resp);
+        }
         api::Outcome::Drop => {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }

@@ -356,7 +356,20 @@ pub fn default_path(project: &Project, target: &Target, ext: &str) -> PathBuf {
             }
         })
         .collect();
-    let dir = backups_dir(project).join(target.env.name());
+    // Names from the config never lead out of backups/: only safe characters reach a path.
+    let env: String = target
+        .env
+        .name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = backups_dir(project).join(env);
     let mut path = dir.join(format!("{label}-{stamp}Z.{ext}"));
     let mut n = 2;
     while path.exists() {

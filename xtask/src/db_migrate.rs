@@ -290,9 +290,8 @@ impl flags::DbMigrate {
         });
         let mut msg = format!("migration {culprit} failed: {why}\n");
         msg.push_str(&describe_after(target, &after, &applied_now, &missing));
-        if !applied_now.is_empty() {
-            msg.push_str(&undo_line(captured.as_ref()));
-        }
+        // Printed even when nothing is applied: a request that timed out may still land.
+        msg.push_str(&undo_line(captured.as_ref()));
         Err(failed!("{msg}"))
     }
 }

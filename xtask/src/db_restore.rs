@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::backups::{self, Entry, Kind};
 use crate::d1::Restore;
 use crate::db_status::database_json;
-use crate::exit::{refused, usage};
+use crate::exit::{failed, refused, usage};
 use crate::target::Target;
 use crate::{d1, flags, guard, lock, time, ui, Ctx};
 
@@ -83,8 +83,20 @@ impl flags::DbRestore {
                     )?),
                     None => None,
                 };
-                let previous = db.restore(&source, &before)?;
-                let after = db.state()?;
+                let undo = captured.as_ref().map_or(String::new(), |c| {
+                    format!("\nto undo this restore: {}", c.undo)
+                });
+                let previous = db
+                    .restore(&source, &before)
+                    .map_err(|e| failed!("{e:#}{undo}"))?;
+                let after = db.state().map_err(|e| {
+                    failed!(
+                        "the restore ran, but reading the tracking table back failed: {e:#}\nthe database holds \
+                         the restored state unless the restore itself failed: check with \
+                         `cargo xtask db-status --env {}`{undo}",
+                        target.env
+                    )
+                })?;
                 ui::say(format!(
                     "restored {} {} to {from}: {} migration{} applied{}",
                     target.env,

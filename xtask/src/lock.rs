@@ -88,7 +88,16 @@ pub fn acquire(
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     let mut said = false;
     loop {
-        let holder = match db.lock_and_state(&row)? {
+        let attempt = match db.lock_and_state(&row) {
+            Ok(attempt) => attempt,
+            Err(e) => {
+                // The request may have landed although its answer did not (a timeout):
+                // take back our own row, and only ours.
+                let _ = db.break_lock(&row);
+                return Err(e);
+            }
+        };
+        let holder = match attempt {
             Ok(state) => {
                 let held = Held {
                     token: row.token.clone(),

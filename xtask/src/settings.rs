@@ -6,6 +6,7 @@
 //!   "time_travel_retention_days": 30,     // 7 on D1's free plan
 //!   "lock_timeout_secs": 60,              // how long to wait for another run's lock
 //!   "lock_stale_after_secs": 900,         // when a lock may be broken with --force-unlock
+//!   "wrangler_timeout_secs": 600,         // when a hanging wrangler process is stopped
 //! }
 //! ```
 
@@ -25,6 +26,8 @@ pub struct Settings {
     pub lock_timeout_secs: u64,
     /// After how long a lock counts as stale (breakable with --force-unlock).
     pub lock_stale_after_secs: u64,
+    /// How long one wrangler process may take before it is stopped.
+    pub wrangler_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             retention_days: 30,
             lock_timeout_secs: 60,
             lock_stale_after_secs: 900,
+            wrangler_timeout_secs: 600,
         }
     }
 }
@@ -90,25 +94,26 @@ impl Settings {
                         .filter(|d| (1..=365).contains(d))
                         .ok_or_else(|| usage!("{shown}: time_travel_retention_days must be a whole number of days, 1 to 365"))?;
                 }
-                (key @ ("lock_timeout_secs" | "lock_stale_after_secs"), JsonValue::Number(n)) => {
+                (key @ ("lock_timeout_secs" | "lock_stale_after_secs" | "wrangler_timeout_secs"), JsonValue::Number(n)) => {
                     let secs = n
                         .parse::<u64>()
                         .ok()
                         .filter(|s| *s <= 86_400)
                         .ok_or_else(|| usage!("{shown}: {key} must be a whole number of seconds, 0 to 86400"))?;
-                    if key == "lock_timeout_secs" {
-                        settings.lock_timeout_secs = secs;
-                    } else {
-                        settings.lock_stale_after_secs = secs;
+                    match key {
+                        "lock_timeout_secs" => settings.lock_timeout_secs = secs,
+                        "lock_stale_after_secs" => settings.lock_stale_after_secs = secs,
+                        _ => settings.wrangler_timeout_secs = secs.max(1),
                     }
                 }
-                ("protected" | "time_travel_retention_days" | "lock_timeout_secs" | "lock_stale_after_secs", _) => {
+                ("protected" | "time_travel_retention_days" | "lock_timeout_secs" | "lock_stale_after_secs"
+                | "wrangler_timeout_secs", _) => {
                     return Err(usage!("{shown}: {key} has the wrong type: see the README's Settings section"))
                 }
                 (other, _) => {
                     return Err(usage!(
                         "{shown}: unknown setting `{other}`: the settings are protected, time_travel_retention_days, \
-                         lock_timeout_secs, lock_stale_after_secs"
+                         lock_timeout_secs, lock_stale_after_secs, wrangler_timeout_secs"
                     ))
                 }
             }

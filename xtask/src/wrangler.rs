@@ -3,8 +3,6 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use xshell::{cmd, Shell};
-
 use crate::exit::{failed, usage};
 use crate::project::Project;
 use crate::ui;
@@ -14,6 +12,8 @@ const MIN_NODE: (u64, u64) = (22, 12);
 
 pub struct Wrangler {
     program: PathBuf,
+    /// How long one wrangler process may run before it is stopped.
+    timeout: std::time::Duration,
     /// `PATH` for wrangler's process: the folder of a project-installed Node first.
     path_env: Option<OsString>,
     /// How many wrangler processes this run started (reported in `--json`, checked in tests).
@@ -103,6 +103,15 @@ impl Wrangler {
     /// Finds wrangler: `WRANGLER`, then `node_modules/.bin/wrangler`, then `wrangler` on
     /// PATH; failing all three, runs `npm ci` once where a package-lock.json pins it.
     pub fn locate(project: &Project) -> anyhow::Result<Wrangler> {
+        let timeout = crate::settings::Settings::load(&project.root)
+            .map(|s| s.wrangler_timeout_secs)
+            .unwrap_or(600);
+        let mut w = Wrangler::find(project)?;
+        w.timeout = std::time::Duration::from_secs(timeout);
+        Ok(w)
+    }
+
+    fn find(project: &Project) -> anyhow::Result<Wrangler> {
         if let Some(program) = std::env::var_os("WRANGLER").filter(|v| !v.is_empty()) {
             let program = PathBuf::from(program);
             if !program.is_file() {
@@ -165,6 +174,7 @@ impl Wrangler {
             program,
             path_env,
             calls: 0,
+            timeout: std::time::Duration::from_secs(600),
         }
     }
 
@@ -176,11 +186,28 @@ impl Wrangler {
     }
 
     fn check_node(&self) -> anyhow::Result<()> {
-        let sh = Shell::new()?;
+        let mut cmd = std::process::Command::new("node");
+        cmd.arg("--version").stdin(std::process::Stdio::null());
         if let Some(path) = &self.path_env {
-            sh.set_var("PATH", path);
+            cmd.env("PATH", path);
+            // Command looks a bare program up in the parent's PATH: name the node to run.
+            if let Some(dir) = self
+                .program
+                .parent()
+                .filter(|d| d.join(node_exe()).is_file())
+            {
+                cmd = std::process::Command::new(dir.join(node_exe()));
+                cmd.arg("--version")
+                    .env("PATH", path)
+                    .stdin(std::process::Stdio::null());
+            }
         }
-        let version = cmd!(sh, "node --version").quiet().ignore_stderr().read().map_err(|_| {
+        let version = cmd
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .ok_or_else(|| {
             usage!(
                 "wrangler at {} needs Node.js >= {}.{}, and no `node` runs here: run `npm ci` \
                  in the workspace (package.json installs Node 22 beside wrangler) or install Node 22",
@@ -205,27 +232,65 @@ impl Wrangler {
     /// Runs `wrangler <args>`, echoing the command first. Never prompts: stdin is empty,
     /// so wrangler takes it as a script (and the xtask's own guards did the asking).
     pub fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
+        use std::io::Read;
+        use std::process::{Command, Stdio};
+
         ui::say(format!("$ {}", display_command(args)));
         self.calls += 1;
-        let sh = Shell::new()?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("NO_COLOR", "1")
+            .env("FORCE_COLOR", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some(path) = &self.path_env {
-            sh.set_var("PATH", path);
+            cmd.env("PATH", path);
         }
-        sh.set_var("WRANGLER_SEND_METRICS", "false");
-        sh.set_var("WRANGLER_HIDE_BANNER", "true");
-        sh.set_var("NO_COLOR", "1");
-        sh.set_var("FORCE_COLOR", "0");
-        let program = &self.program;
-        let output = cmd!(sh, "{program} {args...}")
-            .quiet()
-            .ignore_status()
-            .stdin("")
-            .output()
-            .map_err(|e| failed!("could not start wrangler ({}): {e}", program.display()))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| failed!("could not start wrangler ({}): {e}", self.program.display()))?;
+        // Drain both pipes on threads so that a chatty wrangler never blocks on a full pipe.
+        let mut out = child.stdout.take().expect("piped");
+        let mut err = child.stderr.take().expect("piped");
+        let out_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out.read_to_end(&mut buf);
+            buf
+        });
+        let err_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = err.read_to_end(&mut buf);
+            buf
+        });
+        let deadline = std::time::Instant::now() + self.timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let stdout = String::from_utf8_lossy(&out_thread.join().unwrap_or_default()).into_owned();
+        let mut stderr =
+            String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).into_owned();
+        if status.is_none() {
+            stderr.push_str(&format!(
+                "\n✘ [ERROR] wrangler did not answer within {} s and was stopped (timeout; \
+                 `wrangler_timeout_secs` in xtask.jsonc)\n",
+                self.timeout.as_secs()
+            ));
+        }
         Ok(Run {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            success: status.is_some_and(|s| s.success()),
+            stdout,
+            stderr,
         })
     }
 }

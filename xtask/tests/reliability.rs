@@ -1,0 +1,831 @@
+//! The reliability suite: faults on every remote step, runs killed mid-way, bad input,
+//! secrets. Each category counts its cases and checks its row of RELIABILITY.md.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use d1_emulator::{Emulator, Fault, FaultKind};
+use support::{node_bin_dir, repo_root, wrangler_bin, Run, Workspace, TOKEN};
+
+/// What one category measured.
+struct Tally {
+    category: &'static str,
+    tried: usize,
+    failures: Vec<String>,
+    lost: i64,
+}
+
+impl Tally {
+    fn new(category: &'static str) -> Tally {
+        Tally {
+            category,
+            tried: 0,
+            failures: Vec::new(),
+            lost: 0,
+        }
+    }
+
+    /// Records one case: `problems` empty means it passed.
+    fn case(&mut self, name: &str, problems: Vec<String>) {
+        self.tried += 1;
+        if !problems.is_empty() {
+            self.failures
+                .push(format!("{name}:\n  {}", problems.join("\n  ")));
+        }
+    }
+
+    /// Checks (or with UPDATE_RELIABILITY=1 rewrites) this category's row, then fails on
+    /// any failed case.
+    fn finish(self) {
+        let passed = self.tried - self.failures.len();
+        let row = format!(
+            "| {} | {} | {} | {} |",
+            self.category, self.tried, passed, self.lost
+        );
+        let path = repo_root().join("RELIABILITY.md");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let prefix = format!("| {} |", self.category);
+        let current = text
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .map(String::from);
+        if std::env::var_os("UPDATE_RELIABILITY").is_some() {
+            let updated: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with(&prefix) {
+                        row.clone()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            std::fs::write(&path, updated.join("\n") + "\n").unwrap();
+        } else {
+            assert_eq!(
+                current.as_deref(),
+                Some(row.as_str()),
+                "RELIABILITY.md's row for `{}` differs from what the suite measured; \
+                 rerun with UPDATE_RELIABILITY=1 if the change is intended",
+                self.category
+            );
+        }
+        assert!(
+            self.failures.is_empty(),
+            "{} case(s) failed:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+        assert_eq!(self.lost, 0, "data lost");
+    }
+}
+
+/// The words a run's output lacks.
+fn lacks(run: &Run, words: &[&str]) -> Vec<String> {
+    let all = format!("{}{}", run.stdout, run.stderr);
+    words
+        .iter()
+        .filter(|w| !all.contains(*w))
+        .map(|w| format!("output lacks `{w}`"))
+        .collect()
+}
+
+fn no_panic(run: &Run) -> Vec<String> {
+    let all = format!("{}{}", run.stdout, run.stderr);
+    if all.contains("panicked") || run.code == 101 {
+        vec![format!("panicked:\n{}", run.stderr)]
+    } else {
+        Vec::new()
+    }
+}
+
+// ---------------------------------------------------------------- remote faults
+
+const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n";
+const POSTS: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);\n";
+
+struct Step {
+    name: &'static str,
+    /// Method and path of the request to break, and which match.
+    method: &'static str,
+    path: &'static str,
+    nth: u32,
+    /// What the step runs; `{bookmark}` and `{backup}` come from the set-up.
+    args: &'static [&'static str],
+    /// Words that name the step and the state.
+    words: &'static [&'static str],
+}
+
+const MIGRATE_STEPS: &[Step] = &[
+    Step {
+        name: "bookmark capture",
+        method: "GET",
+        path: "/time_travel/bookmark",
+        nth: 1,
+        args: &["db-migrate", "--env", "staging"],
+        words: &["capturing a restore point", "nothing was changed"],
+    },
+    Step {
+        name: "state read",
+        method: "POST",
+        path: "/query",
+        nth: 1,
+        args: &["db-migrate", "--env", "staging"],
+        words: &["reading the tracking table", "nothing was changed"],
+    },
+    Step {
+        name: "apply",
+        method: "POST",
+        path: "/query",
+        nth: 2,
+        args: &["db-migrate", "--env", "staging"],
+        words: &[
+            "migration 0002_posts.sql failed",
+            "staging DB now has",
+            "to return to the state before this run",
+        ],
+    },
+];
+
+const RESTORE_STEPS: &[Step] = &[
+    Step {
+        name: "read-back",
+        method: "POST",
+        path: "/query",
+        nth: 2,
+        args: &["db-restore", "--env", "staging", "--bookmark", "{bookmark}"],
+        words: &[
+            "reading the tracking table back failed",
+            "to undo this restore",
+        ],
+    },
+    Step {
+        name: "export",
+        method: "POST",
+        path: "/export",
+        nth: 1,
+        args: &["db-backup", "--env", "staging"],
+        words: &["exporting staging", "nothing was changed"],
+    },
+    Step {
+        name: "import",
+        method: "POST",
+        path: "/import",
+        nth: 1,
+        args: &["db-restore", "--env", "staging", "--backup", "{backup}"],
+        words: &["loading", "as it was", "to undo this restore"],
+    },
+    Step {
+        name: "restore",
+        method: "POST",
+        path: "/time_travel/restore",
+        nth: 1,
+        args: &["db-restore", "--env", "staging", "--bookmark", "{bookmark}"],
+        words: &["restoring staging", "to undo this restore"],
+    },
+];
+
+const KINDS: &[(&str, FaultKind)] = &[
+    ("success:false", FaultKind::Fail),
+    ("non-JSON reply", FaultKind::NonJson),
+    ("dropped connection", FaultKind::Drop),
+    ("slow reply", FaultKind::Delay(6_000)),
+];
+
+fn remote_faults(category: &'static str, steps: &[Step]) {
+    let mut tally = Tally::new(category);
+    for step in steps {
+        for (kind_name, kind) in KINDS {
+            let ws = Workspace::new("fault");
+            ws.write(
+                "xtask.jsonc",
+                "{ \"wrangler_timeout_secs\": 3, \"lock_timeout_secs\": 0 }",
+            );
+            ws.migration("0001_users.sql", USERS);
+            let emu = ws.emulator();
+            ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
+                .expect(0, &[]);
+            ws.remote_query(
+                &emu,
+                "staging",
+                "INSERT INTO users (id, email) VALUES (1, 'a@x.com'), (2, 'b@x.com')",
+            );
+            let bookmark = {
+                let r = ws.wrangler_remote(
+                    &emu,
+                    &[
+                        "d1",
+                        "time-travel",
+                        "info",
+                        "DB",
+                        "--env",
+                        "staging",
+                        "--json",
+                    ],
+                );
+                serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["bookmark"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            let backup = if step.name == "import" {
+                let b = ws.xtask_remote(&emu, &["db-backup", "--env", "staging", "--json"], &[]);
+                b.json()["id"].as_str().unwrap().to_string()
+            } else {
+                String::new()
+            };
+            ws.migration("0002_posts.sql", POSTS);
+            emu.add_fault(
+                Fault::new(step.path, kind.clone())
+                    .method(step.method)
+                    .nth(step.nth),
+            );
+            let args: Vec<String> = step
+                .args
+                .iter()
+                .map(|a| {
+                    a.replace("{bookmark}", &bookmark)
+                        .replace("{backup}", &backup)
+                })
+                .collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = ws.xtask_remote(&emu, &args, &[]);
+            emu.clear_faults();
+            if matches!(kind, FaultKind::Delay(_)) {
+                // Let the delayed request land before the database is judged.
+                std::thread::sleep(std::time::Duration::from_millis(6_500));
+            }
+            let mut problems = Vec::new();
+            if run.code == 0 {
+                problems.push(format!(
+                    "exit 0 on a {kind_name} at the {}:\n{}",
+                    step.name, run.stderr
+                ));
+            }
+            problems.extend(no_panic(&run));
+            problems.extend(lacks(&run, step.words));
+            // The lock is released; what is recorded as applied exists; no user row lost.
+            let lock = ws.remote_query(
+                &emu,
+                "staging",
+                "SELECT count(*) AS n FROM d1_migrations_lock",
+            );
+            if lock[0]["n"] != 0 {
+                problems.push("the lock was not released".into());
+            }
+            let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
+            for m in &applied {
+                let table = if m.starts_with("0001") {
+                    "users"
+                } else {
+                    "posts"
+                };
+                if !tables.contains(&table.to_string()) {
+                    problems.push(format!(
+                        "{m} is recorded as applied but {table} does not exist"
+                    ));
+                }
+            }
+            let users = ws.remote_query(&emu, "staging", "SELECT count(*) AS n FROM users")[0]["n"]
+                .as_i64()
+                .unwrap_or(0);
+            tally.lost += 2 - users.min(2);
+            tally.case(&format!("{} / {kind_name}", step.name), problems);
+        }
+    }
+    tally.finish();
+}
+
+#[test]
+fn faults_on_migrate_steps() {
+    remote_faults("remote faults: bookmark, state read, apply", MIGRATE_STEPS);
+}
+
+#[test]
+fn faults_on_restore_steps() {
+    remote_faults(
+        "remote faults: read-back, export, import, restore",
+        RESTORE_STEPS,
+    );
+}
+
+// ---------------------------------------------------------------- killed mid-way
+
+/// A WRANGLER that says when it starts (and its pid), waits, then runs the real one.
+fn slow_wrangler(ws: &Workspace) -> String {
+    let wrapper = ws.dir.join("slow-wrangler");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho $$ > '{dir}/wrangler.pid'\nsleep 2\nPATH='{node}':\"$PATH\" exec '{real}' \"$@\"\n",
+            dir = ws.dir.display(),
+            node = node_bin_dir().display(),
+            real = wrangler_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper.to_str().unwrap().to_string()
+}
+
+fn wait_for(path: &Path) {
+    for _ in 0..400 {
+        if path.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+/// Runs the xtask in the background with the slow wrangler; kills the xtask or the
+/// wrangler once wrangler has started.
+fn kill_during(ws: &Workspace, args: &[&str], kill_xtask: bool) {
+    let pid_file = ws.dir.join("wrangler.pid");
+    let _ = std::fs::remove_file(&pid_file);
+    let mut child = Command::new(support::xtask_bin())
+        .args(args)
+        .current_dir(&ws.dir)
+        .env("WRANGLER", slow_wrangler(ws))
+        .env("CI", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&pid_file);
+    if kill_xtask {
+        child.kill().unwrap();
+        let _ = child.wait();
+        // The orphaned wrangler finishes or not; give it the time it needs.
+        std::thread::sleep(std::time::Duration::from_secs(8));
+    } else {
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+        let _ = child.wait();
+    }
+}
+
+#[test]
+fn killed_mid_way() {
+    let mut tally = Tally::new("killed mid-way");
+    for (what, kill_xtask) in [("the xtask", true), ("wrangler", false)] {
+        // A multi-migration apply.
+        let ws = Workspace::new("killed-migrate");
+        for i in 1..=20 {
+            ws.migration(
+                &format!("{i:04}_m{i}.sql"),
+                &format!("CREATE TABLE t{i} (x);\nINSERT INTO t{i} VALUES ({i});\n"),
+            );
+        }
+        kill_during(&ws, &["db-migrate", "--no-backup"], kill_xtask);
+        let mut problems = Vec::new();
+        let rerun = ws.xtask(&["db-migrate", "--lock-timeout", "0"]);
+        // Killed, the xtask leaves its lock row, unless the orphaned wrangler's request
+        // (which carries the release) still landed: either is fine, a wrong report is not.
+        if kill_xtask && rerun.code == 4 {
+            problems.extend(lacks(
+                &rerun,
+                &[
+                    "locked by db-migrate",
+                    "no longer running",
+                    "--force-unlock",
+                ],
+            ));
+            let forced = ws.xtask(&["db-migrate", "--force-unlock"]);
+            problems.extend(lacks(&forced, &["broke the stale lock"]));
+            if forced.code != 0 {
+                problems.push(format!(
+                    "rerun with --force-unlock: exit {}\n{}",
+                    forced.code, forced.stderr
+                ));
+            }
+        } else if rerun.code != 0 {
+            problems.push(format!(
+                "rerun after wrangler was killed: exit {}\n{}",
+                rerun.code, rerun.stderr
+            ));
+        }
+        let applied = ws.applied_names();
+        let mut unique = applied.clone();
+        unique.dedup();
+        if applied.len() != 20 || unique.len() != 20 {
+            problems.push(format!(
+                "applied {} migrations ({} distinct), not 20 once each",
+                applied.len(),
+                unique.len()
+            ));
+        }
+        tally.case(
+            &format!("kill {what} during a 20-migration apply"),
+            problems,
+        );
+
+        // A seed.
+        let ws = Workspace::new("killed-seed");
+        for f in [
+            "0001_initial_schema.sql",
+            "0002_profiles_commerce_tokens.sql",
+        ] {
+            ws.migration(
+                f,
+                &std::fs::read_to_string(repo_root().join("migrations").join(f)).unwrap(),
+            );
+        }
+        for f in [
+            "seed-products.sql",
+            "seed-users.sql",
+            "cleanup-test-data.sql",
+        ] {
+            ws.write(
+                &format!("test-data/{f}"),
+                std::fs::read(repo_root().join("test-data").join(f)).unwrap(),
+            );
+        }
+        ws.xtask(&["db-migrate", "--no-backup"]).expect(0, &[]);
+        kill_during(&ws, &["db-seed", "--no-backup"], kill_xtask);
+        let mut problems = Vec::new();
+        let rerun = ws.xtask(&[
+            "db-seed",
+            "--no-backup",
+            "--force-unlock",
+            "--lock-timeout",
+            "0",
+        ]);
+        if rerun.code != 0 {
+            problems.push(format!("rerun: exit {}\n{}", rerun.code, rerun.stderr));
+        }
+        let n = ws.query("SELECT (SELECT count(*) FROM users WHERE id >= 900000) AS u, (SELECT count(*) FROM products WHERE id >= 900000) AS p, (SELECT count(*) FROM d1_migrations_lock) AS l");
+        if n[0]["u"] != 3 || n[0]["p"] != 4 || n[0]["l"] != 0 {
+            problems.push(format!("after the rerun: {}", n[0]));
+        }
+        tally.case(&format!("kill {what} during a seed"), problems);
+    }
+    tally.finish();
+}
+
+// ---------------------------------------------------------------- bad input
+
+/// Schema, tracking rows and row counts of the local file, read with SQLite directly.
+fn local_fingerprint(ws: &Workspace) -> String {
+    let dir = ws
+        .dir
+        .join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
+    let file = dir.join("a36f84ea60804f30bb0c7f7cad9f5336a6cca0165abdab8b9241d93dbf0b6006.sqlite");
+    if !file.exists() {
+        return "no database".into();
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut out = String::new();
+    let mut stmt = conn
+        .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+        .unwrap();
+    let rows: Vec<(String, String, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .flatten()
+        .collect();
+    for (kind, name, sql) in rows {
+        out.push_str(&format!("{kind} {name} {sql:?}\n"));
+        if kind == "table"
+            && !name.starts_with("sqlite_")
+            && !name.starts_with("_cf_")
+            && name != "d1_migrations_lock"
+        {
+            let n: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM \"{name}\""), [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            out.push_str(&format!("  rows {n}\n"));
+        }
+    }
+    out
+}
+
+/// One bad-input case: files to write, arguments, expected status and words.
+struct Bad {
+    name: &'static str,
+    files: &'static [(&'static str, &'static [u8])],
+    args: &'static [&'static str],
+    code: i32,
+    words: &'static [&'static str],
+}
+
+const GOOD_CONFIG: &[u8] = br#"{ "d1_databases": [{ "binding": "DB", "database_name": "e2e-local", "database_id": "00000000-0000-0000-0000-000000000001" }],
+  "env": { "staging": { "d1_databases": [{ "binding": "DB", "database_id": "00000000-0000-0000-0000-000000000002" }] } } }"#;
+
+const BAD: &[Bad] = &[
+    // wrangler.jsonc and xtask.jsonc
+    Bad { name: "malformed JSONC", files: &[("wrangler.jsonc", b"{ \"d1_databases\": [ { \"binding\": \"DB\" \"database_id\": \"x\" } ] }")], args: &["db-migrate"], code: 2, words: &["wrangler.jsonc:1:", "JSONC"] },
+    Bad { name: "unclosed object", files: &[("wrangler.jsonc", b"{ \"d1_databases\": [")], args: &["db-status"], code: 2, words: &["wrangler.jsonc:"] },
+    Bad { name: "top level not an object", files: &[("wrangler.jsonc", b"[1, 2]")], args: &["db-migrate"], code: 2, words: &["top level must be an object"] },
+    Bad { name: "d1_databases of the wrong type", files: &[("wrangler.jsonc", b"{\"d1_databases\": {\"DB\": 1}}")], args: &["db-migrate"], code: 2, words: &["d1_databases must be an array"] },
+    Bad { name: "entry of the wrong type", files: &[("wrangler.jsonc", b"{\"d1_databases\": [\"DB\"]}")], args: &["db-migrate"], code: 2, words: &["d1_databases[0] must be an object"] },
+    Bad { name: "binding missing", files: &[("wrangler.jsonc", b"{\"d1_databases\": [{\"database_name\": \"x\"}]}")], args: &["db-migrate"], code: 2, words: &["d1_databases[0].binding is missing"] },
+    Bad { name: "binding of the wrong type", files: &[("wrangler.jsonc", b"{\"d1_databases\": [{\"binding\": 1}]}")], args: &["db-migrate"], code: 2, words: &["binding must be a string"] },
+    Bad { name: "database_id of the wrong type", files: &[("wrangler.jsonc", b"{\"d1_databases\": [{\"binding\": \"DB\", \"database_id\": 7}]}")], args: &["db-migrate"], code: 2, words: &["database_id must be a string"] },
+    Bad { name: "unknown env", files: &[], args: &["db-migrate", "--env", "prod"], code: 2, words: &["unknown environment `prod`", "local, staging"] },
+    Bad { name: "env without d1_databases", files: &[("wrangler.jsonc", b"{\"d1_databases\": [{\"binding\": \"DB\"}], \"env\": {\"staging\": {\"vars\": {}}}}")], args: &["db-migrate", "--env", "staging"], code: 2, words: &["no d1_databases", "not inherit"] },
+    Bad { name: "shared database ids", files: &[("wrangler.jsonc", b"{\"env\": {\"staging\": {\"d1_databases\": [{\"binding\": \"DB\", \"database_id\": \"00000000-0000-0000-0000-00000000000a\"}]}, \"production\": {\"d1_databases\": [{\"binding\": \"DB\", \"database_id\": \"00000000-0000-0000-0000-00000000000a\"}]}}}")], args: &["db-migrate", "--env", "staging"], code: 2, words: &["share database_id"] },
+    Bad { name: "placeholder id", files: &[("wrangler.jsonc", b"{\"env\": {\"staging\": {\"d1_databases\": [{\"binding\": \"DB\", \"database_id\": \"staging-uuid\"}]}}}")], args: &["db-status", "--env", "staging"], code: 2, words: &["staging-uuid", "not a UUID"] },
+    Bad { name: "TOML config given", files: &[("wrangler.toml", b"name = \"x\"\n")], args: &["db-status", "--config", "wrangler.toml"], code: 2, words: &["TOML", "wrangler.jsonc"] },
+    Bad { name: "migrations_pattern", files: &[("wrangler.jsonc", b"{\"d1_databases\": [{\"binding\": \"DB\", \"migrations_dir\": \"migrations\", \"migrations_pattern\": \"migrations/*.sql\"}]}")], args: &["db-migrate"], code: 2, words: &["migrations_pattern", "<digits>_<name>.sql"] },
+    Bad { name: "duplicate binding", files: &[("wrangler.jsonc", b"{\"d1_databases\": [{\"binding\": \"DB\"}, {\"binding\": \"DB\"}]}")], args: &["db-migrate"], code: 2, words: &["used twice"] },
+    Bad { name: "several databases, none chosen", files: &[("wrangler.jsonc", b"{\"d1_databases\": [{\"binding\": \"DB\"}, {\"binding\": \"AUDIT\"}]}")], args: &["db-migrate"], code: 2, words: &["--database", "DB, AUDIT"] },
+    Bad { name: "config not UTF-8", files: &[("wrangler.jsonc", b"{\"name\": \"caf\xe9\"}")], args: &["db-status"], code: 2, words: &["not UTF-8"] },
+    Bad { name: "xtask.jsonc unknown setting", files: &[("xtask.jsonc", b"{\"protect\": [\"production\"]}")], args: &["db-status"], code: 2, words: &["unknown setting `protect`"] },
+    Bad { name: "xtask.jsonc wrong type", files: &[("xtask.jsonc", b"{\"lock_timeout_secs\": \"soon\"}")], args: &["db-migrate"], code: 2, words: &["lock_timeout_secs has the wrong type"] },
+    // migration files
+    Bad { name: "bad file name", files: &[("migrations/0003 add users.sql", b"SELECT 1;")], args: &["db-migrate"], code: 4, words: &["0003 add users.sql", "does not match"] },
+    Bad { name: "no number", files: &[("migrations/schema.sql", b"SELECT 1;")], args: &["db-migrate"], code: 4, words: &["schema.sql", "does not match"] },
+    Bad { name: "duplicate numbers", files: &[("migrations/0001_again.sql", b"SELECT 1;")], args: &["db-migrate"], code: 4, words: &["has the same number as 0001_again.sql"] },
+    Bad { name: "non-UTF-8 file", files: &[("migrations/0003_latin1.sql", b"INSERT INTO users VALUES (9, 'caf\xe9');")], args: &["db-migrate"], code: 4, words: &["0003_latin1.sql:1", "not valid UTF-8"] },
+    Bad { name: "UTF-8 BOM", files: &[("migrations/0003_bom.sql", b"\xef\xbb\xbfCREATE TABLE bom (x);")], args: &["db-migrate"], code: 4, words: &["byte order mark"] },
+    Bad { name: "statement over the limit", files: &[("migrations/0003_big.sql", b"")], args: &["db-migrate"], code: 4, words: &["0003_big.sql:1", "over 100000 bytes"] },
+    Bad { name: "BEGIN TRANSACTION", files: &[("migrations/0003_tx.sql", b"BEGIN TRANSACTION;\nCREATE TABLE tx (x);\nCOMMIT;\n")], args: &["db-migrate"], code: 4, words: &["0003_tx.sql:1", "`BEGIN` statement", "0003_tx.sql:3"] },
+    Bad { name: "SAVEPOINT", files: &[("migrations/0003_sp.sql", b"SAVEPOINT a;\nRELEASE a;\n")], args: &["db-migrate"], code: 4, words: &["`SAVEPOINT` statement"] },
+    Bad { name: "PRAGMA foreign_keys = OFF", files: &[("migrations/0003_fk.sql", b"PRAGMA foreign_keys = OFF;\n")], args: &["db-migrate"], code: 4, words: &["defer_foreign_keys"] },
+    Bad { name: "unclosed string", files: &[("migrations/0003_open.sql", b"INSERT INTO users VALUES (9, 'open);\n")], args: &["db-migrate"], code: 4, words: &["0003_open.sql:1", "never closed"] },
+    Bad { name: "trigger without END", files: &[("migrations/0003_trig.sql", b"CREATE TRIGGER t AFTER INSERT ON users BEGIN SELECT 1;\n")], args: &["db-migrate"], code: 4, words: &["never reaches `END;`"] },
+    Bad { name: "nested block comment", files: &[("migrations/0003_nested.sql", b"/* outer /* inner */ still comment? */\nCREATE TABLE nested (x);\n")], args: &["db-migrate", "--no-backup"], code: 1, words: &["0003_nested.sql failed", "nothing from this run was applied"] },
+    Bad { name: "CRLF line ends (valid)", files: &[("migrations/0003_crlf.sql", b"CREATE TABLE crlf (x);\r\nCREATE INDEX crlf_x ON crlf(x);\r\n")], args: &["db-status", "--check"], code: 3, words: &["1 pending, 0 blocking problems"] },
+    Bad { name: "trigger with BEGIN ... END (valid)", files: &[("migrations/0003_trig.sql", b"CREATE TRIGGER users_t AFTER INSERT ON users BEGIN\n  UPDATE users SET email = lower(NEW.email) WHERE id = NEW.id;\nEND;\n")], args: &["db-status", "--check"], code: 3, words: &["1 pending, 0 blocking problems"] },
+    Bad { name: "strings and comments holding ; and BEGIN (valid)", files: &[("migrations/0003_odd.sql", b"-- BEGIN; COMMIT;\nINSERT INTO users VALUES (9, 'BEGIN; ROLLBACK;'); /* SAVEPOINT x; */\n")], args: &["db-status", "--check"], code: 3, words: &["1 pending, 0 blocking problems"] },
+    // arguments
+    Bad { name: "unknown flag", files: &[], args: &["db-migrate", "--force"], code: 2, words: &["unknown flag `--force`"] },
+    Bad { name: "unknown command", files: &[], args: &["db-migrat"], code: 2, words: &["unknown command"] },
+    Bad { name: "conflicting restore sources", files: &[], args: &["db-restore", "--last", "--bookmark", "x"], code: 2, words: &["exactly one of"] },
+    Bad { name: "--to a version that does not exist", files: &[], args: &["db-migrate", "--to", "42"], code: 2, words: &["no migration `42`"] },
+    Bad { name: "--to ambiguous", files: &[], args: &["db-migrate", "--to", "0001_nope"], code: 2, words: &["no migration `0001_nope`"] },
+    Bad { name: "bad timestamp", files: &[], args: &["db-restore", "--timestamp", "last tuesday"], code: 2, words: &["RFC 3339"] },
+    Bad { name: "timestamp in the future", files: &[], args: &["db-restore", "--timestamp", "2999-01-01T00:00:00Z"], code: 2, words: &["in the future"] },
+    Bad { name: "timestamp older than retention", files: &[], args: &["db-restore", "--timestamp", "2001-01-01T00:00:00Z"], code: 2, words: &["retention window"] },
+    Bad { name: "bad --lock-timeout", files: &[], args: &["db-migrate", "--lock-timeout", "soon"], code: 2, words: &["--lock-timeout soon"] },
+    Bad { name: "flag given twice", files: &[], args: &["db-migrate", "--to", "1", "--to", "2"], code: 2, words: &["given twice"] },
+    Bad { name: "--verify with --no-backup", files: &[], args: &["db-migrate", "--verify", "true", "--no-backup"], code: 2, words: &["--verify needs the restore point"] },
+    Bad { name: "--repair with --to", files: &[], args: &["db-migrate", "--repair", "--to", "1"], code: 2, words: &["--repair only re-records"] },
+    Bad { name: "db-new with a path", files: &[], args: &["db-new", "../../etc/passwd"], code: 2, words: &["cannot name a migration"] },
+    Bad { name: "db-seed -- without a command", files: &[], args: &["db-seed", "--"], code: 2, words: &["needs a command after `--`"] },
+    Bad { name: "--cleanup with --file", files: &[], args: &["db-seed", "--cleanup", "--file", "x.sql"], code: 2, words: &["does not go with --file"] },
+    Bad { name: "unknown backup id", files: &[], args: &["db-restore", "--backup", "20990101T000000Z-beef"], code: 2, words: &["no backup `20990101T000000Z-beef`"] },
+    // seed files
+    Bad { name: "seed malformed halfway", files: &[("test-data/seed-a.sql", b"INSERT INTO users VALUES (900001, 'a@x');\nINSRT INTO users VALUES (900002, 'b@x');\n")], args: &["db-seed"], code: 2, words: &["seed-a.sql:2:", "syntax error", "nothing was loaded"] },
+    Bad { name: "seed unknown table", files: &[("test-data/seed-a.sql", b"INSERT INTO users VALUES (900001, 'a@x');\nINSERT INTO nope VALUES (1);\n")], args: &["db-seed"], code: 2, words: &["seed-a.sql:2:", "no such table: nope"] },
+    Bad { name: "seed unclosed string", files: &[("test-data/seed-a.sql", b"INSERT INTO users VALUES (900001, 'a@x);\n")], args: &["db-seed"], code: 2, words: &["seed-a.sql:1", "never closed"] },
+    Bad { name: "seed not UTF-8", files: &[("test-data/seed-a.sql", b"INSERT INTO users VALUES (900001, 'caf\xe9');\n")], args: &["db-seed"], code: 2, words: &["not UTF-8"] },
+];
+
+#[test]
+fn bad_input() {
+    let mut tally = Tally::new("bad input");
+    let base = Workspace::new("bad-input");
+    base.write("wrangler.jsonc", GOOD_CONFIG);
+    base.migration("0001_users.sql", USERS);
+    base.xtask(&["db-migrate", "--no-backup"]).expect(0, &[]);
+    base.query("INSERT INTO users (id, email) VALUES (1, 'a@x.com')");
+    let through_wrangler = base.query("SELECT count(*) AS n FROM users");
+    let big = format!(
+        "INSERT INTO users (email) VALUES ('{}');\n",
+        "x".repeat(100_001)
+    );
+    for case in BAD {
+        let before = local_fingerprint(&base);
+        let mut written = Vec::new();
+        let mut saved_config = None;
+        for (rel, body) in case.files {
+            let path = base.dir.join(rel);
+            if *rel == "wrangler.jsonc" {
+                saved_config = Some(std::fs::read(&path).unwrap());
+            }
+            let body: &[u8] = if rel.ends_with("0003_big.sql") {
+                big.as_bytes()
+            } else {
+                body
+            };
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, body).unwrap();
+            if *rel != "wrangler.jsonc" {
+                written.push(path);
+            }
+        }
+        let run = base.xtask(case.args);
+        let mut problems = no_panic(&run);
+        if run.code != case.code {
+            problems.push(format!(
+                "exit {} instead of {}:\n{}",
+                run.code, case.code, run.stderr
+            ));
+        }
+        problems.extend(lacks(&run, case.words));
+        let after = local_fingerprint(&base);
+        if after != before {
+            problems.push(format!("the database changed:\n{before}\n---\n{after}"));
+        }
+        for p in written {
+            let _ = std::fs::remove_file(p);
+        }
+        if let Some(c) = saved_config {
+            std::fs::write(base.dir.join("wrangler.jsonc"), c).unwrap();
+        }
+        tally.case(case.name, problems);
+    }
+    // A non-UTF-8 argument.
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let out = Command::new(support::xtask_bin())
+            .arg("db-new")
+            .arg(std::ffi::OsStr::from_bytes(b"caf\xe9"))
+            .current_dir(&base.dir)
+            .output()
+            .unwrap();
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        let mut problems = no_panic(&run);
+        if run.code != 2 {
+            problems.push(format!("exit {}", run.code));
+        }
+        problems.extend(lacks(&run, &["is not UTF-8"]));
+        tally.case("argument not UTF-8", problems);
+    }
+    // Through wrangler too: the rows are as they were.
+    assert_eq!(
+        base.query("SELECT count(*) AS n FROM users"),
+        through_wrangler
+    );
+    assert_eq!(base.applied_names(), vec!["0001_users.sql"]);
+    tally.finish();
+}
+
+// ---------------------------------------------------------------- security
+
+fn files_holding(dir: &Path, needle: &str, skip: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !path.ends_with(skip) {
+                    stack.push(path);
+                }
+            } else if std::fs::read(&path)
+                .map(|b| String::from_utf8_lossy(&b).contains(needle))
+                .unwrap_or(false)
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn security() {
+    let mut tally = Tally::new("security");
+
+    // 1-2. The token and the key never appear in output or files.
+    let ws = Workspace::new("secrets");
+    ws.migration("0001_users.sql", USERS);
+    let emu: Emulator = ws.emulator();
+    let gh = ws.dir.join("gh-output");
+    let gh_env = [("GITHUB_OUTPUT", gh.to_str().unwrap())];
+    let mut runs = vec![
+        ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &gh_env),
+        ws.xtask_remote(&emu, &["db-backup", "--env", "staging"], &gh_env),
+        ws.xtask_remote(&emu, &["db-restore", "--env", "staging", "--last"], &gh_env),
+        ws.xtask_remote(
+            &emu,
+            &["db-status", "--env", "staging"],
+            &[("CLOUDFLARE_API_TOKEN", "wrong-token-1234567")],
+        ),
+    ];
+    let mut problems = Vec::new();
+    for r in &runs {
+        if r.stdout.contains(TOKEN) || r.stderr.contains(TOKEN) {
+            problems.push("the token was printed".into());
+        }
+    }
+    if runs[0].code != 0 || runs[1].code != 0 || runs[2].code != 0 {
+        problems.push("the runs with the token did not succeed".into());
+    }
+    let hits = files_holding(&ws.dir, TOKEN, "emulator-data");
+    if !hits.is_empty() {
+        problems.push(format!("files hold the token: {hits:?}"));
+    }
+    tally.case(
+        "API token in output, logs, backup index, GITHUB_OUTPUT",
+        problems,
+    );
+
+    // The key: wrangler sends X-Auth-Key, which the emulator takes as the token here.
+    let key_run = ws.xtask_remote(
+        &emu,
+        &["db-status", "--env", "staging", "--json"],
+        &[
+            ("CLOUDFLARE_API_KEY", TOKEN),
+            ("CLOUDFLARE_EMAIL", "ops@example.invalid"),
+            ("CLOUDFLARE_API_TOKEN", ""),
+        ],
+    );
+    let mut problems = Vec::new();
+    if key_run.stdout.contains(TOKEN) || key_run.stderr.contains(TOKEN) {
+        problems.push("the key was printed".into());
+    }
+    runs.push(key_run);
+    tally.case("API key in output", problems);
+
+    // 3. Quotes in migration and table names, through every SQL the xtask generates.
+    let q = Workspace::new("quotes");
+    q.migration(
+        "0001_o'brien \"first\".sql",
+        "CREATE TABLE \"we\"\"ird'name\" (id INTEGER PRIMARY KEY, v TEXT);\n",
+    );
+    q.write(
+        "test-data/seed-q.sql",
+        "INSERT INTO \"we\"\"ird'name\" (id, v) VALUES (1, 'it''s');\n",
+    );
+    q.write(
+        "test-data/cleanup-q.sql",
+        "DELETE FROM \"we\"\"ird'name\";\n",
+    );
+    let mut problems = Vec::new();
+    for args in [
+        &["db-migrate"][..],
+        &["db-seed"][..],
+        &["db-reset", "--seed"][..],
+        &["db-backup"][..],
+        &["db-seed", "--cleanup"][..],
+        &["db-restore", "--last"][..],
+    ] {
+        let r = q.xtask(args);
+        if r.code != 0 {
+            problems.push(format!("{args:?}: exit {}\n{}", r.code, r.stderr));
+        }
+    }
+    if q.applied_names() != vec!["0001_o'brien \"first\".sql"] {
+        problems.push(format!("tracking row: {:?}", q.applied_names()));
+    }
+    if !q.wrangler_pending().is_empty() {
+        problems.push("raw wrangler sees the quoted migration as pending".into());
+    }
+    let rows = q.query("SELECT v FROM \"we\"\"ird'name\"");
+    if rows.len() != 1 || rows[0]["v"] != "it's" {
+        problems.push(format!("rows after the last restore: {rows:?}"));
+    }
+    tally.case("quotes in migration and table names", problems);
+
+    // 4. Names from the config never lead out of backups/.
+    let p = Workspace::new("paths");
+    p.write(
+        "wrangler.jsonc",
+        r#"{ "d1_databases": [{ "binding": "DB", "database_name": "../../../escape", "database_id": "x" }],
+             "env": { "../../up": { "d1_databases": [{ "binding": "DB", "database_name": "../x", "database_id": "00000000-0000-0000-0000-0000000000ff" }] } } }"#,
+    );
+    p.migration("0001_users.sql", USERS);
+    let mut problems = Vec::new();
+    let r = p.xtask(&["db-migrate"]);
+    let b = p.xtask(&["db-backup", "--json"]);
+    if r.code != 0 || b.code != 0 {
+        problems.push(format!("runs failed:\n{}\n{}", r.stderr, b.stderr));
+    } else {
+        let file = p.dir.join(b.json()["file"].as_str().unwrap());
+        let canonical = file.canonicalize().unwrap();
+        if !canonical.starts_with(p.dir.join("backups").canonicalize().unwrap()) {
+            problems.push(format!("a backup left backups/: {}", canonical.display()));
+        }
+    }
+    tally.case("paths from database and environment names", problems);
+
+    // 5. Backup files and the folder are owner-only.
+    let mut problems = Vec::new();
+    let backups = p.dir.join("backups");
+    let dir_mode = std::fs::metadata(&backups).unwrap().permissions().mode() & 0o777;
+    if dir_mode != 0o700 {
+        problems.push(format!("backups/ is {dir_mode:o}"));
+    }
+    let mut stack = vec![backups];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = e.path();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            if path.is_dir() {
+                stack.push(path);
+            } else if mode != 0o600 {
+                problems.push(format!("{} is {mode:o}", path.display()));
+            }
+        }
+    }
+    tally.case("backup files readable by the owner only", problems);
+    tally.finish();
+}
