@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::backups;
-use crate::d1::{quote_ident, Database, SchemaObject, State};
+use crate::d1::{Database, SchemaObject, State};
 use crate::db_status::database_json;
 use crate::exit::{failed, refused, usage, ChildStatus};
 use crate::migrations::{sql, MigrationSet};
@@ -284,30 +284,8 @@ fn counts(
             tables.push(t);
         }
     }
-    if tables.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = tables
-        .iter()
-        .map(|t| {
-            format!(
-                "SELECT {} AS t, (SELECT count(*) FROM {}) AS n",
-                crate::d1::quote_string(t),
-                quote_ident(t)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    Ok(db
-        .query(&sql)?
-        .iter()
-        .map(|r| {
-            (
-                r["t"].as_str().unwrap_or_default().to_string(),
-                r["n"].as_i64().unwrap_or(0),
-            )
-        })
-        .collect())
+    let tables: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
+    crate::d1::row_counts(db, &tables)
 }
 
 fn report(

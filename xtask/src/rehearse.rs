@@ -32,30 +32,7 @@ fn counts(db: &mut dyn Database, state: &State, table: &str) -> anyhow::Result<V
                 && !n.starts_with("sqlite_")
         })
         .collect();
-    if tables.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = tables
-        .iter()
-        .map(|t| {
-            format!(
-                "SELECT {} AS t, (SELECT count(*) FROM {}) AS n",
-                crate::d1::quote_string(t),
-                crate::d1::quote_ident(t)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    Ok(db
-        .query(&sql)?
-        .iter()
-        .map(|r| {
-            (
-                r["t"].as_str().unwrap_or_default().to_string(),
-                r["n"].as_i64().unwrap_or(0),
-            )
-        })
-        .collect())
+    crate::d1::row_counts(db, &tables)
 }
 
 /// Tables a migration names as the target of DDL or DML.

@@ -457,26 +457,14 @@ impl Database for Local {
                 Ok(None)
             }
             Restore::Sql(file) => {
-                let dump = std::fs::read_to_string(file)
-                    .map_err(|e| usage!("cannot read {} as SQL text: {e}", file.display()))?;
-                let scratch = self.batch_file(0);
-                std::fs::create_dir_all(self.project.scratch_dir())
-                    .map_err(|e| failed!("cannot create {}: {e}", self.project.scratch_dir().display()))?;
-                std::fs::write(&scratch, format!("{}\n{dump}\n", super::drop_all_sql(&before.schema)))
-                    .map_err(|e| failed!("cannot write {}: {e}", scratch.display()))?;
-                let mut args = self.target.d1_args(&["execute"]);
-                args.extend(["--file".into(), scratch.display().to_string(), "--json".into()]);
-                let run = self.wrangler()?.run(&args);
-                let _ = std::fs::remove_file(&scratch);
-                let run = run?;
-                if !run.success {
-                    return Err(failed!(
-                        "loading {} failed: {}; the request was one transaction, so the local database is as it was",
-                        file.display(),
-                        run.error_text()
-                    ));
+                let sql = super::replacing_sql(file, &before.schema)?;
+                match self.execute_sql(&sql)? {
+                    Ok(()) => Ok(None),
+                    Err(e) => Err(failed!(
+                        "loading {} failed: {e}; the request was one transaction, so the local database is as it was",
+                        file.display()
+                    )),
                 }
-                Ok(None)
             }
         }
     }

@@ -542,6 +542,42 @@ pub fn drop_all_sql(schema: &[SchemaObject]) -> String {
     sql
 }
 
+/// The SQL that replaces the whole database by an SQL export: every object of `schema`
+/// dropped, then the export, for one request.
+pub fn replacing_sql(file: &Path, schema: &[SchemaObject]) -> anyhow::Result<String> {
+    let dump = std::fs::read_to_string(file)
+        .map_err(|e| crate::exit::usage!("cannot read {} as SQL text: {e}", file.display()))?;
+    Ok(format!("{}\n{dump}\n", drop_all_sql(schema)))
+}
+
+/// Row counts of `tables`, in one read-only query.
+pub fn row_counts(db: &mut dyn Database, tables: &[&str]) -> anyhow::Result<Vec<(String, i64)>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "SELECT {} AS t, (SELECT count(*) FROM {}) AS n",
+                quote_string(t),
+                quote_ident(t)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    Ok(db
+        .query(&sql)?
+        .iter()
+        .map(|r| {
+            (
+                r["t"].as_str().unwrap_or_default().to_string(),
+                r["n"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
 /// An in-memory database holding `schema` (tables first, then the rest), for `replay`.
 pub fn schema_copy(schema: &[SchemaObject]) -> Option<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_in_memory().ok()?;

@@ -356,45 +356,18 @@ impl Database for Remote {
                 ))
             }
             Restore::Sql(file) => {
-                let dump = std::fs::read_to_string(file).map_err(|e| {
-                    crate::exit::usage!("cannot read {} as SQL text: {e}", file.display())
-                })?;
-                let scratch = self
-                    .project
-                    .scratch_dir()
-                    .join(format!("restore-{}.sql", std::process::id()));
-                std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
-                    failed!(
-                        "cannot create {}: {e}",
-                        self.project.scratch_dir().display()
-                    )
-                })?;
-                std::fs::write(
-                    &scratch,
-                    format!("{}\n{dump}\n", super::drop_all_sql(&before.schema)),
-                )
-                .map_err(|e| failed!("cannot write {}: {e}", scratch.display()))?;
-                let mut args = self.target.d1_args(&["execute"]);
-                args.extend([
-                    "--file".into(),
-                    scratch.display().to_string(),
-                    "--yes".into(),
-                ]);
-                let run = self.wrangler()?.run(&args);
-                let _ = std::fs::remove_file(&scratch);
-                let run = run?;
-                if !run.success {
-                    return Err(failed!(
-                        "loading {} into {} {} failed: {}; D1 imports a file in one transaction, so the \
+                let sql = super::replacing_sql(file, &before.schema)?;
+                return match self.execute_sql(&sql)? {
+                    Ok(()) => Ok(None),
+                    Err(e) => Err(failed!(
+                        "loading {} into {} {} failed: {e}; D1 runs a request as one transaction, so the \
                          database should be as it was: check with `cargo xtask db-status --env {}`",
                         file.display(),
                         self.target.env,
                         self.target.db.describe(),
-                        run.error_text(),
                         self.target.env
-                    ));
-                }
-                return Ok(None);
+                    )),
+                };
             }
         };
         let mut with_json = extra.clone();
