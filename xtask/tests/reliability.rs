@@ -192,7 +192,7 @@ const KINDS: &[(&str, FaultKind)] = &[
     ("success:false", FaultKind::Fail),
     ("non-JSON reply", FaultKind::NonJson),
     ("dropped connection", FaultKind::Drop),
-    ("slow reply", FaultKind::Delay(6_000)),
+    ("slow reply", FaultKind::Delay(15_000)),
 ];
 
 fn remote_faults(category: &'static str, steps: &[Step]) {
@@ -200,10 +200,6 @@ fn remote_faults(category: &'static str, steps: &[Step]) {
     for step in steps {
         for (kind_name, kind) in KINDS {
             let ws = Workspace::new("fault");
-            ws.write(
-                "xtask.jsonc",
-                "{ \"wrangler_timeout_secs\": 3, \"lock_timeout_secs\": 0 }",
-            );
             ws.migration("0001_users.sql", USERS);
             let emu = ws.emulator();
             ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
@@ -232,12 +228,26 @@ fn remote_faults(category: &'static str, steps: &[Step]) {
                     .to_string()
             };
             let backup = if step.name == "import" {
+                // Over 100 kB, so that the restore goes through D1's import API.
+                ws.remote_query(
+                    &emu,
+                    "staging",
+                    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000) \
+                     INSERT INTO users (id, email) SELECT i + 10, \
+                     printf('user-%05d-with-a-long-enough-address@example.invalid', i) FROM c",
+                );
                 let b = ws.xtask_remote(&emu, &["db-backup", "--env", "staging", "--json"], &[]);
                 b.json()["id"].as_str().unwrap().to_string()
             } else {
                 String::new()
             };
             ws.migration("0002_posts.sql", POSTS);
+            // A short wrangler timeout for the faulted run only (set-up runs on a loaded
+            // machine may take longer); a slow reply comes well after it.
+            ws.write(
+                "xtask.jsonc",
+                "{ \"wrangler_timeout_secs\": 10, \"lock_timeout_secs\": 0 }",
+            );
             emu.add_fault(
                 Fault::new(step.path, kind.clone())
                     .method(step.method)
@@ -254,10 +264,7 @@ fn remote_faults(category: &'static str, steps: &[Step]) {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let run = ws.xtask_remote(&emu, &args, &[]);
             emu.clear_faults();
-            if matches!(kind, FaultKind::Delay(_)) {
-                // Let the delayed request land before the database is judged.
-                std::thread::sleep(std::time::Duration::from_millis(6_500));
-            }
+            // A slow reply is handled at once and answered late: the database is settled.
             let mut problems = Vec::new();
             if run.code == 0 {
                 problems.push(format!(
@@ -359,8 +366,17 @@ fn kill_during(ws: &Workspace, args: &[&str], kill_xtask: bool) {
     if kill_xtask {
         child.kill().unwrap();
         let _ = child.wait();
-        // The orphaned wrangler finishes or not; give it the time it needs.
-        std::thread::sleep(std::time::Duration::from_secs(8));
+        // The orphaned wrangler goes on: wait until it has finished, whatever it did.
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        for _ in 0..1200 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     } else {
         let pid = std::fs::read_to_string(&pid_file)
             .unwrap()
