@@ -339,36 +339,27 @@ pub fn scratch_file(project: &Project, ext: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// `s` with every character but letters, digits, `-` and `_` replaced by `_`.
+fn path_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// `backups/<env>/<database>-<UTC time>.<ext>`, with `-2`, `-3`... if that name is taken.
 pub fn default_path(project: &Project, target: &Target, ext: &str) -> PathBuf {
     let stamp = crate::time::format_utc(crate::time::unix_now())
         .replace(['-', ':'], "")
         .replace(' ', "T");
-    let label: String = target
-        .db
-        .label()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
     // Names from the config never lead out of backups/: only safe characters reach a path.
-    let env: String = target
-        .env
-        .name()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let label = path_safe(target.db.label());
+    let env = path_safe(target.env.name());
     let dir = backups_dir(project).join(env);
     let mut path = dir.join(format!("{label}-{stamp}Z.{ext}"));
     let mut n = 2;

@@ -283,11 +283,7 @@ impl Database for Local {
     }
 
     fn apply_commands(&self, migrations: &[&Migration], mode: ApplyMode) -> Vec<Vec<String>> {
-        let files = match mode {
-            ApplyMode::Atomic => 1,
-            ApplyMode::PerFile => migrations.len(),
-        };
-        (0..files)
+        (0..mode.groups(migrations).len())
             .map(|i| {
                 let mut args = self.target.d1_args(&["execute"]);
                 args.extend([
@@ -307,10 +303,7 @@ impl Database for Local {
         _before: &State,
         extras: &Extras,
     ) -> anyhow::Result<ApplyReport> {
-        let groups: Vec<Vec<&Migration>> = match mode {
-            ApplyMode::Atomic => vec![migrations.to_vec()],
-            ApplyMode::PerFile => migrations.iter().map(|m| vec![*m]).collect(),
-        };
+        let groups = mode.groups(migrations);
         let commands = self.apply_commands(migrations, mode);
         std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
             failed!(

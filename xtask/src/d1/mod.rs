@@ -194,6 +194,16 @@ pub enum ApplyMode {
     PerFile,
 }
 
+impl ApplyMode {
+    /// The migrations of each request: all in one, or one file each.
+    pub fn groups<'a>(self, migrations: &[&'a Migration]) -> Vec<Vec<&'a Migration>> {
+        match self {
+            ApplyMode::Atomic => vec![migrations.to_vec()],
+            ApplyMode::PerFile => migrations.iter().map(|m| vec![*m]).collect(),
+        }
+    }
+}
+
 /// What an apply reported.
 #[derive(Debug, Default)]
 pub struct ApplyReport {

@@ -170,10 +170,7 @@ impl Database for Remote {
     }
 
     fn apply_commands(&self, migrations: &[&Migration], mode: ApplyMode) -> Vec<Vec<String>> {
-        let groups: Vec<Vec<&Migration>> = match mode {
-            ApplyMode::Atomic => vec![migrations.to_vec()],
-            ApplyMode::PerFile => migrations.iter().map(|m| vec![*m]).collect(),
-        };
+        let groups = mode.groups(migrations);
         groups
             .iter()
             .enumerate()
@@ -190,10 +187,7 @@ impl Database for Remote {
         before: &State,
         extras: &Extras,
     ) -> anyhow::Result<ApplyReport> {
-        let groups: Vec<Vec<&Migration>> = match mode {
-            ApplyMode::Atomic => vec![migrations.to_vec()],
-            ApplyMode::PerFile => migrations.iter().map(|m| vec![*m]).collect(),
-        };
+        let groups = mode.groups(migrations);
         let total = migrations.len();
         let mut done = 0;
         let mut after = None;
