@@ -27,6 +27,12 @@ pub struct Shared {
     pub token: Option<String>,
     /// `http://127.0.0.1:<port>`, for upload and download URLs.
     pub origin: String,
+    /// Create databases on first use instead of answering 404 (off by default).
+    pub create_on_use: bool,
+    /// How many polls of an import answer `active` before its outcome.
+    pub import_active_polls: u32,
+    /// Imports under way, by database: polls still to answer `active`, then the outcome.
+    pub imports: Mutex<std::collections::BTreeMap<String, (u32, Value)>>,
 }
 
 /// What to do with a connection.
@@ -94,18 +100,24 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
         Some(FaultKind::Fail) => {
             return Outcome::Reply(error(500, 7500, "injected failure (d1-emulator fault)"))
         }
-        Some(FaultKind::Delay(_)) | Some(FaultKind::ItemUnsuccessful) | None => {}
+        _ => {}
     }
-    let item_fault = fault == Some(FaultKind::ItemUnsuccessful);
-    let outcome = route(shared, req, item_fault);
+    let outcome = route(shared, req, fault.as_ref());
     match (fault, outcome) {
         (Some(FaultKind::Delay(ms)), Outcome::Reply(resp)) => Outcome::Late(resp, ms),
+        // The work is done and committed; the answer never arrives.
+        (Some(FaultKind::CommitThenDrop), _) => Outcome::Drop,
         (_, outcome) => outcome,
     }
 }
 
 /// The routes proper, once faults have had their say.
-fn route(shared: &Shared, req: &Request, item_fault: bool) -> Outcome {
+fn route(shared: &Shared, req: &Request, fault: Option<&FaultKind>) -> Outcome {
+    let item_fault = fault == Some(&FaultKind::ItemUnsuccessful);
+    let import_fail = match fault {
+        Some(FaultKind::ImportFailAfter(n)) => Some(*n as usize),
+        _ => None,
+    };
     if let Some(name) = req.path.strip_prefix("/upload/") {
         return Outcome::Reply(upload(shared, name, &req.body));
     }
@@ -157,7 +169,7 @@ fn route(shared: &Shared, req: &Request, item_fault: bool) -> Outcome {
             query(shared, req, id, item_fault)
         }
         ["accounts", _, "d1", "database", id, "import"] if req.method == "POST" => {
-            import(shared, req, id)
+            import(shared, req, id, import_fail)
         }
         ["accounts", _, "d1", "database", id, "export"] if req.method == "POST" => {
             export(shared, req, id)
@@ -177,15 +189,23 @@ fn route(shared: &Shared, req: &Request, item_fault: bool) -> Outcome {
     Outcome::Reply(reply)
 }
 
-/// Runs `f` on the database `id` (a UUID: created on first use).
+/// Runs `f` on the database `id`. An id that is not a UUID is 400/7400 (#4636); a UUID
+/// the account does not have is 404/7404 `Not Found`, as D1 answers it: D1 never creates
+/// a database on first use (unless the emulator was started with `create_on_use`).
 fn with_db(shared: &Shared, id: &str, f: impl FnOnce(&mut Db) -> Response) -> Response {
     if !is_uuid(id) {
-        return error(404, 7404, &format!("database {id} not found"));
+        return error(400, 7400, &format!("The database ID `{id}` is not valid"));
     }
     let mut store = shared.store.lock().unwrap();
-    match store.get_or_create(id, None) {
-        Ok(db) => f(db),
-        Err(SqlError(e)) => error(500, 7500, &e),
+    if shared.create_on_use {
+        return match store.get_or_create(id, None) {
+            Ok(db) => f(db),
+            Err(SqlError(e)) => error(500, 7500, &e),
+        };
+    }
+    match store.get(id) {
+        Some(db) => f(db),
+        None => error(404, 7404, "Not Found"),
     }
 }
 
@@ -291,7 +311,7 @@ fn upload(shared: &Shared, name: &str, body: &[u8]) -> Response {
     resp
 }
 
-fn import(shared: &Shared, req: &Request, id: &str) -> Response {
+fn import(shared: &Shared, req: &Request, id: &str, fail_after: Option<usize>) -> Response {
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let etag = body["etag"].as_str().unwrap_or_default().to_string();
     match body["action"].as_str() {
@@ -319,34 +339,58 @@ fn import(shared: &Shared, req: &Request, id: &str) -> Response {
                 return error(400, 7400, "uploaded file does not match its etag");
             }
             let sql = String::from_utf8_lossy(&bytes).into_owned();
-            with_db(shared, id, |db| match db.execute(&sql, true) {
-                Ok(out) => {
-                    let bm = db.current_bookmark().id.clone();
-                    envelope(json!({
-                        "success": true, "type": "import", "status": "complete", "at_bookmark": bm,
-                        "messages": ["Uploaded file", "Starting import...", "Import complete"],
-                        "result": {
-                            "success": true, "num_queries": out.items.len(), "final_bookmark": bm,
-                            "meta": {"duration": out.duration_ms, "rows_read": out.rows_read,
-                                     "rows_written": out.rows_written, "size_after": db.size(),
-                                     "changed_db": out.changed, "served_by": "d1-emulator"}
-                        }
-                    }))
+            with_db(shared, id, |db| {
+                let before = db.current_bookmark().id.clone();
+                let outcome = match db.import(&sql, fail_after) {
+                    Ok(out) => {
+                        let bm = db.current_bookmark().id.clone();
+                        json!({
+                            "success": true, "type": "import", "status": "complete", "at_bookmark": bm,
+                            "messages": ["Uploaded file", "Starting import...", "Import complete"],
+                            "result": {
+                                "success": true, "num_queries": out.items.len(), "final_bookmark": bm,
+                                "meta": {"duration": out.duration_ms, "rows_read": out.rows_read,
+                                         "rows_written": out.rows_written, "size_after": db.size(),
+                                         "changed_db": out.changed, "served_by": "d1-emulator"}
+                            }
+                        })
+                    }
+                    Err(SqlError(e)) => json!({
+                        "success": true, "type": "import", "status": "error",
+                        "at_bookmark": db.current_bookmark().id, "error": e, "errors": [e],
+                        "messages": [format!("Import failed; the database was returned to bookmark {before}")],
+                    }),
+                };
+                if shared.import_active_polls == 0 {
+                    return envelope(outcome);
                 }
-                Err(SqlError(e)) => envelope(json!({
-                    "success": true, "type": "import", "status": "error",
-                    "at_bookmark": db.current_bookmark().id, "error": e, "errors": [e],
-                    "messages": ["Import failed, database rolled back"],
-                })),
+                shared
+                    .imports
+                    .lock()
+                    .unwrap()
+                    .insert(db.uuid.clone(), (shared.import_active_polls, outcome));
+                envelope(json!({
+                    "success": true, "type": "import", "status": "active", "at_bookmark": before,
+                    "messages": ["Uploaded file", "Starting import..."],
+                }))
             })
         }
         Some("poll") => with_db(shared, id, |db| {
-            envelope(json!({
-                "success": true, "type": "import", "status": "complete", "at_bookmark": db.current_bookmark().id,
-                "messages": [],
-                "result": {"success": true, "num_queries": 0, "final_bookmark": db.current_bookmark().id,
-                           "meta": {"duration": 0.0, "rows_read": 0, "rows_written": 0, "size_after": db.size()}}
-            }))
+            let mut imports = shared.imports.lock().unwrap();
+            match imports.get_mut(&db.uuid) {
+                Some((left, _)) if *left > 1 => {
+                    *left -= 1;
+                    envelope(json!({
+                        "success": true, "type": "import", "status": "active",
+                        "at_bookmark": body["current_bookmark"], "messages": [],
+                    }))
+                }
+                Some(_) => {
+                    let (_, outcome) = imports.remove(&db.uuid).expect("just seen");
+                    envelope(outcome)
+                }
+                None => error(400, 7400, "no import is under way for this database"),
+            }
         }),
         _ => error(400, 7400, "import action must be init, ingest or poll"),
     }
@@ -403,7 +447,10 @@ fn bookmark(shared: &Shared, req: &Request, id: &str) -> Response {
             Some(ms) if ms > now_ms() + 60_000 => {
                 return error(400, 7400, "timestamp is in the future")
             }
-            Some(ms) => db.bookmark_at(ms),
+            Some(ms) => match db.bookmark_at(ms) {
+                Ok(bm) => bm,
+                Err(SqlError(e)) => return error(400, 7400, &e),
+            },
         };
         envelope(json!({"bookmark": bm.id}))
     })
@@ -416,6 +463,7 @@ fn restore(shared: &Shared, req: &Request, id: &str) -> Response {
     with_db(shared, id, |db| match db.restore(&bm) {
         Ok(previous) => envelope(json!({"bookmark": bm, "previous_bookmark": previous,
                                          "message": "Database restored successfully"})),
+        Err(SqlError(e)) if e.starts_with("too many restores") => error(429, 7429, &e),
         Err(SqlError(e)) => error(400, 7400, &e),
     })
 }

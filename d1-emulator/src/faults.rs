@@ -17,6 +17,46 @@ pub enum FaultKind {
     /// `/query` only: roll back and answer `success: true` with result items that lack
     /// `success: true` (wrangler's `migrations apply` then marks a file failed, exits 0).
     ItemUnsuccessful,
+    /// Handle the request in full (a `/query` commits), then close the connection without
+    /// a reply: "a request can commit and still fail to answer" (d1-as-it-is.md, 7).
+    CommitThenDrop,
+    /// An import's ingest fails after this many statements ("Network connection lost"),
+    /// and the database returns to its state before the import.
+    ImportFailAfter(u64),
+}
+
+impl FaultKind {
+    /// The kind from its name and, for `delay` and `import_fail`, its number.
+    pub fn from_name(name: &str, arg: Option<u64>) -> Result<FaultKind, String> {
+        Ok(match name {
+            "fail" => FaultKind::Fail,
+            "non_json" => FaultKind::NonJson,
+            "drop" => FaultKind::Drop,
+            "item_unsuccessful" => FaultKind::ItemUnsuccessful,
+            "commit_drop" => FaultKind::CommitThenDrop,
+            "delay" => FaultKind::Delay(arg.unwrap_or(1000)),
+            "import_fail" => FaultKind::ImportFailAfter(arg.unwrap_or(1)),
+            other => {
+                return Err(format!(
+                    "unknown fault kind `{other}`: fail, non_json, drop, item_unsuccessful, \
+                     commit_drop, delay:<ms> or import_fail:<statements>"
+                ))
+            }
+        })
+    }
+
+    /// The name and number `from_name` takes.
+    pub fn name(&self) -> (&'static str, Option<u64>) {
+        match self {
+            FaultKind::Fail => ("fail", None),
+            FaultKind::NonJson => ("non_json", None),
+            FaultKind::Drop => ("drop", None),
+            FaultKind::ItemUnsuccessful => ("item_unsuccessful", None),
+            FaultKind::CommitThenDrop => ("commit_drop", None),
+            FaultKind::Delay(ms) => ("delay", Some(*ms)),
+            FaultKind::ImportFailAfter(n) => ("import_fail", Some(*n)),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,21 +105,15 @@ impl Fault {
                 "fault `{spec}`: expected METHOD:path:nth:kind[:ms]"
             ));
         }
-        let kind = match (parts[3], parts.get(4)) {
-            ("fail", _) => FaultKind::Fail,
-            ("non_json", _) => FaultKind::NonJson,
-            ("drop", _) => FaultKind::Drop,
-            ("item_unsuccessful", _) => FaultKind::ItemUnsuccessful,
-            ("delay", Some(ms)) => FaultKind::Delay(
-                ms.parse()
-                    .map_err(|_| format!("fault `{spec}`: bad delay"))?,
+        let arg = match parts.get(4) {
+            Some(n) => Some(
+                n.parse()
+                    .map_err(|_| format!("fault `{spec}`: `{n}` is not a number"))?,
             ),
-            _ => {
-                return Err(format!(
-                    "fault `{spec}`: kind is fail, non_json, drop, item_unsuccessful or delay:<ms>"
-                ))
-            }
+            None => None,
         };
+        let kind =
+            FaultKind::from_name(parts[3], arg).map_err(|e| format!("fault `{spec}`: {e}"))?;
         let nth = parts[2]
             .parse()
             .map_err(|_| format!("fault `{spec}`: nth must be a number"))?;
@@ -92,14 +126,8 @@ impl Fault {
 
     pub fn from_json(v: &Value) -> Result<Fault, String> {
         let path = v["path"].as_str().ok_or("fault needs \"path\"")?;
-        let kind = match v["kind"].as_str().unwrap_or("") {
-            "fail" => FaultKind::Fail,
-            "non_json" => FaultKind::NonJson,
-            "drop" => FaultKind::Drop,
-            "item_unsuccessful" => FaultKind::ItemUnsuccessful,
-            "delay" => FaultKind::Delay(v["delay_ms"].as_u64().unwrap_or(1000)),
-            other => return Err(format!("unknown fault kind `{other}`")),
-        };
+        let arg = v["delay_ms"].as_u64().or(v["after"].as_u64());
+        let kind = FaultKind::from_name(v["kind"].as_str().unwrap_or(""), arg)?;
         let mut fault = Fault::new(path, kind)
             .nth(v["nth"].as_u64().unwrap_or(1) as u32)
             .times(v["times"].as_u64().unwrap_or(1) as u32);
@@ -110,13 +138,8 @@ impl Fault {
     }
 
     pub fn to_json(&self) -> Value {
-        let (kind, delay) = match &self.kind {
-            FaultKind::Fail => ("fail", None),
-            FaultKind::NonJson => ("non_json", None),
-            FaultKind::Drop => ("drop", None),
-            FaultKind::ItemUnsuccessful => ("item_unsuccessful", None),
-            FaultKind::Delay(ms) => ("delay", Some(*ms)),
-        };
+        let (kind, arg) = self.kind.name();
+        let delay = arg;
         json!({"method": self.method, "path": self.path_contains, "nth": self.nth, "times": self.times,
                "kind": kind, "delay_ms": delay, "seen": self.seen})
     }

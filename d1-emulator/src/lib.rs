@@ -6,6 +6,7 @@
 mod api;
 pub mod faults;
 mod http;
+pub use d1_rules as rules;
 mod sqltext;
 pub mod store;
 
@@ -19,16 +20,56 @@ use std::thread::JoinHandle;
 pub use api::Logged;
 pub use faults::{Fault, FaultKind};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// 0 picks a free port.
     pub port: u16,
     pub data_dir: PathBuf,
     /// When set, API requests must carry it (`Authorization: Bearer` or `X-Auth-Key`).
     pub token: Option<String>,
-    /// Databases to create up front: (uuid, name). Others are created on first use.
+    /// The databases of the account: (uuid, name). An id D1 does not know is answered
+    /// 404/7404, as D1 answers it, unless `create_on_use` is set.
     pub databases: Vec<(String, String)>,
     pub faults: Vec<Fault>,
+    /// Create a database on the first request to an unknown UUID (off by default: D1
+    /// never does that, and a wrong `database_id` must show in tests).
+    pub create_on_use: bool,
+    /// Time limit, retention and restore rate.
+    pub rules: store::Rules,
+    /// How many polls of an import answer `active` before it completes (D1 answers a few).
+    pub import_active_polls: u32,
+}
+
+impl Options {
+    /// Options with the account's databases taken from a `wrangler.jsonc`: every
+    /// `database_id` with its `database_name`, at the top level and under each `env`.
+    pub fn from_config(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let value: serde_json::Value =
+            jsonc_parser::parse_to_serde_value(&text, &Default::default())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut out = Vec::new();
+        let mut add = |v: &serde_json::Value| {
+            for db in v["d1_databases"].as_array().into_iter().flatten() {
+                if let Some(id) = db["database_id"].as_str() {
+                    let name = db["database_name"].as_str().unwrap_or(id);
+                    if !out.iter().any(|(u, _): &(String, String)| u == id) {
+                        out.push((id.to_string(), name.to_string()));
+                    }
+                }
+            }
+        };
+        add(&value);
+        for env in value["env"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            add(env);
+        }
+        Ok(out)
+    }
 }
 
 pub struct Emulator {
@@ -38,13 +79,31 @@ pub struct Emulator {
     thread: Option<JoinHandle<()>>,
 }
 
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            port: 0,
+            data_dir: PathBuf::new(),
+            token: None,
+            databases: Vec::new(),
+            faults: Vec::new(),
+            create_on_use: false,
+            rules: store::Rules::default(),
+            import_active_polls: 2,
+        }
+    }
+}
+
 impl Emulator {
     pub fn start(opts: Options) -> io::Result<Emulator> {
         let listener = TcpListener::bind(("127.0.0.1", opts.port))?;
         let addr = listener.local_addr()?;
-        let store = store::Store::open(&opts.data_dir, &opts.databases)
+        let store = store::Store::open(&opts.data_dir, &opts.databases, &opts.rules)
             .map_err(|e| io::Error::other(e.0))?;
         let shared = Arc::new(api::Shared {
+            create_on_use: opts.create_on_use,
+            import_active_polls: opts.import_active_polls,
+            imports: Mutex::new(std::collections::BTreeMap::new()),
             store: Mutex::new(store),
             faults: Mutex::new(faults::Faults { list: opts.faults }),
             log: Mutex::new(Vec::new()),
@@ -100,10 +159,21 @@ impl Emulator {
         self.shared.log.lock().unwrap().clear();
     }
 
+    /// Adds a database to the account (as `wrangler d1 create` would).
+    pub fn create_database(&self, uuid: &str, name: &str) -> Result<(), String> {
+        let mut store = self.shared.store.lock().unwrap();
+        store
+            .get_or_create(uuid, Some(name))
+            .map(|_| ())
+            .map_err(|e| e.0)
+    }
+
     /// Runs SQL on a database directly (test set-up and checks), as one committed request.
     pub fn execute(&self, uuid: &str, sql: &str) -> Result<Vec<serde_json::Value>, String> {
         let mut store = self.shared.store.lock().unwrap();
-        let db = store.get_or_create(uuid, None).map_err(|e| e.0)?;
+        let db = store
+            .get(uuid)
+            .ok_or_else(|| format!("no database {uuid}"))?;
         db.execute(sql, true).map(|out| out.items).map_err(|e| e.0)
     }
 }

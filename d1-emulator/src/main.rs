@@ -1,4 +1,6 @@
-//! `d1-emulator --port 0 --data <dir> [--token <t>] [--db <uuid>=<name>]... [--fault <spec>]...`
+//! `d1-emulator --port 0 --data <dir> [--token <t>] [--db <uuid>=<name>]...
+//! [--from-config <wrangler.jsonc>] [--create-on-use] [--request-timeout-ms <n>]
+//! [--retention-days <n>] [--import-polls <n>] [--fault <spec>]...`
 //! prints `listening on http://127.0.0.1:<port>/client/v4` and serves until killed.
 
 use std::io::Write;
@@ -8,7 +10,8 @@ use d1_emulator::{Emulator, Fault, Options};
 
 const USAGE: &str =
     "usage: d1-emulator --port <n> --data <dir> [--token <token>] [--db <uuid>=<name>]... \
-                     [--fault METHOD:path:nth:kind[:ms]]...";
+     [--from-config <wrangler.jsonc>] [--create-on-use] [--request-timeout-ms <n>] \
+     [--retention-days <n>] [--import-polls <n>] [--fault METHOD:path:nth:kind[:n]]...";
 
 fn main() {
     match run() {
@@ -18,6 +21,11 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+fn number(flag: &str, v: String) -> Result<u64, String> {
+    v.parse()
+        .map_err(|_| format!("{flag} takes a whole number, not `{v}`"))
 }
 
 fn run() -> Result<(), String> {
@@ -39,6 +47,14 @@ fn run() -> Result<(), String> {
                 let (uuid, name) = v.split_once('=').ok_or("--db takes <uuid>=<name>")?;
                 opts.databases.push((uuid.to_string(), name.to_string()));
             }
+            "--from-config" => {
+                let path = PathBuf::from(value()?);
+                opts.databases.extend(Options::from_config(&path)?);
+            }
+            "--create-on-use" => opts.create_on_use = true,
+            "--request-timeout-ms" => opts.rules.request_timeout_ms = number(&arg, value()?)?,
+            "--retention-days" => opts.rules.retention_days = number(&arg, value()?)? as i64,
+            "--import-polls" => opts.import_active_polls = number(&arg, value()?)? as u32,
             "--fault" => opts.faults.push(Fault::parse(&value()?)?),
             "-h" | "--help" => {
                 println!("{USAGE}");

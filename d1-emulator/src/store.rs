@@ -10,7 +10,34 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, MAIN_DB};
 use serde_json::{json, Map, Value};
 
-use crate::sqltext;
+use crate::{rules, sqltext};
+
+/// The service's rules of time and rate (d1-as-it-is.md, section 7).
+#[derive(Clone, Debug)]
+pub struct Rules {
+    /// A request's statements must finish within this (D1: 30 s for a whole batch).
+    pub request_timeout_ms: u64,
+    /// How far back Time Travel reaches (30 days on paid plans, 7 on free).
+    pub retention_days: i64,
+    /// At most this many restores per database within `restore_window_ms` (D1: 10 in 10 min).
+    pub max_restores: usize,
+    pub restore_window_ms: i64,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            request_timeout_ms: 30_000,
+            retention_days: 30,
+            max_restores: 10,
+            restore_window_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+/// D1's text when a request runs past its time limit.
+pub const TIMEOUT_MESSAGE: &str =
+    "D1 DB storage operation exceeded timeout which caused object to be reset: SQLITE_INTERRUPT";
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -39,6 +66,9 @@ pub struct Db {
     dir: PathBuf,
     conn: Connection,
     bookmarks: Vec<Bookmark>,
+    rules: Rules,
+    /// When the recent restores happened (Unix ms), for the rate limit.
+    restores: Vec<i64>,
 }
 
 /// A failed request: D1's error text (`<message>: SQLITE_<CODE>`).
@@ -56,12 +86,25 @@ fn code_name(code: rusqlite::ffi::ErrorCode) -> &'static str {
         C::ReadOnly => "SQLITE_READONLY",
         C::ApiMisuse => "SQLITE_MISUSE",
         C::OutOfMemory => "SQLITE_NOMEM",
+        C::OperationInterrupted => "SQLITE_INTERRUPT",
         _ => "SQLITE_ERROR",
     }
 }
 
 fn sql_error(e: rusqlite::Error) -> SqlError {
     match &e {
+        // D1 adds where SQLite saw the problem (workers-sdk #6348).
+        rusqlite::Error::SqlInputError {
+            error, msg, offset, ..
+        } => SqlError(format!(
+            "{msg} at offset {offset}: {}",
+            code_name(error.code)
+        )),
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ffi::ErrorCode::OperationInterrupted =>
+        {
+            SqlError(TIMEOUT_MESSAGE.into())
+        }
         rusqlite::Error::SqliteFailure(f, Some(msg)) => {
             SqlError(format!("{msg}: {}", code_name(f.code)))
         }
@@ -92,11 +135,15 @@ pub struct Executed {
 }
 
 impl Db {
-    fn open(dir: &Path, uuid: &str, name: &str) -> rusqlite::Result<Db> {
+    fn open(dir: &Path, uuid: &str, name: &str, rules: &Rules) -> rusqlite::Result<Db> {
         let conn = Connection::open(dir.join(format!("{uuid}.sqlite")))?;
         // D1 always enforces foreign keys; inside a request's transaction SQLite ignores
-        // attempts to switch them off, as D1 does.
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE;")?;
+        // attempts to switch them off, as D1 does. Every D1 database has its own `_cf_KV`.
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA journal_mode = DELETE; \
+             CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;",
+        )?;
+        rules::apply_limits(&conn)?;
         let meta_path = dir.join(format!("{uuid}.meta.json"));
         let meta: Option<Value> = std::fs::read(&meta_path)
             .ok()
@@ -108,6 +155,8 @@ impl Db {
             dir: dir.to_path_buf(),
             conn,
             bookmarks: Vec::new(),
+            rules: rules.clone(),
+            restores: Vec::new(),
         };
         if let Some(meta) = meta {
             db.name = meta["name"].as_str().unwrap_or(name).to_string();
@@ -182,16 +231,30 @@ impl Db {
             .expect("a database always has its first bookmark")
     }
 
-    /// The bookmark of the state at `ms`: the newest one taken at or before it.
-    pub fn bookmark_at(&self, ms: i64) -> &Bookmark {
-        self.bookmarks
+    /// The oldest instant Time Travel still reaches.
+    fn retention_start(&self) -> i64 {
+        now_ms() - self.rules.retention_days * 86_400_000
+    }
+
+    /// The bookmark of the state at `ms`: the newest one taken at or before it. Refused
+    /// outside the retention window.
+    pub fn bookmark_at(&self, ms: i64) -> Result<&Bookmark, SqlError> {
+        if ms < self.retention_start() {
+            return Err(SqlError(format!(
+                "timestamp is older than the Time Travel retention period of {} days",
+                self.rules.retention_days
+            )));
+        }
+        Ok(self
+            .bookmarks
             .iter()
             .rev()
             .find(|b| b.at_ms <= ms)
-            .unwrap_or(&self.bookmarks[0])
+            .unwrap_or(&self.bookmarks[0]))
     }
 
     /// Restores the content of `bookmark` in place; returns the bookmark before the restore.
+    /// Refused for a bookmark outside the retention window, and past the restore rate.
     pub fn restore(&mut self, bookmark: &str) -> Result<String, SqlError> {
         let target = self
             .bookmarks
@@ -199,6 +262,23 @@ impl Db {
             .find(|b| b.id == bookmark)
             .cloned()
             .ok_or_else(|| SqlError(format!("bookmark {bookmark} not found for this database")))?;
+        if target.at_ms < self.retention_start() {
+            return Err(SqlError(format!(
+                "bookmark {bookmark} is older than the Time Travel retention period of {} days",
+                self.rules.retention_days
+            )));
+        }
+        let now = now_ms();
+        let window = self.rules.restore_window_ms;
+        self.restores.retain(|t| now - t < window);
+        if self.restores.len() >= self.rules.max_restores {
+            return Err(SqlError(format!(
+                "too many restores: at most {} per {} minutes for a database",
+                self.rules.max_restores,
+                window / 60_000
+            )));
+        }
+        self.restores.push(now);
         let previous = self.current_bookmark().id.clone();
         let file = self.snapshot_file(target.seq);
         self.conn
@@ -230,22 +310,54 @@ impl Db {
     pub fn table_count(&self) -> i64 {
         self.conn
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+                 AND substr(name, 1, 7) <> 'sqlite_' AND lower(substr(name, 1, 4)) <> '_cf_'",
                 [],
                 |r| r.get(0),
             )
             .unwrap_or(0)
     }
 
-    /// Runs every statement of `sql` in one transaction, as D1 runs a request. With
-    /// `commit == false` the work is rolled back (fault injection).
+    /// Runs a `/query` request: `sql` split as D1's server splits it, every statement in
+    /// one transaction. With `commit == false` the work is rolled back (fault injection).
     pub fn execute(&mut self, sql: &str, commit: bool) -> Result<Executed, SqlError> {
+        let statements = sqltext::split_d1_query(sql).map_err(SqlError)?;
+        self.run_in_transaction(&statements, commit, None)
+    }
+
+    /// Runs an import (`execute --file`): the file split with SQLite's own rules, its
+    /// statements one after another. On a failure (or an injected one after `fail_after`
+    /// statements) the database goes back to its state before the import, as D1 does
+    /// through Time Travel (#13272), which leaves a new bookmark. `PRAGMA
+    /// defer_foreign_keys` spans the file: D1's own export starts with it so that an
+    /// import may insert children before parents.
+    pub fn import(&mut self, sql: &str, fail_after: Option<usize>) -> Result<Executed, SqlError> {
+        let statements = sqltext::split(sql);
+        let result = self.run_in_transaction(&statements, true, fail_after);
+        if result.is_err() {
+            self.snapshot()?;
+        }
+        result
+    }
+
+    fn run_in_transaction(
+        &mut self,
+        statements: &[&str],
+        commit: bool,
+        fail_after: Option<usize>,
+    ) -> Result<Executed, SqlError> {
         let started = Instant::now();
         let before = self.state_marker();
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(sql_error)?;
-        let result = self.run_statements(sql);
+        let deadline = started + std::time::Duration::from_millis(self.rules.request_timeout_ms);
+        rules::set_authorizer(&self.conn, true);
+        self.conn
+            .progress_handler(1000, Some(move || Instant::now() > deadline));
+        let result = self.run_statements(statements, fail_after);
+        self.conn.progress_handler(0, None::<fn() -> bool>);
+        rules::set_authorizer(&self.conn, false);
         let result = match result {
             Ok(r) if commit => match self.conn.execute_batch("COMMIT") {
                 Ok(()) => Ok(r),
@@ -273,12 +385,19 @@ impl Db {
         })
     }
 
-    fn run_statements(&mut self, sql: &str) -> Result<(Vec<Value>, u64, u64), SqlError> {
+    fn run_statements(
+        &mut self,
+        statements: &[&str],
+        fail_after: Option<usize>,
+    ) -> Result<(Vec<Value>, u64, u64), SqlError> {
         let mut items = Vec::new();
         let (mut total_read, mut total_written) = (0u64, 0u64);
-        for stmt_sql in sqltext::split(sql) {
-            if let Some(why) = sqltext::d1_refusal(stmt_sql) {
-                return Err(SqlError(why));
+        for (n, stmt_sql) in statements.iter().enumerate() {
+            if fail_after == Some(n) {
+                return Err(SqlError(
+                    "Network connection lost (injected by d1-emulator in the middle of an import)"
+                        .into(),
+                ));
             }
             let started = Instant::now();
             let changes_before = self.conn.total_changes();
@@ -448,6 +567,9 @@ fn quote_string(s: &str) -> String {
 fn sql_literal(v: ValueRef<'_>) -> String {
     match v {
         ValueRef::Null => "NULL".into(),
+        // D1's export writes numbers as JavaScript prints them: integers beyond 2^53 lose
+        // precision (D1's import and export docs).
+        ValueRef::Integer(i) if i.unsigned_abs() > 1 << 53 => format!("{}", i as f64),
         ValueRef::Integer(i) => i.to_string(),
         ValueRef::Real(f) if f.is_finite() => format!("{f:?}"),
         ValueRef::Real(f) => if f > 0.0 { "9e999" } else { "-9e999" }.into(),
@@ -472,15 +594,17 @@ fn sql_literal(v: ValueRef<'_>) -> String {
 pub struct Store {
     dir: PathBuf,
     dbs: BTreeMap<String, Db>,
+    rules: Rules,
 }
 
 impl Store {
     /// Opens the databases already in `dir` and those listed in `seeds` (uuid, name).
-    pub fn open(dir: &Path, seeds: &[(String, String)]) -> Result<Store, SqlError> {
+    pub fn open(dir: &Path, seeds: &[(String, String)], rules: &Rules) -> Result<Store, SqlError> {
         std::fs::create_dir_all(dir).map_err(|e| SqlError(format!("{}: {e}", dir.display())))?;
         let mut store = Store {
             dir: dir.to_path_buf(),
             dbs: BTreeMap::new(),
+            rules: rules.clone(),
         };
         let existing: Vec<String> = std::fs::read_dir(dir)
             .map_err(|e| SqlError(e.to_string()))?
@@ -503,7 +627,8 @@ impl Store {
 
     pub fn get_or_create(&mut self, uuid: &str, name: Option<&str>) -> Result<&mut Db, SqlError> {
         if !self.dbs.contains_key(uuid) {
-            let db = Db::open(&self.dir, uuid, name.unwrap_or(uuid)).map_err(sql_error)?;
+            let db =
+                Db::open(&self.dir, uuid, name.unwrap_or(uuid), &self.rules).map_err(sql_error)?;
             self.dbs.insert(uuid.to_string(), db);
         }
         let db = self.dbs.get_mut(uuid).expect("inserted above");
@@ -514,6 +639,11 @@ impl Store {
             }
         }
         Ok(db)
+    }
+
+    /// A database D1 knows: declared up front, or found in the data folder.
+    pub fn get(&mut self, uuid: &str) -> Option<&mut Db> {
+        self.dbs.get_mut(uuid)
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Db> {
@@ -619,7 +749,7 @@ mod tests {
     #[test]
     fn a_request_is_one_transaction() {
         let dir = temp("tx");
-        let mut store = Store::open(&dir, &[]).unwrap();
+        let mut store = Store::open(&dir, &[], &Rules::default()).unwrap();
         let db = store
             .get_or_create("00000000-0000-0000-0000-000000000001", Some("t"))
             .unwrap();
@@ -638,7 +768,7 @@ mod tests {
     #[test]
     fn d1_rules_apply() {
         let dir = temp("rules");
-        let mut store = Store::open(&dir, &[]).unwrap();
+        let mut store = Store::open(&dir, &[], &Rules::default()).unwrap();
         let db = store.get_or_create("u", None).unwrap();
         assert!(db
             .execute("BEGIN TRANSACTION;", true)
@@ -672,7 +802,7 @@ mod tests {
     #[test]
     fn bookmarks_restore_and_undo() {
         let dir = temp("tt");
-        let mut store = Store::open(&dir, &[]).unwrap();
+        let mut store = Store::open(&dir, &[], &Rules::default()).unwrap();
         let db = store.get_or_create("u", None).unwrap();
         db.execute("CREATE TABLE a(x);", true).unwrap();
         let before = db.current_bookmark().id.clone();
@@ -690,7 +820,7 @@ mod tests {
         // Reopening the folder keeps the bookmarks.
         let count = db.bookmarks.len();
         drop(store);
-        let mut store = Store::open(&dir, &[]).unwrap();
+        let mut store = Store::open(&dir, &[], &Rules::default()).unwrap();
         assert_eq!(
             store.get_or_create("u", None).unwrap().bookmarks.len(),
             count
@@ -701,7 +831,7 @@ mod tests {
     #[test]
     fn dump_round_trips() {
         let dir = temp("dump");
-        let mut store = Store::open(&dir, &[]).unwrap();
+        let mut store = Store::open(&dir, &[], &Rules::default()).unwrap();
         let db = store.get_or_create("src", None).unwrap();
         db.execute(
             "CREATE TABLE \"users\"(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, pic BLOB, score REAL);\
@@ -736,6 +866,102 @@ mod tests {
             .dump(false, true, &[])
             .unwrap();
         assert!(!no_data.contains("INSERT INTO \"users\""));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn strict_db(dir: &Path, rules: Rules) -> Store {
+        let _ = std::fs::remove_dir_all(dir);
+        Store::open(dir, &[("u".into(), "u".into())], &rules).unwrap()
+    }
+
+    #[test]
+    fn errors_carry_offsets_and_time_limits_bite() {
+        let dir = temp("errs");
+        let mut store = strict_db(
+            &dir,
+            Rules {
+                request_timeout_ms: 50,
+                ..Rules::default()
+            },
+        );
+        let db = store.get("u").unwrap();
+        let e = db.execute("SELECT 1 FROM t WHERE;", true).unwrap_err().0;
+        assert_eq!(e, "near \";\": syntax error at offset 21: SQLITE_ERROR");
+        let e = db.execute("SELECT * FROM nowhere;", true).unwrap_err().0;
+        assert_eq!(e, "no such table: nowhere: SQLITE_ERROR");
+        let e = db
+            .execute(&format!("SELECT '{}';", "x".repeat(100_001)), true)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("SQLITE_TOOBIG"), "{e}");
+        let slow = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c;";
+        assert_eq!(db.execute(slow, true).unwrap_err().0, TIMEOUT_MESSAGE);
+        // Every database has its own _cf_KV, which users can neither see nor touch.
+        assert!(db
+            .execute("SELECT * FROM _cf_KV;", true)
+            .unwrap_err()
+            .0
+            .contains("SQLITE_AUTH"));
+        assert_eq!(db.table_count(), 0);
+        db.execute("CREATE TABLE xcf_notes(x);", true).unwrap();
+        assert_eq!(db.table_count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn imports_restore_on_failure_and_exports_write_js_numbers() {
+        let dir = temp("import");
+        let mut store = strict_db(&dir, Rules::default());
+        let db = store.get("u").unwrap();
+        db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, big INTEGER);", true)
+            .unwrap();
+        let sql = "PRAGMA defer_foreign_keys=TRUE;\nINSERT INTO t VALUES (1, 9007199254740993);\nINSERT INTO t VALUES (2, 5);\n";
+        let before = db.current_bookmark().id.clone();
+        assert!(db
+            .import(sql, Some(2))
+            .unwrap_err()
+            .0
+            .contains("Network connection lost"));
+        assert_ne!(
+            db.current_bookmark().id,
+            before,
+            "the return is a new bookmark"
+        );
+        let n = db.execute("SELECT count(*) AS n FROM t;", true).unwrap();
+        assert_eq!(
+            n.items[0]["results"][0]["n"], 0,
+            "nothing of a failed import stays"
+        );
+        // Import splits as SQLite does: a lower-case trigger body goes through.
+        db.import(
+            &format!("{sql}create trigger tr after insert on t\r\nbegin\r\n  select 1;\r\nend;\n"),
+            None,
+        )
+        .unwrap();
+        let dump = db.dump(false, false, &[]).unwrap();
+        assert!(dump.contains("VALUES(1,9007199254740992);"), "{dump}");
+        assert!(dump.contains("VALUES(2,5);"), "{dump}");
+        assert!(!dump.contains("_cf_KV"), "{dump}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn retention_and_restore_rate() {
+        let dir = temp("rate");
+        let mut store = strict_db(
+            &dir,
+            Rules {
+                max_restores: 2,
+                ..Rules::default()
+            },
+        );
+        let db = store.get("u").unwrap();
+        let first = db.current_bookmark().id.clone();
+        assert!(db.bookmark_at(now_ms() - 31 * 86_400_000).is_err());
+        db.restore(&first).unwrap();
+        db.restore(&first).unwrap();
+        let e = db.restore(&first).unwrap_err().0;
+        assert!(e.starts_with("too many restores"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -212,22 +212,38 @@ pub fn refuse_pending(target: &Target, state: &State) -> anyhow::Result<()> {
 }
 
 /// Checks every statement of a file against a copy of the schema before anything is
-/// sent: syntax errors and unknown tables or columns stop the run with nothing loaded.
+/// sent: syntax errors, unknown tables or columns, and what D1's limits and authorizer
+/// refuse (a compound SELECT of more than five terms, a temporary table, a PRAGMA D1 does
+/// not allow) stop the run with nothing loaded. Long INSERTs are split before sending,
+/// so the statement-length limit is not checked here.
 fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Result<()> {
     let Some(conn) = d1::schema_copy(schema) else {
         return Ok(());
     };
+    if d1_rules::apply_limits(&conn).is_err() || d1_rules::allow_long_statements(&conn).is_err() {
+        return Ok(());
+    }
     let split = sql::split(&file.original);
     for stmt in &split.statements {
         let text = &file.original[stmt.start..stmt.end];
         let first = stmt.leading_words(&file.original, 1);
+        d1_rules::set_authorizer(&conn, true);
         let result = match first.first().map(String::as_str) {
             Some("CREATE" | "DROP" | "ALTER") => conn.execute_batch(text).map(|_| ()),
             _ => conn.prepare(text).map(|_| ()),
         };
+        d1_rules::set_authorizer(&conn, false);
         if let Err(e) = result {
+            let e = e.to_string();
+            let why = if e.contains("not authorized") || e.contains("prohibited") {
+                " (D1 refuses it)"
+            } else if e.contains("too many") {
+                " (over one of D1's limits)"
+            } else {
+                ""
+            };
             return Err(usage!(
-                "{}:{}: {e}: fix the statement; nothing was loaded",
+                "{}:{}: {e}{why}: fix the statement; nothing was loaded",
                 file.path.display(),
                 stmt.line
             ));

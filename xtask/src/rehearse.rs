@@ -29,7 +29,7 @@ fn counts(db: &mut dyn Database, state: &State, table: &str) -> anyhow::Result<V
             *n != table
                 && *n != crate::d1::checksum_table(table)
                 && *n != crate::d1::lock_table(table)
-                && !n.starts_with("sqlite_")
+                && !crate::d1::is_internal(n)
         })
         .collect();
     crate::d1::row_counts(db, &tables)

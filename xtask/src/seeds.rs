@@ -11,6 +11,11 @@ use crate::migrations::sql::{self, Statement, Unclosed};
 /// Split statements are kept this far under D1's limit.
 pub const SPLIT_TARGET: usize = MAX_STATEMENT_BYTES - 4_000;
 
+/// Rows per INSERT sent: D1 allows 25,000 VDBE ops per statement, and each row of a
+/// multi-row VALUES costs a few per column, so a short statement of many tiny rows can
+/// break that limit while staying under 100,000 bytes.
+pub const MAX_ROWS_PER_INSERT: usize = 500;
+
 /// One seed or cleanup file, ready to send.
 #[derive(Debug)]
 pub struct SeedFile {
@@ -87,7 +92,19 @@ impl SeedFile {
                 }
             }
             let body = &text[stmt.start..stmt.end];
+            let within_rows = || match split_insert(text, stmt, SPLIT_TARGET, MAX_ROWS_PER_INSERT) {
+                Some(chunks) if chunks.len() > 1 => Some(chunks),
+                _ => None,
+            };
             if body.len() <= MAX_STATEMENT_BYTES {
+                if let Some(chunks) = within_rows() {
+                    for c in &chunks {
+                        out.push_str(c);
+                        out.push('\n');
+                    }
+                    sent += chunks.len();
+                    continue;
+                }
                 out.push_str(body);
                 if !stmt.terminated {
                     out.push(';');
@@ -96,7 +113,7 @@ impl SeedFile {
                 sent += 1;
                 continue;
             }
-            let chunks = split_insert(text, stmt, SPLIT_TARGET).ok_or_else(|| {
+            let chunks = split_insert(text, stmt, SPLIT_TARGET, MAX_ROWS_PER_INSERT).ok_or_else(|| {
                 usage!(
                     "{shown}:{}: a statement of {} bytes is over D1's limit of {MAX_STATEMENT_BYTES} and is not a \
                      multi-row INSERT ... VALUES that can be split (or one row alone is over the limit); \
@@ -162,9 +179,14 @@ fn written_table(src: &str, stmt: &Statement) -> Option<String> {
 }
 
 /// Splits `INSERT ... VALUES (row), (row), ... [tail];` into statements of at most
-/// `limit` bytes, each `<head> <rows> <tail>;`. `None` when the statement is not of that
-/// shape, or a single row does not fit.
-pub fn split_insert(src: &str, stmt: &Statement, limit: usize) -> Option<Vec<String>> {
+/// `limit` bytes and `max_rows` rows, each `<head> <rows> <tail>;`. `None` when the
+/// statement is not of that shape, or a single row does not fit.
+pub fn split_insert(
+    src: &str,
+    stmt: &Statement,
+    limit: usize,
+    max_rows: usize,
+) -> Option<Vec<String>> {
     let words = stmt.leading_words(src, 1);
     if !matches!(
         words.first().map(String::as_str),
@@ -237,7 +259,7 @@ pub fn split_insert(src: &str, stmt: &Statement, limit: usize) -> Option<Vec<Str
         if overhead + row.len() > limit {
             return None;
         }
-        if !current.is_empty() && size + row.len() + 1 > limit {
+        if !current.is_empty() && (size + row.len() + 1 > limit || current.len() >= max_rows) {
             out.push(format!("{head} {}{tail};", current.join(",")));
             current.clear();
             size = overhead;
@@ -267,7 +289,7 @@ mod tests {
             "INSERT INTO \"t\" (a, b) VALUES {} ON CONFLICT(a) DO NOTHING;",
             rows.join(", ")
         );
-        let parts = split_insert(&src, &stmt(&src), 200).unwrap();
+        let parts = split_insert(&src, &stmt(&src), 200, 1000).unwrap();
         assert!(parts.len() > 5);
         let mut seen = 0;
         for p in &parts {
@@ -295,7 +317,7 @@ mod tests {
             "UPDATE t SET a = 1;",
             "INSERT INTO t VALUES ('a very long row that does not fit');",
         ] {
-            assert!(split_insert(src, &stmt(src), 40).is_none(), "{src}");
+            assert!(split_insert(src, &stmt(src), 40, 1000).is_none(), "{src}");
         }
     }
 
@@ -345,5 +367,14 @@ mod tests {
         std::fs::write(dir.path().join("big.sql"), big).unwrap();
         let err = SeedFile::load(&dir.path().join("big.sql")).unwrap_err();
         assert!(err.to_string().contains("not a multi-row INSERT"), "{err}");
+    }
+
+    #[test]
+    fn many_tiny_rows_are_split_by_count_too() {
+        let rows: Vec<String> = (0..1200).map(|i| format!("({i})")).collect();
+        let src = format!("INSERT INTO t(x) VALUES {};", rows.join(","));
+        let parts = split_insert(&src, &stmt(&src), SPLIT_TARGET, MAX_ROWS_PER_INSERT).unwrap();
+        assert_eq!(parts.len(), 3);
+        assert!(parts[2].ends_with("(1199);"), "{}", parts[2]);
     }
 }

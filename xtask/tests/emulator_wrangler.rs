@@ -20,9 +20,9 @@ fn list_info_execute_import_export_and_time_travel() {
     let emu = ws.emulator();
     // 12 databases: wrangler asks for page 2 after a full page of 10.
     for i in 0..10 {
-        emu.execute(
+        emu.create_database(
             &format!("00000000-0000-0000-0000-0000000001{i:02}"),
-            "SELECT 1",
+            &format!("extra-{i}"),
         )
         .unwrap();
     }

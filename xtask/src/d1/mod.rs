@@ -19,10 +19,18 @@ pub struct AppliedRow {
     pub applied_at: String,
 }
 
-/// The user objects of the schema, as one query returns them.
+/// The user objects of the schema, as one query returns them. SQLite's and D1's own names
+/// are matched as prefixes: in `LIKE '_cf_%'` the `_` is a wildcard, which would hide a
+/// user table such as `xcf_notes`.
 pub const SCHEMA_SQL: &str =
     "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL \
-     AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY rowid";
+     AND substr(name, 1, 7) <> 'sqlite_' AND lower(substr(name, 1, 4)) <> '_cf_' ORDER BY rowid";
+
+/// Whether `name` is SQLite's (`sqlite_*`) or D1's (`_cf_*`) own: never dropped, counted
+/// or exported by the xtask.
+pub fn is_internal(name: &str) -> bool {
+    name.starts_with("sqlite_") || d1_rules::is_d1_internal(name)
+}
 
 /// A foreign key: `child` references `parent`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -530,9 +538,7 @@ pub fn drop_all_sql(schema: &[SchemaObject]) -> String {
     }
     let mut tables: Vec<String> = schema
         .iter()
-        .filter(|o| {
-            o.kind == "table" && !o.name.starts_with("sqlite_") && !o.name.starts_with("_cf_")
-        })
+        .filter(|o| o.kind == "table" && !is_internal(&o.name))
         .map(|o| o.name.clone())
         .collect();
     let fks = foreign_keys(schema);
@@ -560,32 +566,33 @@ pub fn replacing_sql(file: &Path, schema: &[SchemaObject]) -> anyhow::Result<Str
     Ok(format!("{}\n{dump}\n", drop_all_sql(schema)))
 }
 
-/// Row counts of `tables`, in one read-only query.
+/// Row counts of `tables`: one row with a column per table, at most `COUNTS_PER_QUERY`
+/// tables a query (D1 allows 100 columns; a `UNION ALL` would stop at five terms).
 pub fn row_counts(db: &mut dyn Database, tables: &[&str]) -> anyhow::Result<Vec<(String, i64)>> {
-    if tables.is_empty() {
-        return Ok(Vec::new());
+    let mut out = Vec::new();
+    for chunk in tables.chunks(COUNTS_PER_QUERY) {
+        let sql = row_counts_sql(chunk);
+        let rows = db.query(&sql)?;
+        let row = rows.first();
+        for (i, t) in chunk.iter().enumerate() {
+            let n = row.and_then(|r| r[format!("n{i}")].as_i64()).unwrap_or(0);
+            out.push((t.to_string(), n));
+        }
     }
-    let sql = tables
+    Ok(out)
+}
+
+/// Tables counted in one query.
+pub const COUNTS_PER_QUERY: usize = 50;
+
+/// `SELECT (SELECT count(*) FROM "a") AS n0, ...`: no compound SELECT at all.
+pub fn row_counts_sql(tables: &[&str]) -> String {
+    let columns: Vec<String> = tables
         .iter()
-        .map(|t| {
-            format!(
-                "SELECT {} AS t, (SELECT count(*) FROM {}) AS n",
-                quote_string(t),
-                quote_ident(t)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    Ok(db
-        .query(&sql)?
-        .iter()
-        .map(|r| {
-            (
-                r["t"].as_str().unwrap_or_default().to_string(),
-                r["n"].as_i64().unwrap_or(0),
-            )
-        })
-        .collect())
+        .enumerate()
+        .map(|(i, t)| format!("(SELECT count(*) FROM {}) AS n{i}", quote_ident(t)))
+        .collect();
+    format!("SELECT {}", columns.join(", "))
 }
 
 /// An in-memory database holding `schema` (tables first, then the rest), for `replay`.
@@ -744,5 +751,30 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn row_counts_stay_within_d1_limits_and_internal_names_are_prefixes() {
+        let tables: Vec<String> = (0..7).map(|i| format!("t{i}")).collect();
+        let refs: Vec<&str> = tables.iter().map(String::as_str).collect();
+        let sql = row_counts_sql(&refs);
+        assert!(!sql.contains("UNION"), "{sql}");
+        let conn = crate::migrations::lint::d1_connection().unwrap();
+        for t in &tables {
+            conn.execute_batch(&format!("CREATE TABLE {t}(x); INSERT INTO {t} VALUES (1);"))
+                .unwrap();
+        }
+        let n: i64 = conn.query_row(&sql, [], |r| r.get(6)).unwrap();
+        assert_eq!(n, 1);
+        let s = schema(&[
+            "CREATE TABLE xcf_notes(x)",
+            "CREATE TABLE _cf_KV(k)",
+            "CREATE TABLE a_cf_b(x)",
+        ]);
+        let names: Vec<&str> = s.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["xcf_notes", "a_cf_b"]);
+        assert!(
+            is_internal("_CF_x") && is_internal("sqlite_sequence") && !is_internal("xcf_notes")
+        );
     }
 }

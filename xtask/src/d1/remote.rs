@@ -48,6 +48,26 @@ impl Remote {
         Ok(self.wrangler.as_mut().expect("set just above"))
     }
 
+    /// Runs wrangler; a database D1 does not know (404, code 7404) is a configuration
+    /// error naming the environment and the id, before anything was changed.
+    fn run(&mut self, args: &[String]) -> anyhow::Result<crate::wrangler::Run> {
+        let run = self.wrangler()?.run(args)?;
+        if !run.success && is_unknown_database(&run.error_text()) {
+            return Err(crate::exit::usage!(
+                "D1 does not know the database of {} {}: database_id {} of binding {} is not in this \
+                 Cloudflare account (D1 answered 404, code 7404); check `database_id` under the \
+                 environment in {} (`wrangler d1 list` shows the ids) and CLOUDFLARE_ACCOUNT_ID; \
+                 nothing was changed",
+                self.target.env,
+                self.target.db.describe(),
+                self.target.db.id.as_deref().unwrap_or("(none)"),
+                self.target.db.binding,
+                self.project.config_path.display()
+            ));
+        }
+        Ok(run)
+    }
+
     fn table(&self) -> String {
         quote_ident(&self.target.db.migrations_table)
     }
@@ -59,8 +79,13 @@ impl Remote {
         )
     }
 
+    /// `/query` for what D1's server splitter takes; the import API, which splits with
+    /// SQLite's own rules (workers-sdk #15178), for a batch over the argument limit or one
+    /// holding a `CREATE TRIGGER`: D1's splitter cuts trigger bodies written with a
+    /// lower-case `begin`, CRLF line ends or a `CASE ... END`, and has failed on triggers
+    /// that follow other statements (#10998, #14991, #4326, #15690).
     fn transport(&self, sql: String, index: usize) -> Transport {
-        if sql.len() <= COMMAND_LIMIT {
+        if sql.len() <= COMMAND_LIMIT && !has_trigger(&sql) {
             Transport::Command(sql)
         } else {
             Transport::File(
@@ -104,7 +129,7 @@ impl Remote {
             super::state_request_sql(&table, lock),
             "--json".into(),
         ]);
-        let run = self.wrangler()?.run(&args)?;
+        let run = self.run(&args)?;
         if !run.success {
             let error = run.error_text();
             if lock.is_some() && super::is_lock_conflict(&error, &table) {
@@ -144,6 +169,21 @@ impl Remote {
         let conn = super::schema_copy(&before.schema)?;
         super::replay(&conn, &self.target.db.migrations_table, group).map(|(name, _)| name)
     }
+}
+
+/// Whether any statement of `sql` creates a trigger.
+pub fn has_trigger(sql: &str) -> bool {
+    let split = crate::migrations::sql::split(sql);
+    split.statements.iter().any(|stmt| {
+        let words = stmt.leading_words(sql, 3);
+        words.first().map(String::as_str) == Some("CREATE")
+            && words[1..].iter().any(|w| w == "TRIGGER")
+    })
+}
+
+/// D1's answer for a database id it does not have: HTTP 404, code 7404.
+fn is_unknown_database(error: &str) -> bool {
+    error.contains("7404") || error.contains("404 Not Found")
 }
 
 /// A string field of the JSON object wrangler printed (after any log lines); only
@@ -213,7 +253,7 @@ impl Database for Remote {
                 names.join(", ")
             ));
             let args = self.args_for(&transport);
-            let run = self.wrangler()?.run(&args);
+            let run = self.run(&args);
             if let Transport::File(path) = &transport {
                 let _ = std::fs::remove_file(path);
             }
@@ -288,7 +328,7 @@ impl Database for Remote {
 
     fn restore_point(&mut self, _scratch: &Path) -> anyhow::Result<RestorePoint> {
         let args = self.target.time_travel_args("info", &["--json"]);
-        let run = self.wrangler()?.run(&args)?;
+        let run = self.run(&args)?;
         if !run.success {
             return Err(failed!(
                 "capturing a restore point (Time Travel bookmark) of {} {} failed: {}\nnothing was changed",
@@ -323,7 +363,7 @@ impl Database for Remote {
         };
         let mut args = self.target.d1_args(&["export"]);
         args.extend(["--output".into(), scratch.display().to_string()]);
-        let run = self.wrangler()?.run(&args)?;
+        let run = self.run(&args)?;
         if !run.success || !scratch.is_file() {
             let _ = std::fs::remove_file(scratch);
             return Err(failed!(
@@ -367,7 +407,7 @@ impl Database for Remote {
         let mut with_json = extra.clone();
         with_json.push("--json");
         let args = self.target.time_travel_args("restore", &with_json);
-        let run = self.wrangler()?.run(&args)?;
+        let run = self.run(&args)?;
         if !run.success {
             return Err(failed!(
                 "restoring {} {} to {what} failed: {}\nTime Travel restores all or nothing: check with \
@@ -394,7 +434,7 @@ impl Database for Remote {
                 .map_err(|e| failed!("cannot write {}: {e}", path.display()))?;
         }
         let args = self.args_for(&transport);
-        let run = self.wrangler()?.run(&args);
+        let run = self.run(&args);
         if let Transport::File(path) = &transport {
             let _ = std::fs::remove_file(path);
         }
@@ -416,7 +456,7 @@ impl Database for Remote {
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let mut args = self.target.d1_args(&["execute"]);
         args.extend(["--command".into(), sql.to_string(), "--json".into()]);
-        let run = self.wrangler()?.run(&args)?;
+        let run = self.run(&args)?;
         if !run.success {
             return Err(failed!(
                 "query on {} {} failed: {}",

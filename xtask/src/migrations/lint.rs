@@ -142,6 +142,17 @@ pub fn lint_sql(file: &str, src: &str, findings: &mut Vec<Finding>) -> FileFacts
             }
             _ => {}
         }
+        for n in big_integers(src, stmt) {
+            push(
+                Severity::Warning,
+                "big-integer",
+                Some(stmt.line),
+                format!(
+                    "integer {n} is above 2^53: D1 stores it, but its export writes numbers as \
+                     JavaScript does, so a backup of this row loses precision; store it as TEXT"
+                ),
+            );
+        }
         if !stmt.terminated {
             facts.unterminated_tail = true;
         }
@@ -158,6 +169,78 @@ pub fn lint_sql(file: &str, src: &str, findings: &mut Vec<Finding>) -> FileFacts
         );
     }
     facts
+}
+
+/// The first error D1's rules (its connection limits and its authorizer, from `d1-rules`)
+/// raise for each statement of `src`, run one by one on `conn`: a copy of the schema the
+/// statement meets, so that errors of other kinds (a missing table, a constraint) are left
+/// to the apply. Statements SQLite accepts are kept in `conn`, so later files see them.
+pub fn check_d1_rules(
+    conn: &rusqlite::Connection,
+    file: &str,
+    src: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let split = sql::split(src);
+    for stmt in &split.statements {
+        let first = stmt.leading_words(src, 1);
+        if matches!(
+            first.first().map(String::as_str),
+            Some("BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE")
+        ) {
+            continue; // already an error of its own kind
+        }
+        d1_rules::set_authorizer(conn, true);
+        let result = conn.execute_batch(stmt.text(src));
+        d1_rules::set_authorizer(conn, false);
+        let Err(e) = result else { continue };
+        let text = e.to_string();
+        let (kind, advice) = if text.contains("not authorized") || text.contains("prohibited") {
+            (
+                "d1-refused",
+                "D1 refuses it (ATTACH, temporary objects, `_cf_` names and PRAGMAs other than                  those D1 lists are not authorized)",
+            )
+        } else if text.contains("too many terms in compound SELECT") {
+            (
+                "compound-select",
+                "D1 allows at most 5 terms in a compound SELECT (UNION/UNION ALL/INTERSECT/EXCEPT):                  split it into several statements",
+            )
+        } else if text.contains("too many columns") {
+            (
+                "too-many-columns",
+                "D1 allows at most 100 columns in a table, index or result: split the table",
+            )
+        } else {
+            continue;
+        };
+        findings.push(Finding {
+            severity: Severity::Error,
+            kind,
+            file: file.to_string(),
+            line: Some(stmt.line),
+            message: format!("{text}: {advice}"),
+        });
+    }
+}
+
+/// An in-memory SQLite with D1's limits, for `check_d1_rules`.
+pub fn d1_connection() -> Option<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_in_memory().ok()?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;").ok()?;
+    d1_rules::apply_limits(&conn).ok()?;
+    Some(conn)
+}
+
+/// Integer literals above 2^53: D1 keeps them, but its export writes numbers as
+/// JavaScript does, so a backup loses their precision.
+fn big_integers(src: &str, stmt: &sql::Statement) -> Vec<String> {
+    stmt.tokens
+        .iter()
+        .map(|t| &src[t.start..t.end])
+        .filter(|w| w.len() >= 16 && w.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|w| w.parse::<u128>().map_or(true, |n| n > 1u128 << 53))
+        .map(String::from)
+        .collect()
 }
 
 /// `name=value` or `name(value)` from the words after PRAGMA, joined and lower-cased.
@@ -260,5 +343,47 @@ mod tests {
         );
         assert_eq!(kinds("SELECT 'open;"), vec![(Severity::Error, "unclosed")]);
         assert!(kinds("CREATE TABLE a(x)").is_empty());
+    }
+
+    #[test]
+    fn what_d1_refuses_is_an_error_with_its_line() {
+        let conn = d1_connection().unwrap();
+        let six = (1..=6)
+            .map(|i| format!("SELECT {i}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let cols = (0..101)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let src = format!(
+            "CREATE TABLE ok(x);\nCREATE TEMP TABLE t(x);\nPRAGMA journal_mode = WAL;\n\
+             CREATE TABLE _cf_mine(x);\nCREATE VIEW v AS {six};\nCREATE TABLE wide({cols});\n\
+             ATTACH 'x.db' AS x;\nINSERT INTO nowhere VALUES (1);\nCREATE TABLE xcf_notes(x);\n\
+             SELECT * FROM ok WHERE x IN (SELECT 1 UNION ALL SELECT 2);\n"
+        );
+        let mut f = Vec::new();
+        check_d1_rules(&conn, "0001_x.sql", &src, &mut f);
+        let got: Vec<(&str, Option<usize>)> = f.iter().map(|f| (f.kind, f.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("d1-refused", Some(2)),
+                ("d1-refused", Some(3)),
+                ("d1-refused", Some(4)),
+                ("compound-select", Some(5)),
+                ("too-many-columns", Some(6)),
+                ("d1-refused", Some(7)),
+            ],
+            "{f:#?}"
+        );
+        assert!(
+            kinds("INSERT INTO t VALUES (9007199254740993), (9007199254740992);")
+                .contains(&(Severity::Warning, "big-integer"))
+        );
+        assert_eq!(
+            kinds("INSERT INTO t VALUES (9007199254740992, '90071992547409930000');"),
+            vec![]
+        );
     }
 }

@@ -173,6 +173,7 @@ impl MigrationSet {
             .sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.name.cmp(&b.name)));
         set.check_numbering();
         set.check_cascades();
+        set.check_d1_rules();
         Ok(set)
     }
 
@@ -270,6 +271,19 @@ impl MigrationSet {
         for (file, line, message) in warnings {
             self.push(Severity::Warning, "cascade", &file, Some(line), message);
         }
+    }
+
+    /// What D1 would refuse that SQLite accepts: every file replayed on one in-memory
+    /// database with D1's limits and authorizer (`lint::check_d1_rules`).
+    fn check_d1_rules(&mut self) {
+        let Some(conn) = lint::d1_connection() else {
+            return;
+        };
+        let mut findings = Vec::new();
+        for m in &self.migrations {
+            lint::check_d1_rules(&conn, &m.name, &m.sql, &mut findings);
+        }
+        self.findings.extend(findings);
     }
 
     fn error(&mut self, kind: &'static str, file: &str, line: Option<usize>, message: String) {

@@ -71,7 +71,6 @@ pub struct Statement {
 }
 
 impl Statement {
-    #[cfg(test)]
     pub fn text<'a>(&self, src: &'a str) -> &'a str {
         &src[self.start..self.end]
     }

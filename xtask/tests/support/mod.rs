@@ -277,6 +277,7 @@ impl Workspace {
                 (remote_id("production").into(), "e2e-prod".into()),
             ],
             faults: Vec::new(),
+            ..d1_emulator::Options::default()
         })
         .unwrap()
     }
