@@ -259,9 +259,16 @@ impl flags::DbMigrate {
             .iter()
             .filter(|m| !after.is_applied(&m.name))
             .collect();
-        if outcome.error.is_none() && missing.is_empty() {
-            if release.is_some() {
-                held.released = true;
+        if missing.is_empty() {
+            match &outcome.error {
+                // D1 commits a request whole or not at all: every planned row is there, so
+                // the request landed and only its reply was lost (d1-as-it-is.md, 7).
+                Some(e) => ui::say(format!(
+                    "wrangler reported a failure ({e}), but the tracking table read back lists every \
+                     planned migration: the request reached D1 and was committed, only its reply was lost"
+                )),
+                None if release.is_some() => held.released = true,
+                None => {}
             }
             ui::say(format!(
                 "applied {} migration{}: {}{}",

@@ -14,7 +14,7 @@ const TAGS: &str = "CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT);\n";
 
 /// Everything a restore must bring back, as one string: schema and rows.
 const FINGERPRINT: &str = "SELECT group_concat(x, ' | ') AS fp FROM (\
-    SELECT type || ':' || name AS x FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' \
+    SELECT type || ':' || name AS x FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND substr(name, 1, 4) <> '_cf_' \
     UNION ALL SELECT 'user:' || id || ':' || email FROM users \
     UNION ALL SELECT 'applied:' || name FROM d1_migrations ORDER BY 1)";
 

@@ -220,7 +220,7 @@ impl Workspace {
     pub fn tables(&self) -> Vec<String> {
         self.query(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_migrations%' ORDER BY name",
+             AND substr(name, 1, 4) <> '_cf_' AND name NOT LIKE 'd1_migrations%' ORDER BY name",
         )
         .iter()
         .map(|r| r["name"].as_str().unwrap().to_string())
@@ -266,20 +266,38 @@ pub fn remote_id(env: &str) -> &'static str {
 }
 
 impl Workspace {
-    /// A D1 API emulator for this workspace, demanding `TOKEN`.
+    /// A D1 API emulator for this workspace, demanding `TOKEN`, whose account holds the
+    /// databases of this workspace's `wrangler.jsonc` (as `--from-config` reads them).
     pub fn emulator(&self) -> d1_emulator::Emulator {
-        d1_emulator::Emulator::start(d1_emulator::Options {
-            port: 0,
+        self.emulator_with(|_| {})
+    }
+
+    /// The same, with options changed by `f` (time limit, retention, import polls ...).
+    pub fn emulator_with(
+        &self,
+        f: impl FnOnce(&mut d1_emulator::Options),
+    ) -> d1_emulator::Emulator {
+        let mut opts = d1_emulator::Options {
             data_dir: self.dir.join("emulator-data"),
             token: Some(TOKEN.to_string()),
-            databases: vec![
-                (remote_id("staging").into(), "e2e-staging".into()),
-                (remote_id("production").into(), "e2e-prod".into()),
-            ],
-            faults: Vec::new(),
+            databases: d1_emulator::Options::from_config(&self.dir.join("wrangler.jsonc")).unwrap(),
             ..d1_emulator::Options::default()
-        })
-        .unwrap()
+        };
+        f(&mut opts);
+        d1_emulator::Emulator::start(opts).unwrap()
+    }
+
+    /// A workspace holding the sample project's migrations and test data (seven tables).
+    pub fn sample(tag: &str) -> Workspace {
+        let ws = Workspace::new(tag);
+        for dir in ["migrations", "test-data"] {
+            for entry in std::fs::read_dir(repo_root().join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_str().unwrap().to_string();
+                ws.write(&format!("{dir}/{name}"), std::fs::read(&path).unwrap());
+            }
+        }
+        ws
     }
 
     fn remote_env(emu: &d1_emulator::Emulator) -> Vec<(&'static str, String)> {
@@ -368,7 +386,7 @@ impl Workspace {
         env: &str,
     ) -> (Vec<String>, Vec<String>) {
         let tables = "SELECT 'table' AS k, name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             AND name NOT LIKE '_cf_%' AND name NOT LIKE 'd1_migrations%'";
+             AND substr(name, 1, 4) <> '_cf_' AND name NOT LIKE 'd1_migrations%'";
         let mut rows = self.remote_query(emu, env, &format!("{tables} ORDER BY 1, 2"));
         if self
             .remote_query(
