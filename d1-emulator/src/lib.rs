@@ -2,6 +2,31 @@
 //! so that staging and production paths are tested with the real wrangler and no network.
 //! Point wrangler at it with `CLOUDFLARE_API_BASE_URL=<Emulator::base_url()>` and set
 //! `CLOUDFLARE_API_TOKEN` / `CLOUDFLARE_ACCOUNT_ID`.
+//!
+//! # D1's rules, applied by default
+//!
+//! An emulator that accepts what D1 refuses certifies bugs, so it is strict. Each rule,
+//! with its evidence (the section numbers are those of `shared/docs/d1-as-it-is.md`):
+//!
+//! | rule | what the emulator does | evidence |
+//! |---|---|---|
+//! | connection limits (1) | statement 100,000 bytes, string/row ~2 MB, 100 columns, **5 compound-SELECT terms**, 25,000 VDBE ops, LIKE pattern 50, 100 bound parameters, trigger depth 10, no attached databases; set with `sqlite3_limit` on every connection (`d1_rules::LIMITS`) | workerd `sqlite.c++`; `wrangler d1 execute --local` answers `too many terms in compound SELECT` |
+//! | authorizer (2) | refuses ATTACH/DETACH, temporary tables, indexes, triggers and views, every object whose name starts with `_cf_` (any case), transaction statements, and PRAGMAs other than those D1's docs list (`d1_rules::ALLOWED_PRAGMAS`); allows FTS5, JSON and window functions, STRICT tables, generated columns | workerd `sqlite.c++`; D1 docs, "SQL statements" |
+//! | `_cf_KV` (2) | every database has its own, invisible to users and skipped by exports | D1 docs, `PRAGMA table_list` example |
+//! | foreign keys (2) | always on; `PRAGMA foreign_keys = OFF` has no effect; `defer_foreign_keys` works | D1 docs, "Define foreign keys" |
+//! | server-side splitter (3) | `/query` splits its `sql` as D1's server does: a trigger body opens on `BEGIN` in capitals only, with a space, tab or LF (not CR) on both sides, and closes at the first `END` (any case) followed by `;` or a space, with no nesting; so a lower-case `begin`, CRLF line ends and an unparenthesised `CASE ... END` in a body cut it short and fail with `incomplete input`. Conservatively, a `CREATE TRIGGER` that follows another statement in the same request is refused too | workers-sdk #10998, #15314 (case), #14991 (CRLF), #4326 (CASE), #15690 (trigger after six tables), wrangler's `splitter.ts` |
+//! | one request, one transaction (4) | a failing statement rolls the whole request back | D1 foreign-key docs, #15690 |
+//! | import (5) | `execute --file` splits with SQLite's own rules, runs the statements one after another, and on failure returns the database to its state before the import (a new bookmark, as Time Travel makes); the ingest and the first polls answer `active` (`import_active_polls`, 2 by default) before the outcome; `PRAGMA defer_foreign_keys` spans the file, as D1's own exports (which start with it) need | #13272, #15178, #11958 |
+//! | errors (6) | SQL errors are HTTP 400 code 7500 `<message>[ at offset N]: SQLITE_<CODE>`; an unknown database UUID is 404 / 7404 `Not Found`, a malformed id 400 / 7400; a wrong token 403 / 7403; a restore over the rate limit 429 / 7429 | #6348, #6347, #4636, wrangler's own tests |
+//! | databases (6) | only those declared with `--db <uuid>=<name>`, `--from-config <wrangler.jsonc>` or [`Emulator::create_database`] exist; `--create-on-use` brings back creating on first use, off by default | "A database id that does not exist is an error on D1" |
+//! | time (7) | a request's statements must finish within `rules.request_timeout_ms` (30 s by default; small in tests), else `D1 DB storage operation exceeded timeout ...: SQLITE_INTERRUPT` | D1 limits page |
+//! | Time Travel (7) | bookmarks and timestamps older than `rules.retention_days` (30) are refused; at most `rules.max_restores` (10) restores per 10 minutes per database | D1 limits page, Time Travel docs |
+//! | export (8) | wrangler's local dump format; integers beyond 2^53 written as JavaScript prints them (precision lost); `_cf_*` and `sqlite_*` tables skipped; a virtual table makes it fail | D1 import/export docs, #9349 |
+//!
+//! Faults for tests ([`FaultKind`]): a `success:false` reply, a non-JSON reply, a dropped
+//! connection, a late reply, result items without `success: true`, a request that commits
+//! and then drops its connection (`commit_drop`), and an import that fails after N
+//! statements (`import_fail:<n>`).
 
 mod api;
 pub mod faults;
