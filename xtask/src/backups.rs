@@ -127,8 +127,9 @@ impl Entry {
             && (self.database == target.db.label() || self.binding == target.db.binding)
     }
 
-    /// One line for listings: id, env, database, time, what, size, migrations.
-    pub fn describe(&self, root: &Path) -> String {
+    /// One line for listings: id, env, database, time (in `zone`, UTC beside it), what,
+    /// size, migrations.
+    pub fn describe(&self, root: &Path, zone: &jiff::tz::TimeZone) -> String {
         let what = match (&self.bookmark, &self.file) {
             (Some(b), Some(f)) => format!(
                 "bookmark {b} + {}",
@@ -144,12 +145,19 @@ impl Entry {
             .last()
             .map_or("none".to_string(), |m| m.clone());
         let n = self.migrations_applied.len();
+        let when = match crate::time::parse_utc(&self.created_at) {
+            Some(secs) => format!(
+                "{} ({} UTC)",
+                crate::time::format_in(secs, zone),
+                self.created_at
+            ),
+            None => format!("{} UTC", self.created_at),
+        };
         format!(
-            "{}  {} {}  {} UTC  {}{size}  ({n} migration{}, newest {newest}; {})",
+            "{}  {} {}  {when}  {}{size}  ({n} migration{}, newest {newest}; {})",
             self.id,
             self.env,
             self.database,
-            self.created_at,
             what,
             if n == 1 { "" } else { "s" },
             self.reason

@@ -20,9 +20,17 @@ impl flags::DbBackup {
                     "--list and --output do not go together: list, or back up"
                 ));
             }
-            return list(ctx);
+            return list(ctx, self.tz.as_deref());
         }
         let target = ctx.target()?;
+        if self.bookmark {
+            if self.output.is_some() {
+                return Err(usage!(
+                    "--bookmark records the current bookmark without an export: it writes no file, so --output does not go with it"
+                ));
+            }
+            return bookmark_only(ctx, &target);
+        }
         let ext = if target.env.is_remote() {
             "sql"
         } else {
@@ -121,7 +129,56 @@ fn inspect(file: &Path, table: &str, kind: Kind) -> anyhow::Result<State> {
     Ok(read_state(&conn, table)?)
 }
 
-fn list(ctx: &Ctx) -> anyhow::Result<()> {
+/// `db-backup --bookmark`: the current Time Travel bookmark and time, recorded in the
+/// backup index (and `$GITHUB_OUTPUT`) without an export; the brief's `timetravel info`.
+fn bookmark_only(ctx: &Ctx, target: &crate::target::Target) -> anyhow::Result<()> {
+    if !target.env.is_remote() {
+        return Err(usage!(
+            "--bookmark: the local database has no Time Travel; `cargo xtask db-backup` snapshots it instead"
+        ));
+    }
+    if ctx.global.dry_run {
+        ui::say(format!(
+            "dry run: would record the current Time Travel bookmark of {} {}",
+            target.env,
+            target.db.describe()
+        ));
+        return Ok(());
+    }
+    let mut db = d1::open(&ctx.project, target)?;
+    let state = db.state()?;
+    let taken = backups::take(ctx, db.as_mut())?;
+    let captured = backups::record_point(
+        ctx,
+        target,
+        db.as_ref(),
+        taken,
+        &state,
+        "db-backup --bookmark",
+    )?;
+    let zone = crate::time::zone(None).unwrap_or(jiff::tz::TimeZone::UTC);
+    let now = crate::time::unix_now();
+    ui::say(format!(
+        "{} {}: bookmark {} at {}; {} migration{} applied",
+        target.env,
+        target.db.binding,
+        captured.entry.bookmark.as_deref().unwrap_or(""),
+        crate::time::describe(now, &zone),
+        state.applied.len(),
+        if state.applied.len() == 1 { "" } else { "s" },
+    ));
+    ui::say(format!("return to it with: {}", captured.undo));
+    if ctx.global.json {
+        let mut doc = captured.entry.to_json(&ctx.project.root);
+        doc["database"] = database_json(target);
+        doc["wrangler_calls"] = json!(db.wrangler_calls());
+        ui::json(&doc);
+    }
+    Ok(())
+}
+
+fn list(ctx: &Ctx, tz: Option<&str>) -> anyhow::Result<()> {
+    let zone = crate::time::zone(tz).map_err(|e| usage!("{e}"))?;
     let entries = backups::entries(&ctx.project);
     if ctx.global.json {
         ui::json(&json!(entries
@@ -138,7 +195,7 @@ fn list(ctx: &Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     for e in &entries {
-        ui::print(e.describe(&ctx.project.root));
+        ui::print(e.describe(&ctx.project.root, &zone));
     }
     ui::print(format!(
         "{} entr{}",

@@ -27,9 +27,39 @@ impl flags::DbRestore {
             ));
         }
         let target = ctx.target()?;
-        let (source, from) = self.source(ctx, &target)?;
-        if !target.env.is_remote() && matches!(source, Restore::Bookmark(_) | Restore::Timestamp(_))
-        {
+        // A --timestamp is read and checked before any wrangler call.
+        let instant = match &self.timestamp {
+            Some(raw) => {
+                let zone = time::zone(self.tz.as_deref()).map_err(|e| usage!("{e}"))?;
+                let now = jiff::Timestamp::now().to_zoned(zone.clone());
+                let secs = check_timestamp(raw, ctx.settings.retention_days, &now)?;
+                ui::say(format!(
+                    "--timestamp `{raw}` is {}",
+                    time::describe(secs, &zone)
+                ));
+                Some(secs)
+            }
+            None => None,
+        };
+        if instant.is_some() && !target.env.is_remote() {
+            return Err(usage!(
+                "the local database has no Time Travel: restore it with --backup <id or path> or --last"
+            ));
+        }
+        let mut db = d1::open(&ctx.project, &target)?;
+        let (source, from) = match instant {
+            Some(secs) => {
+                let rfc = time::format_rfc3339(secs);
+                let bookmark = db.bookmark_at(&rfc)?;
+                ui::say(format!("Time Travel maps {rfc} to bookmark {bookmark}"));
+                (
+                    Restore::Bookmark(bookmark.clone()),
+                    format!("the state at {rfc} (bookmark {bookmark})"),
+                )
+            }
+            None => self.source(ctx, &target)?,
+        };
+        if !target.env.is_remote() && matches!(source, Restore::Bookmark(_)) {
             return Err(usage!(
                 "the local database has no Time Travel: restore it with --backup <id or path> or --last"
             ));
@@ -58,7 +88,6 @@ impl flags::DbRestore {
         guard::precheck(&target, &format!("restore {from}"), ctx.global.yes)?;
         guard::confirm(&target, &format!("restore {from}"), ctx.global.yes)?;
 
-        let mut db = d1::open(&ctx.project, &target)?;
         // The restore point comes before the lock (see db-migrate); the lock's release
         // afterwards also clears lock rows older than ours that the restore brought back.
         let taken = if self.no_backup {
@@ -142,19 +171,12 @@ impl flags::DbRestore {
             }
             return Ok((Restore::Bookmark(b.clone()), format!("bookmark {b}")));
         }
-        if let Some(t) = &self.timestamp {
-            let secs = check_timestamp(t, ctx.settings.retention_days, time::unix_now())?;
-            let rfc = time::format_rfc3339(secs);
-            return Ok((
-                Restore::Timestamp(rfc.clone()),
-                format!("the state at {rfc}"),
-            ));
-        }
         let entry = match &self.backup {
             Some(key) => backups::find(&ctx.project, target, key, &ctx.cwd)?,
             None => {
                 let e = backups::last(&ctx.project, target)?;
-                ui::say(format!("--last: {}", e.describe(&ctx.project.root)));
+                let zone = time::zone(self.tz.as_deref()).map_err(|e| usage!("{e}"))?;
+                ui::say(format!("--last: {}", e.describe(&ctx.project.root, &zone)));
                 e
             }
         };
@@ -183,20 +205,21 @@ fn from_entry(entry: &Entry) -> (Restore, String) {
     }
 }
 
-/// A `--timestamp` must parse, must not be in the future and must be inside Time
-/// Travel's retention window; checked before any wrangler call.
-pub fn check_timestamp(raw: &str, retention_days: u32, now: i64) -> anyhow::Result<i64> {
-    let secs = time::parse_timestamp(raw).ok_or_else(|| {
-        usage!("--timestamp `{raw}` is neither RFC 3339 (2026-11-21T22:55:34Z) nor Unix seconds")
-    })?;
-    if secs > now {
+/// A `--timestamp` must parse (see `time::FORMS`), must not be in the future and must be
+/// inside Time Travel's retention window; checked before any wrangler call.
+pub fn check_timestamp(raw: &str, retention_days: u32, now: &jiff::Zoned) -> anyhow::Result<i64> {
+    let secs = time::parse_when(raw, now)
+        .map_err(|e| usage!("--timestamp {e}"))?
+        .as_second();
+    let now_secs = now.timestamp().as_second();
+    if secs > now_secs {
         return Err(usage!(
             "--timestamp {} is in the future (now is {}): Time Travel restores the past",
             time::format_rfc3339(secs),
-            time::format_rfc3339(now)
+            time::format_rfc3339(now_secs)
         ));
     }
-    let oldest = now - i64::from(retention_days) * 86_400;
+    let oldest = now_secs - i64::from(retention_days) * 86_400;
     if secs < oldest {
         return Err(usage!(
             "--timestamp {} is older than Time Travel's retention window of {retention_days} days (the oldest \
@@ -214,26 +237,32 @@ mod tests {
 
     #[test]
     fn timestamps_are_checked_before_anything_runs() {
-        let now = 1_763_770_768;
+        let now: jiff::Zoned = "2025-11-22T00:19:28+00:00[UTC]".parse().unwrap();
+        let secs = now.timestamp().as_second();
         assert_eq!(
-            check_timestamp("2025-11-22T00:00:00Z", 30, now).unwrap(),
-            now - 1168
+            check_timestamp("2025-11-22T00:00:00Z", 30, &now).unwrap(),
+            secs - 1168
         );
         assert_eq!(
-            check_timestamp(&(now - 60).to_string(), 30, now).unwrap(),
-            now - 60
+            check_timestamp(&(secs - 60).to_string(), 30, &now).unwrap(),
+            secs - 60
         );
-        let future = check_timestamp(&(now + 3600).to_string(), 30, now).unwrap_err();
+        assert_eq!(
+            check_timestamp("1 minute ago", 30, &now).unwrap(),
+            secs - 60
+        );
+        let future = check_timestamp(&(secs + 3600).to_string(), 30, &now).unwrap_err();
         assert!(future.to_string().contains("in the future"), "{future}");
-        let old = check_timestamp("2025-10-01T00:00:00Z", 30, now).unwrap_err();
+        let old = check_timestamp("2025-10-01T00:00:00Z", 30, &now).unwrap_err();
         assert!(
             old.to_string().contains("retention window of 30 days"),
             "{old}"
         );
-        assert!(check_timestamp("2025-11-20T00:00:00Z", 7, now).is_ok());
-        assert!(check_timestamp("last tuesday", 30, now)
+        assert!(check_timestamp("2025-11-20T00:00:00Z", 7, &now).is_ok());
+        assert!(check_timestamp("8 days ago", 7, &now).is_err());
+        assert!(check_timestamp("last tuesday", 30, &now)
             .unwrap_err()
             .to_string()
-            .contains("RFC 3339"));
+            .contains("5 minutes ago"));
     }
 }

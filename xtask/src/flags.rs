@@ -160,6 +160,11 @@ pub const COMMANDS: &[Spec] = &[
                 "write the backup here instead of backups/<env>/<database>-<UTC time>.<ext> (never overwrites)",
             ),
             switch("list", "list the backup index: every backup and restore point"),
+            switch(
+                "bookmark",
+                "record the current Time Travel bookmark and time in the index, without an export (remote)",
+            ),
+            valued("tz", "zone", "the IANA time zone --list shows times in (default: TZ, then the system's)"),
         ],
         not_yet: None,
     },
@@ -173,8 +178,10 @@ pub const COMMANDS: &[Spec] = &[
             valued(
                 "timestamp",
                 "time",
-                "RFC 3339 or Unix seconds, not in the future, within the retention window (remote)",
+                "RFC 3339, Unix seconds, `5 minutes ago`, `yesterday at 3 PM`, `today 09:30` or `2026-11-21 15:00` \
+                 (local zone); not in the future, within the retention window (remote)",
             ),
+            valued("tz", "zone", "the IANA time zone for times without one (default: TZ, then the system's)"),
             valued("backup", "id|path", "an entry of the backup index, or a backup file"),
             switch("last", "the newest restore point or backup of this environment and database"),
             switch(
@@ -262,6 +269,8 @@ pub struct DbSeed {
 pub struct DbBackup {
     pub output: Option<PathBuf>,
     pub list: bool,
+    pub bookmark: bool,
+    pub tz: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -271,6 +280,7 @@ pub struct DbRestore {
     pub backup: Option<String>,
     pub last: bool,
     pub no_backup: bool,
+    pub tz: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -470,6 +480,8 @@ impl Flags {
             "db-backup" => Command::DbBackup(DbBackup {
                 output: raw.value("output").map(PathBuf::from),
                 list: raw.switch("list"),
+                bookmark: raw.switch("bookmark"),
+                tz: raw.value("tz"),
             }),
             "db-restore" => Command::DbRestore(DbRestore {
                 bookmark: raw.value("bookmark"),
@@ -477,6 +489,7 @@ impl Flags {
                 backup: raw.value("backup"),
                 last: raw.switch("last"),
                 no_backup: raw.switch("no-backup"),
+                tz: raw.value("tz"),
             }),
             "db-reset" => Command::DbReset(DbReset {
                 to: raw.value("to"),

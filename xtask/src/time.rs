@@ -1,141 +1,263 @@
-//! UTC timestamps without a date crate: the xtask only formats "now".
+//! Instants as people say them and as D1 wants them, on jiff (time zones, spans and
+//! strict validation: day 32 or hour 25 is an error, never a roll-over).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's civil algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::TimeZone;
+use jiff::{Span, Timestamp, Zoned};
 
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    Timestamp::now().as_second()
 }
 
-/// `2026-11-22 10:00:00`, the form SQLite's CURRENT_TIMESTAMP uses.
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// `2026-11-22 10:00:00`, the form SQLite's CURRENT_TIMESTAMP uses (UTC).
 pub fn format_utc(secs: i64) -> String {
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    at(secs).strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// The inverse of `format_utc`.
+pub fn parse_utc(s: &str) -> Option<i64> {
+    let dt: DateTime = s.parse().ok()?;
+    dt.to_zoned(TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp().as_second())
 }
 
 /// `2026-11-22T10:00:00Z`.
 pub fn format_rfc3339(secs: i64) -> String {
-    format_utc(secs).replace(' ', "T") + "Z"
+    at(secs).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Days since 1970-01-01 of a civil date (the inverse of `civil_from_days`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+/// `2026-11-22 11:00:00 CET (+01:00)`: an instant in `zone`.
+pub fn format_in(secs: i64, zone: &TimeZone) -> String {
+    at(secs)
+        .to_zoned(zone.clone())
+        .strftime("%Y-%m-%d %H:%M:%S %Z (%:z)")
+        .to_string()
 }
 
-/// Unix seconds (digits only; 13 digits are read as milliseconds, as wrangler does) or
-/// RFC 3339 (`2026-11-21T22:55:34Z`, with fraction or `+01:00`) to Unix seconds.
-pub fn parse_timestamp(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i64 = s.parse().ok()?;
-        return Some(if s.len() >= 13 { n / 1000 } else { n });
+/// `2026-11-22 10:00:00 UTC = 2026-11-22 11:00:00 CET (+01:00) Europe/Paris`: how a
+/// resolved instant is shown before anything acts on it.
+pub fn describe(secs: i64, zone: &TimeZone) -> String {
+    let name = zone.iana_name().unwrap_or("local time");
+    format!(
+        "{} UTC = {} {name}",
+        format_utc(secs),
+        format_in(secs, zone)
+    )
+}
+
+/// The zone times without one are read in: `--tz <IANA name>`, else `TZ`, else the
+/// system's zone.
+pub fn zone(tz: Option<&str>) -> Result<TimeZone, String> {
+    match tz {
+        Some(name) => TimeZone::get(name).map_err(|e| {
+            format!("--tz `{name}` is not a time zone this machine knows ({e}); use an IANA name such as Europe/Paris or UTC")
+        }),
+        None => Ok(TimeZone::try_system().unwrap_or(TimeZone::UTC)),
     }
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
+}
+
+/// The forms `--timestamp` takes, for error messages and --help.
+pub const FORMS: &str = "RFC 3339 (2026-11-21T15:00:00Z, 2026-11-21T16:00:00+01:00), Unix seconds \
+(1795301734), `<span> ago` (5 minutes ago, 2h ago, 1 hour 30 minutes ago), `yesterday` or `today` \
+with an optional `[at] H[:MM] [am|pm]` (yesterday at 3 PM, today 09:30), or a date and time \
+without a zone, read in the local zone or --tz (2026-11-21 15:00)";
+
+/// Reads `raw` as an instant, relative to `now` (whose zone is the local one).
+pub fn parse_when(raw: &str, now: &Zoned) -> Result<Timestamp, String> {
+    let s = raw.trim();
+    let refuse = || format!("`{raw}` is not a time the xtask reads: use {FORMS}");
+    if s.is_empty() {
+        return Err(refuse());
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = s.parse().map_err(|_| refuse())?;
+        // 13 digits and more are milliseconds, as wrangler reads them.
+        let secs = if s.len() >= 13 { n / 1000 } else { n };
+        return Timestamp::from_second(secs).map_err(|e| format!("`{raw}`: {e}"));
+    }
+    let lower = s.to_ascii_lowercase();
+    if let Some(span) = lower.strip_suffix("ago") {
+        let span: Span = span.trim().parse().map_err(|e| {
+            format!(
+                "`{raw}`: the span before `ago` is not one ({e}); {}",
+                refuse()
+            )
+        })?;
+        if span.is_negative() || span.is_zero() {
+            return Err(format!("`{raw}`: the span before `ago` must be positive"));
+        }
+        return now
+            .checked_sub(span)
+            .map(|z| z.timestamp())
+            .map_err(|e| format!("`{raw}`: {e}"));
+    }
+    for (word, back) in [("yesterday", 1), ("today", 0)] {
+        if let Some(rest) = lower.strip_prefix(word) {
+            let time = clock_time(rest).ok_or_else(refuse)?;
+            let date = now
+                .date()
+                .checked_sub(Span::new().days(back))
+                .map_err(|e| format!("`{raw}`: {e}"))?;
+            return in_zone(date.to_datetime(time), now.time_zone(), raw);
+        }
+    }
+    if let Ok(ts) = s.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    // Without an offset: a wall-clock time in the local zone (or --tz).
+    if s.contains(['+', 'Z', 'z']) || s.get(10..).is_some_and(|t| t.contains('-')) {
+        return Err(refuse());
+    }
+    if let Ok(dt) = s.parse::<DateTime>() {
+        return in_zone(dt, now.time_zone(), raw);
+    }
+    if let Ok(date) = s.parse::<Date>() {
+        return in_zone(date.to_datetime(Time::midnight()), now.time_zone(), raw);
+    }
+    Err(refuse())
+}
+
+/// A wall-clock time in `zone`. In a gap (the hour skipped when clocks go forward) the
+/// later reading is taken; in a fold (the hour repeated) the earlier: jiff's "compatible"
+/// rule, as RFC 5545 and Temporal do.
+fn in_zone(dt: DateTime, zone: &TimeZone, raw: &str) -> Result<Timestamp, String> {
+    dt.to_zoned(zone.clone())
+        .map(|z| z.timestamp())
+        .map_err(|e| format!("`{raw}`: {e}"))
+}
+
+/// `""` (midnight), `[at] H[:MM] [am|pm]`: the time after `yesterday` / `today`.
+fn clock_time(rest: &str) -> Option<Time> {
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return Some(Time::midnight());
+    }
+    let rest = rest.strip_prefix("at").map_or(rest, str::trim_start);
+    let (clock, meridiem) = if let Some(c) = rest.strip_suffix("am") {
+        (c.trim_end(), Some(false))
+    } else if let Some(c) = rest.strip_suffix("pm") {
+        (c.trim_end(), Some(true))
+    } else {
+        (rest, None)
     };
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    let (h, m) = match clock.split_once(':') {
+        Some((h, m)) if m.len() == 2 => (h, m),
+        Some(_) => return None,
+        None => (clock, "00"),
+    };
+    if h.is_empty() || h.len() > 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
+    let (mut h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+    if let Some(pm) = meridiem {
+        if !(1..=12).contains(&h) {
             return None;
         }
-        rest = &frac[digits..];
+        h = match (h, pm) {
+            (12, false) => 0,
+            (12, true) => 12,
+            (h, true) => h + 12,
+            (h, false) => h,
+        };
     }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let hh: i64 = o[1..3].parse().ok()?;
-            let mm: i64 = o[4..6].parse().ok()?;
-            sign * (hh * 3600 + mm * 60)
-        }
-        _ => return None,
-    };
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset)
+    Time::new(h, m, 0, 0).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_timestamps() {
-        assert_eq!(parse_timestamp("1763770768"), Some(1_763_770_768));
-        assert_eq!(parse_timestamp("1763770768000"), Some(1_763_770_768));
-        assert_eq!(parse_timestamp("2025-11-22T00:19:28Z"), Some(1_763_770_768));
-        assert_eq!(
-            parse_timestamp("2025-11-22T01:19:28.5+01:00"),
-            Some(1_763_770_768)
-        );
-        assert_eq!(parse_timestamp("2000-02-29T00:00:00Z"), Some(951_782_400));
-        for bad in [
-            "",
-            "yesterday",
-            "2025-11-22",
-            "2025-11-22T00:19:28",
-            "2025-13-22T00:19:28Z",
-            "2025-11-22T00:19:28+0100",
-            "12ab",
-        ] {
-            assert_eq!(parse_timestamp(bad), None, "{bad}");
-        }
-        assert_eq!(format_rfc3339(1_763_770_768), "2025-11-22T00:19:28Z");
+    /// 2026-11-22 10:00:00 in Paris (09:00 UTC), a fixed clock.
+    fn paris_now() -> Zoned {
+        "2026-11-22T10:00:00+01:00[Europe/Paris]".parse().unwrap()
+    }
+
+    fn utc(raw: &str, now: &Zoned) -> String {
+        format_rfc3339(parse_when(raw, now).unwrap().as_second())
     }
 
     #[test]
-    fn formats_utc() {
+    fn every_accepted_form() {
+        let now = paris_now();
+        assert_eq!(utc("2026-11-21T15:00:00Z", &now), "2026-11-21T15:00:00Z");
+        assert_eq!(
+            utc("2026-11-21T16:00:00+01:00", &now),
+            "2026-11-21T15:00:00Z"
+        );
+        assert_eq!(utc("1795301734", &now), "2026-11-21T22:55:34Z");
+        assert_eq!(utc("1795301734000", &now), "2026-11-21T22:55:34Z");
+        assert_eq!(utc("5 minutes ago", &now), "2026-11-22T08:55:00Z");
+        assert_eq!(utc("2h ago", &now), "2026-11-22T07:00:00Z");
+        assert_eq!(utc("1 hour 30 minutes ago", &now), "2026-11-22T07:30:00Z");
+        assert_eq!(utc("45 seconds ago", &now), "2026-11-22T08:59:15Z");
+        assert_eq!(utc("yesterday at 3 PM", &now), "2026-11-21T14:00:00Z");
+        assert_eq!(utc("Yesterday 3pm", &now), "2026-11-21T14:00:00Z");
+        assert_eq!(utc("yesterday at 12 am", &now), "2026-11-20T23:00:00Z");
+        assert_eq!(utc("today 09:30", &now), "2026-11-22T08:30:00Z");
+        assert_eq!(utc("today", &now), "2026-11-21T23:00:00Z");
+        assert_eq!(utc("2026-11-21 15:00", &now), "2026-11-21T14:00:00Z");
+        assert_eq!(utc("2026-11-21T15:00:30", &now), "2026-11-21T14:00:30Z");
+    }
+
+    #[test]
+    fn daylight_saving_changes() {
+        // Clocks went back in Paris on 2026-10-25 at 03:00 (CEST -> CET): "yesterday" is a
+        // calendar day of 25 hours, and a span of days is counted in days, not 24 hours.
+        let now: Zoned = "2026-10-26T12:00:00+01:00[Europe/Paris]".parse().unwrap();
+        assert_eq!(utc("yesterday at 12:00", &now), "2026-10-25T11:00:00Z");
+        assert_eq!(utc("2 days ago", &now), "2026-10-24T10:00:00Z");
+        assert_eq!(utc("48 hours ago", &now), "2026-10-24T11:00:00Z");
+        // The repeated hour takes its first reading; the skipped hour (2026-03-29 02:30
+        // does not exist in Paris) the later one.
+        assert_eq!(utc("2026-10-25 02:30", &now), "2026-10-25T00:30:00Z");
+        assert_eq!(utc("2026-03-29 02:30", &now), "2026-03-29T01:30:00Z");
+    }
+
+    #[test]
+    fn refused_forms_and_the_old_bugs() {
+        let now = paris_now();
+        for bad in [
+            "",
+            "last tuesday",
+            "2026-11-32T10:00:00Z",
+            "2026-11-21T25:00:00Z",
+            "2026-11-21 25:00",
+            "2026-13-01 10:00",
+            "2025-11-22T00:19:28+0100x",
+            "2026-11-21T10:00:00+ä1:00",
+            "2026-11-21T10:00:00−01:00",
+            "yesterday at 13 pm",
+            "today at 9:5",
+            "today at noon",
+            "-5 minutes ago",
+            "0 minutes ago",
+            "ago",
+            "12ab",
+        ] {
+            let e = parse_when(bad, &now).unwrap_err();
+            assert!(e.contains(bad.trim()) || bad.is_empty(), "{bad}: {e}");
+        }
+        assert!(parse_when("soon", &now)
+            .unwrap_err()
+            .contains("5 minutes ago"));
+    }
+
+    #[test]
+    fn formats() {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00");
         assert_eq!(format_utc(1_763_770_768), "2025-11-22 00:19:28");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(parse_utc("2025-11-22 00:19:28"), Some(1_763_770_768));
+        let paris = TimeZone::get("Europe/Paris").unwrap();
+        assert_eq!(
+            describe(1_795_301_734, &paris),
+            "2026-11-21 22:55:34 UTC = 2026-11-21 23:55:34 CET (+01:00) Europe/Paris"
+        );
+        assert!(zone(Some("Mars/Olympus")).unwrap_err().contains("IANA"));
     }
 }

@@ -344,3 +344,75 @@ fn refusals_change_nothing() {
     }
     assert!(emu.requests().is_empty(), "no request reached the API");
 }
+
+#[test]
+fn restore_staging_to_seconds_ago_and_record_bookmarks() {
+    let ws = Workspace::new("time-travel-ago");
+    ws.migration("0001_users.sql", USERS);
+    let emu = ws.emulator();
+    let xt = |args: &[&str], extra: &[(&str, &str)]| ws.xtask_remote(&emu, args, extra);
+    xt(&["db-migrate", "--env", "staging"], &[]).expect(0, &[]);
+    let between = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    ws.migration("0002_posts.sql", POSTS);
+    xt(&["db-migrate", "--env", "staging"], &[]).expect(0, &["applied 1 migration"]);
+
+    // `db-backup --bookmark`: the current bookmark and time, no export, GITHUB_OUTPUT.
+    let gh = ws.dir.join("github-output");
+    let run = xt(
+        &["db-backup", "--env", "staging", "--bookmark", "--json"],
+        &[("GITHUB_OUTPUT", gh.to_str().unwrap())],
+    );
+    run.expect(0, &["bookmark", "UTC"]);
+    let bookmark = run.json()["bookmark"].as_str().unwrap().to_string();
+    assert!(std::fs::read_to_string(&gh)
+        .unwrap()
+        .contains(&format!("bookmark={bookmark}")));
+    assert!(run.json()["file"].is_null(), "no export: {}", run.stdout);
+    let list = xt(&["db-backup", "--list"], &[("TZ", "Asia/Tokyo")]);
+    list.expect(0, &[&bookmark, "JST (+09:00)", " UTC)"]);
+
+    // "N seconds ago": printed in UTC and local time with its bookmark; a dry run stops.
+    let ago = format!(
+        "{} seconds ago",
+        between.elapsed().as_secs_f64().round() as u64
+    );
+    let dry = xt(
+        &[
+            "db-restore",
+            "--env",
+            "staging",
+            "--timestamp",
+            &ago,
+            "--dry-run",
+        ],
+        &[("TZ", "Europe/Paris")],
+    );
+    dry.expect(0, &[" UTC = ", "Europe/Paris", "maps", "dry run"]);
+    let (_, applied) = ws.remote_tables_and_applied(&emu, "staging");
+    assert_eq!(applied.len(), 2, "a dry run changes nothing");
+    let run = xt(
+        &["db-restore", "--env", "staging", "--timestamp", &ago],
+        &[],
+    );
+    run.expect(0, &["restored", "to undo this restore"]);
+    let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
+    assert_eq!(tables, ["users"]);
+    assert_eq!(applied, ["0001_users.sql"]);
+
+    // Refused before any wrangler call: the future, past retention, and nonsense.
+    emu.clear_requests();
+    for (when, words) in [
+        ("in 5 minutes", "5 minutes ago"),
+        ("2099-01-01 00:00", "in the future"),
+        ("40 days ago", "retention window"),
+        ("2026-02-30 10:00", "2026-02-30"),
+    ] {
+        xt(
+            &["db-restore", "--env", "staging", "--timestamp", when],
+            &[],
+        )
+        .expect(2, &[words]);
+    }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}

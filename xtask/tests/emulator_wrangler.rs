@@ -18,7 +18,8 @@ fn ok(run: support::Run) -> support::Run {
 fn list_info_execute_import_export_and_time_travel() {
     let ws = Workspace::new("emu-wrangler");
     let emu = ws.emulator();
-    // 12 databases: wrangler asks for page 2 after a full page of 10.
+    // 13 databases (the three of the config, ten more): wrangler asks for page 2 after a
+    // full page of 10.
     for i in 0..10 {
         emu.create_database(
             &format!("00000000-0000-0000-0000-0000000001{i:02}"),
@@ -28,7 +29,7 @@ fn list_info_execute_import_export_and_time_travel() {
     }
     let list = ok(ws.wrangler_remote(&emu, &["d1", "list", "--json"]));
     let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 12);
+    assert_eq!(list.as_array().unwrap().len(), 13);
 
     let info = ok(ws.wrangler_remote(&emu, &["d1", "info", "DB", "--env", "staging", "--json"]));
     assert!(info.stdout.contains("e2e-staging"), "{}", info.stdout);

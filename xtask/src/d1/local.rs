@@ -423,7 +423,7 @@ impl Database for Local {
 
     fn restore(&mut self, source: &Restore, before: &State) -> anyhow::Result<Option<String>> {
         match source {
-            Restore::Bookmark(_) | Restore::Timestamp(_) => Err(usage!(
+            Restore::Bookmark(_) => Err(usage!(
                 "the local database has no Time Travel: restore it with --backup <id or path> or --last"
             )),
             Restore::Snapshot(file) => {

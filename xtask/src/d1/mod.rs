@@ -245,8 +245,6 @@ pub enum BackupMade {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Restore {
     Bookmark(String),
-    /// RFC 3339, UTC, already checked against the clock and the retention window.
-    Timestamp(String),
     /// A local snapshot file: copied back page for page.
     Snapshot(PathBuf),
     /// An SQL export: the database is emptied and the file imported, in one request.
@@ -279,6 +277,12 @@ pub trait Database {
     fn break_lock(&mut self, holder: &LockRow) -> anyhow::Result<()>;
     /// Captures the current state: a bookmark, or a snapshot written to `scratch`.
     fn restore_point(&mut self, scratch: &Path) -> anyhow::Result<RestorePoint>;
+    /// The Time Travel bookmark of the state at an instant (RFC 3339, UTC).
+    fn bookmark_at(&mut self, _rfc3339: &str) -> anyhow::Result<String> {
+        Err(crate::exit::usage!(
+            "the local database has no Time Travel: restore it with --backup <id or path> or --last"
+        ))
+    }
     /// The raw wrangler command that returns the database to `point`, where one exists.
     fn undo_command(&self, point: &RestorePoint) -> String;
     /// A backup written to `scratch`: a snapshot (local) or an export (remote).

@@ -48,6 +48,34 @@ impl Remote {
         Ok(self.wrangler.as_mut().expect("set just above"))
     }
 
+    /// The current Time Travel bookmark, or the one for an instant (`--timestamp`).
+    fn bookmark(&mut self, at: Option<&str>) -> anyhow::Result<String> {
+        let mut extra = vec!["--json"];
+        if let Some(t) = at {
+            extra.extend(["--timestamp", t]);
+        }
+        let args = self.target.time_travel_args("info", &extra);
+        let what = at.map_or(
+            "capturing a restore point (Time Travel bookmark)".to_string(),
+            |t| format!("finding the Time Travel bookmark for {t}"),
+        );
+        let run = self.run(&args)?;
+        if !run.success {
+            return Err(failed!(
+                "{what} of {} {} failed: {}\nnothing was changed",
+                self.target.env,
+                self.target.db.describe(),
+                run.error_text()
+            ));
+        }
+        json_field(&run.stdout, "bookmark").ok_or_else(|| {
+            failed!(
+                "{what}: wrangler's answer holds no bookmark ({}); nothing was changed",
+                ui::redact(run.stdout.trim())
+            )
+        })
+    }
+
     /// Runs wrangler; a database D1 does not know (404, code 7404) is a configuration
     /// error naming the environment and the id, before anything was changed.
     fn run(&mut self, args: &[String]) -> anyhow::Result<crate::wrangler::Run> {
@@ -327,23 +355,11 @@ impl Database for Remote {
     }
 
     fn restore_point(&mut self, _scratch: &Path) -> anyhow::Result<RestorePoint> {
-        let args = self.target.time_travel_args("info", &["--json"]);
-        let run = self.run(&args)?;
-        if !run.success {
-            return Err(failed!(
-                "capturing a restore point (Time Travel bookmark) of {} {} failed: {}\nnothing was changed",
-                self.target.env,
-                self.target.db.describe(),
-                run.error_text()
-            ));
-        }
-        let bookmark = json_field(&run.stdout, "bookmark").ok_or_else(|| {
-            failed!(
-                "capturing a restore point: wrangler's answer holds no bookmark ({}); nothing was changed",
-                ui::redact(run.stdout.trim())
-            )
-        })?;
-        Ok(RestorePoint::Bookmark(bookmark))
+        self.bookmark(None).map(RestorePoint::Bookmark)
+    }
+
+    fn bookmark_at(&mut self, rfc3339: &str) -> anyhow::Result<String> {
+        self.bookmark(Some(rfc3339))
     }
 
     fn undo_command(&self, point: &RestorePoint) -> String {
@@ -379,7 +395,6 @@ impl Database for Remote {
     fn restore(&mut self, source: &Restore, before: &State) -> anyhow::Result<Option<String>> {
         let (extra, what): (Vec<&str>, String) = match source {
             Restore::Bookmark(b) => (vec!["--bookmark", b.as_str()], format!("bookmark {b}")),
-            Restore::Timestamp(t) => (vec!["--timestamp", t.as_str()], format!("the state at {t}")),
             Restore::Snapshot(p) => {
                 return Err(crate::exit::usage!(
                     "{} is a local snapshot: it cannot be restored into the remote {} database; \
