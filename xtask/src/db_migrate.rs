@@ -4,14 +4,15 @@
 
 use serde_json::json;
 
-use crate::backups::{self, Captured};
+use crate::backups::Captured;
+use crate::change::{self, Act, Change, Confirm, Guard};
 use crate::d1::{ApplyMode, Database, Extras, Restore, RestorePoint, State};
 use crate::db_status::database_json;
 use crate::exit::{failed, refused, usage};
 use crate::migrations::{Migration, MigrationSet};
 use crate::target::Target;
 use crate::wrangler::display_command;
-use crate::{d1, flags, guard, lock, plan, ui, Ctx};
+use crate::{d1, flags, plan, ui, Ctx};
 
 impl flags::DbMigrate {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -34,12 +35,6 @@ impl flags::DbMigrate {
         } else {
             ApplyMode::Atomic
         };
-        if self.no_backup && target.protected {
-            return Err(refused!(
-                "--no-backup is not allowed on {}, a protected environment: a restore point is always taken there",
-                target.env
-            ));
-        }
         if self.no_backup && self.verify.is_some() {
             return Err(usage!(
                 "--verify needs the restore point that --no-backup skips: drop one of them"
@@ -47,9 +42,6 @@ impl flags::DbMigrate {
         }
         if self.repair && (self.to.is_some() || self.verify.is_some() || self.rehearse) {
             return Err(usage!("--repair only re-records checksums: it does not go with --to, --verify or --rehearse"));
-        }
-        if !ctx.global.dry_run && !self.rehearse {
-            guard::precheck(&target, "apply migrations", ctx.global.yes)?;
         }
         let mut db = d1::open(&ctx.project, &target)?;
         if self.rehearse {
@@ -60,27 +52,54 @@ impl flags::DbMigrate {
             return self.dry_run(ctx, &target, db.as_ref(), &set, to, mode, &before);
         }
         if self.repair {
-            return lock::with_lock(
-                ctx,
-                &target,
-                db.as_mut(),
-                "db-migrate --repair",
-                |db, before, held| repair(ctx, &target, db, &set, &before, held),
-            );
+            let mut change = Repair {
+                target: &target,
+                set: &set,
+                left: Vec::new(),
+                doc: json!(null),
+            };
+            let guard = Guard {
+                command: "db-migrate --repair",
+                confirm: Confirm::Yes,
+                restore_point: false,
+            };
+            change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
+            if ctx.global.json {
+                ui::json(&change.doc);
+            }
+            if !change.left.is_empty() {
+                return Err(refused!(
+                    "checksums repaired, but other drift remains (--repair does not fix it):\n{}",
+                    change.left.join("\n")
+                ));
+            }
+            return Ok(());
         }
-        // The restore point comes before the lock, so that returning to it never brings
-        // back a lock row; it is recorded only if something is applied.
-        let taken = if self.no_backup {
-            None
-        } else {
-            Some(backups::take(ctx, db.as_mut())?)
+        let mut change = Migrate {
+            ctx,
+            target: &target,
+            set: &set,
+            to,
+            mode,
+            verify: self.verify.as_deref(),
+            chosen: Vec::new(),
+            first_sight: Vec::new(),
+            after: State::default(),
         };
-        lock::with_lock(
+        let guard = Guard {
+            command: "db-migrate",
+            confirm: Confirm::Yes,
+            restore_point: !self.no_backup,
+        };
+        let done = change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
+        report(
             ctx,
             &target,
-            db.as_mut(),
-            "db-migrate",
-            |db, before, held| self.locked(ctx, &target, db, &set, to, mode, before, held, taken),
+            db.as_ref(),
+            &change.chosen,
+            &change.after,
+            mode,
+            done.captured.as_ref(),
         )
     }
 
@@ -139,85 +158,83 @@ impl flags::DbMigrate {
         }
         Ok(())
     }
+}
 
-    /// Everything that happens under the lock.
-    #[allow(clippy::too_many_arguments)]
-    fn locked(
-        &self,
-        ctx: &Ctx,
-        target: &Target,
-        db: &mut dyn Database,
-        set: &MigrationSet,
-        to: Option<&Migration>,
-        mode: ApplyMode,
-        before: State,
-        held: &mut lock::Held,
-        taken: Option<backups::Taken>,
-    ) -> anyhow::Result<()> {
-        let status = plan::status(set, &before);
+/// `db-migrate`, as the guarded-change path drives it.
+struct Migrate<'a> {
+    ctx: &'a Ctx,
+    target: &'a Target,
+    set: &'a MigrationSet,
+    to: Option<&'a Migration>,
+    mode: ApplyMode,
+    verify: Option<&'a str>,
+    /// The plan: what to apply.
+    chosen: Vec<&'a Migration>,
+    /// Checksums of migrations plain wrangler applied, to record on first sight.
+    first_sight: Vec<(String, String)>,
+    /// The tracking table read back.
+    after: State,
+}
+
+impl Change for Migrate<'_> {
+    fn plan(&mut self, state: &State) -> anyhow::Result<Option<String>> {
+        let status = plan::status(self.set, state);
         let blocking: Vec<String> = status
             .blocking()
             .map(|p| format!("  {}", p.message))
             .collect();
         if !blocking.is_empty() {
-            backups::discard(taken);
             return Err(refused!(
                 "drift: the tracking table and {} disagree; nothing was applied:\n{}",
-                set.dir.display(),
+                self.set.dir.display(),
                 blocking.join("\n")
             ));
         }
-        let first_sight: Vec<(String, String)> = status
+        self.first_sight = status
             .unrecorded
             .iter()
             .map(|m| (m.name.clone(), m.sha256.clone()))
             .collect();
-        let chosen = plan::select(&status, to);
-        if chosen.is_empty() {
-            backups::discard(taken);
-            match to {
-                Some(t) => ui::say(format!(
-                    "nothing to apply: {} and everything before it are applied",
-                    t.name
-                )),
-                None => ui::say(format!(
-                    "nothing to apply: all {} migrations are applied",
-                    status.applied.len()
-                )),
-            }
-            record_first_sight(db, target, &first_sight)?;
-            // Released before the report, so that its count of wrangler calls is complete.
-            db.unlock(&held.token, held.acquired_at)?;
-            held.released = true;
-            return report(ctx, target, db, &[], &before, mode, None);
+        // `select` borrows from the set, which outlives the plan.
+        let chosen: Vec<&Migration> = plan::select(&status, self.to)
+            .iter()
+            .filter_map(|m| self.set.migrations.iter().find(|x| x.name == m.name))
+            .collect();
+        self.chosen = chosen;
+        self.after = state.clone();
+        if self.chosen.is_empty() {
+            return Ok(None);
         }
+        let names: Vec<&str> = self.chosen.iter().map(|m| m.name.as_str()).collect();
+        Ok(Some(format!(
+            "apply {} migration{}{}: {}",
+            self.chosen.len(),
+            plural(self.chosen.len()),
+            self.to
+                .map_or(String::new(), |t| format!(" (up to {})", t.name)),
+            names.join(", ")
+        )))
+    }
+
+    fn nothing_to_do(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
+        match self.to {
+            Some(t) => ui::say(format!(
+                "nothing to apply: {} and everything before it are applied",
+                t.name
+            )),
+            None => ui::say(format!(
+                "nothing to apply: all {} migrations are applied",
+                act.before.applied.len()
+            )),
+        }
+        record_first_sight(act.db, self.target, &self.first_sight)
+    }
+
+    fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
+        let target = self.target;
+        let chosen = self.chosen.clone();
         let names: Vec<&str> = chosen.iter().map(|m| m.name.as_str()).collect();
-        ui::say(format!(
-            "{} · {}: {} to apply{}",
-            target.env,
-            target.db.describe(),
-            chosen.len(),
-            to.map_or(String::new(), |t| format!(" (up to {})", t.name))
-        ));
-        if let Err(e) = guard::confirm(
-            target,
-            &format!("apply {} migration{}", chosen.len(), plural(chosen.len())),
-            ctx.global.yes,
-        ) {
-            backups::discard(taken);
-            return Err(e);
-        }
-        let captured = match taken {
-            Some(t) => Some(backups::record_point(
-                ctx,
-                target,
-                db,
-                t,
-                &before,
-                "before db-migrate",
-            )?),
-            None => None,
-        };
+        let first_sight = std::mem::take(&mut self.first_sight);
         if !first_sight.is_empty() {
             ui::say(format!(
                 "recording the checksums of {} migration{} applied without one (by plain wrangler): {}",
@@ -230,16 +247,16 @@ impl flags::DbMigrate {
         let release = self
             .verify
             .is_none()
-            .then(|| (held.token.clone(), held.acquired_at));
+            .then(|| (act.held.token.clone(), act.held.acquired_at));
         let extras = Extras {
             first_sight,
             release: release.clone(),
         };
-        let outcome = db.apply(&chosen, mode, &before, &extras)?;
+        let outcome = act.db.apply(&chosen, self.mode, &act.before, &extras)?;
         // wrangler can exit 0 on a failed migration: only the tracking table is believed.
         let after = match outcome.after.clone() {
             Some(state) if outcome.error.is_none() => state,
-            _ => match db.state() {
+            _ => match act.db.state() {
                 Ok(state) => state,
                 Err(e) => {
                     let why = outcome
@@ -248,9 +265,8 @@ impl flags::DbMigrate {
                         .unwrap_or_else(|| "the apply was not confirmed".into());
                     return Err(failed!(
                         "applying failed: {why}\nreading the tracking table back failed too ({e:#}): what is applied \
-                         is unknown; check with `cargo xtask db-status --env {}`{}",
-                        target.env,
-                        undo_line(captured.as_ref())
+                         is unknown; check with `cargo xtask db-status --env {}`",
+                        target.env
                     ));
                 }
             },
@@ -267,20 +283,20 @@ impl flags::DbMigrate {
                     "wrangler reported a failure ({e}), but the tracking table read back lists every \
                      planned migration: the request reached D1 and was committed, only its reply was lost"
                 )),
-                None if release.is_some() => held.released = true,
+                None if release.is_some() => act.held.released = true,
                 None => {}
             }
             ui::say(format!(
-                "applied {} migration{}: {}{}",
+                "applied {} migration{}: {}",
                 chosen.len(),
                 plural(chosen.len()),
                 names.join(", "),
-                undo_line(captured.as_ref())
             ));
-            if let (Some(cmd), Some(captured)) = (&self.verify, &captured) {
-                verify(ctx, target, db, cmd, captured, &before, &after)?;
+            self.after = after.clone();
+            if let (Some(cmd), Some(captured)) = (self.verify, act.captured) {
+                verify(self.ctx, target, act.db, cmd, captured, &act.before, &after)?;
             }
-            return report(ctx, target, db, &chosen, &after, mode, captured.as_ref());
+            return Ok(());
         }
         let applied_now: Vec<&str> = chosen
             .iter()
@@ -296,9 +312,9 @@ impl flags::DbMigrate {
             "wrangler reported success, but the tracking table does not record it".into()
         });
         let mut msg = format!("migration {culprit} failed: {why}\n");
+        // Printed even when nothing is applied (by the pipeline's undo line): a request
+        // that timed out may still land.
         msg.push_str(&describe_after(target, &after, &applied_now, &missing));
-        // Printed even when nothing is applied: a request that timed out may still land.
-        msg.push_str(&undo_line(captured.as_ref()));
         Err(failed!("{msg}"))
     }
 }
@@ -340,27 +356,64 @@ fn record_first_sight(
 
 /// `--repair`: after the user reviewed an edited applied file, record its new checksum
 /// (Flyway's name for it); also records the checksums never recorded. Says what changed.
-fn repair(
-    ctx: &Ctx,
-    target: &Target,
-    db: &mut dyn Database,
-    set: &MigrationSet,
-    before: &State,
-    held: &mut lock::Held,
-) -> anyhow::Result<()> {
-    let status = plan::status(set, before);
-    if status.edited.is_empty() && status.unrecorded.is_empty() {
+struct Repair<'a> {
+    target: &'a Target,
+    set: &'a MigrationSet,
+    /// Drift that --repair does not fix.
+    left: Vec<String>,
+    doc: serde_json::Value,
+}
+
+impl Repair<'_> {
+    fn summary(&mut self, state: &State) -> plan::Status<'_> {
+        plan::status(self.set, state)
+    }
+}
+
+impl Change for Repair<'_> {
+    fn plan(&mut self, state: &State) -> anyhow::Result<Option<String>> {
+        let status = plan::status(self.set, state);
+        self.left = status
+            .problems
+            .iter()
+            .filter(|p| p.blocking && p.kind != "edited")
+            .map(|p| format!("  {}", p.message))
+            .collect();
+        self.doc = json!({
+            "env": self.target.env.name(),
+            "database": database_json(self.target),
+            "repaired": status.edited.iter().map(|(m, old)| json!({"migration": m.name, "old": old, "new": m.sha256})).collect::<Vec<_>>(),
+            "recorded": status.unrecorded.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+            "remaining_problems": self.left,
+        });
+        Ok(
+            (!status.edited.is_empty() || !status.unrecorded.is_empty()).then(|| {
+                format!(
+                    "re-record the checksums of {} migration{}",
+                    status.edited.len() + status.unrecorded.len(),
+                    plural(status.edited.len() + status.unrecorded.len())
+                )
+            }),
+        )
+    }
+
+    fn nothing_to_do(&mut self, _act: &mut Act<'_>) -> anyhow::Result<()> {
         ui::say("nothing to repair: every applied migration's checksum matches its file");
-    } else {
-        guard::confirm(target, "re-record migration checksums", ctx.global.yes)?;
+        Ok(())
+    }
+
+    fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
+        let target = self.target;
+        let status = self.summary(&act.before.clone());
         let table = &target.db.migrations_table;
         let mut sql = crate::d1::meta_tables_sql(table);
+        let mut said = Vec::new();
         for (m, old) in &status.edited {
             sql.push('\n');
             sql.push_str(&crate::d1::checksum_upsert_sql(
                 table, &m.name, &m.sha256, "repair",
             ));
-            ui::say(format!(
+            said.push(format!(
                 "re-recorded {}: SHA-256 {old} -> {}",
                 m.name, m.sha256
             ));
@@ -373,7 +426,7 @@ fn repair(
                 &m.sha256,
                 "first-sight",
             ));
-            ui::say(format!(
+            said.push(format!(
                 "recorded {}: SHA-256 {} (it had none)",
                 m.name, m.sha256
             ));
@@ -381,35 +434,18 @@ fn repair(
         sql.push('\n');
         sql.push_str(&crate::d1::lock_release_sql(
             table,
-            &held.token,
-            held.acquired_at,
+            &act.held.token,
+            act.held.acquired_at,
         ));
-        db.execute_sql(&sql)?
+        act.db
+            .execute_sql(&sql)?
             .map_err(|e| failed!("repair failed: {e}; nothing was changed"))?;
-        held.released = true;
+        act.held.released = true;
+        for line in said {
+            ui::say(line);
+        }
+        Ok(())
     }
-    let left: Vec<String> = status
-        .problems
-        .iter()
-        .filter(|p| p.blocking && p.kind != "edited")
-        .map(|p| format!("  {}", p.message))
-        .collect();
-    if ctx.global.json {
-        ui::json(&json!({
-            "env": target.env.name(),
-            "database": database_json(target),
-            "repaired": status.edited.iter().map(|(m, old)| json!({"migration": m.name, "old": old, "new": m.sha256})).collect::<Vec<_>>(),
-            "recorded": status.unrecorded.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
-            "remaining_problems": left,
-        }));
-    }
-    if !left.is_empty() {
-        return Err(refused!(
-            "checksums repaired, but other drift remains (--repair does not fix it):\n{}",
-            left.join("\n")
-        ));
-    }
-    Ok(())
 }
 
 fn plural(n: usize) -> &'static str {
@@ -418,10 +454,6 @@ fn plural(n: usize) -> &'static str {
     } else {
         "s"
     }
-}
-
-fn undo_line(captured: Option<&Captured>) -> String {
-    captured.map_or(String::new(), Captured::undo_line)
 }
 
 /// Runs the `--verify` command; if it fails, returns the database to the restore point
@@ -445,24 +477,26 @@ fn verify(
         c.args(["-c", cmd]);
         c
     };
-    command
-        .env("XTASK_ENV", target.env.name())
-        .env("XTASK_D1_BINDING", &target.db.binding)
-        .env("XTASK_D1_DATABASE", target.db.label())
-        .env(
-            "XTASK_D1_DATABASE_ID",
-            target.db.id.as_deref().unwrap_or(""),
-        );
+    command.envs(crate::db_seed::xtask_env(ctx, target, db));
     if ctx.global.json {
         // stdout carries the one JSON document: the command's output goes to stderr.
         command.stdout(std::io::stderr());
     }
-    let status = command.status().map_err(|e| {
-        failed!(
-            "could not run the --verify command `{cmd}`: {e}{}",
-            captured.undo_line()
-        )
-    })?;
+    let status = match crate::proc::run_inherited(&mut command) {
+        Ok(crate::proc::Ended::Exited(status)) => status,
+        Ok(_) => {
+            return Err(failed!(
+                "interrupted while the --verify command `{cmd}` ran: the migrations of this run are applied{}",
+                captured.undo_line()
+            ))
+        }
+        Err(e) => {
+            return Err(failed!(
+                "could not run the --verify command `{cmd}`: {e}{}",
+                captured.undo_line()
+            ))
+        }
+    };
     if status.success() {
         ui::say(format!("verified: `{cmd}` passed"));
         return Ok(());

@@ -4,11 +4,13 @@
 use serde_json::json;
 
 use crate::backups::{self, Entry, Kind};
+use crate::change::{self, Act, Change, Confirm, Guard};
 use crate::d1::Restore;
+use crate::d1::State;
 use crate::db_status::database_json;
-use crate::exit::{failed, refused, usage};
+use crate::exit::{failed, usage};
 use crate::target::Target;
-use crate::{d1, flags, guard, lock, time, ui, Ctx};
+use crate::{d1, flags, time, ui, Ctx};
 
 impl flags::DbRestore {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -70,97 +72,47 @@ impl flags::DbRestore {
                 target.env
             ));
         }
-        if self.no_backup && target.protected {
-            return Err(refused!(
-                "--no-backup is not allowed on {}, a protected environment",
-                target.env
-            ));
-        }
-        ui::say(format!(
-            "{} · {}: restore {from}",
-            target.env,
-            target.db.describe()
-        ));
         if ctx.global.dry_run {
+            ui::say(format!(
+                "{} · {}: restore {from}",
+                target.env,
+                target.db.describe()
+            ));
             ui::say("dry run: nothing is changed");
             return Ok(());
         }
-        guard::precheck(&target, &format!("restore {from}"), ctx.global.yes)?;
-        guard::confirm(&target, &format!("restore {from}"), ctx.global.yes)?;
-
-        // The restore point comes before the lock (see db-migrate); the lock's release
-        // afterwards also clears lock rows older than ours that the restore brought back.
-        let taken = if self.no_backup {
-            None
-        } else {
-            Some(backups::take(ctx, db.as_mut())?)
+        let mut change = RestoreChange {
+            target: &target,
+            source,
+            from: from.clone(),
+            previous: None,
+            after: State::default(),
         };
-        lock::with_lock(
-            ctx,
-            &target,
-            db.as_mut(),
-            "db-restore",
-            |db, before, _held| {
-                let captured = match taken {
-                    Some(t) => Some(backups::record_point(
-                        ctx,
-                        &target,
-                        db,
-                        t,
-                        &before,
-                        "before db-restore",
-                    )?),
-                    None => None,
-                };
-                let undo = captured.as_ref().map_or(String::new(), |c| {
-                    format!("\nto undo this restore: {}", c.undo)
-                });
-                let previous = db
-                    .restore(&source, &before)
-                    .map_err(|e| failed!("{e:#}{undo}"))?;
-                let after = db.state().map_err(|e| {
-                    failed!(
-                        "the restore ran, but reading the tracking table back failed: {e:#}\nthe database holds \
-                         the restored state unless the restore itself failed: check with \
-                         `cargo xtask db-status --env {}`{undo}",
-                        target.env
-                    )
-                })?;
-                ui::say(format!(
-                    "restored {} {} to {from}: {} migration{} applied{}",
-                    target.env,
-                    target.db.binding,
-                    after.applied.len(),
-                    if after.applied.len() == 1 { "" } else { "s" },
-                    after
-                        .applied
-                        .last()
-                        .map_or(String::new(), |r| format!(", the newest {}", r.name))
-                ));
-                if let Some(c) = &captured {
-                    ui::say(format!("to undo this restore: {}", c.undo));
-                } else if let Some(p) = &previous {
-                    ui::say(format!(
-                        "to undo this restore: {}",
-                        backups::restore_command(ctx, &target, &format!("--bookmark {p}"))
-                    ));
-                }
-                if ctx.global.json {
-                    ui::json(&json!({
-                        "env": target.env.name(),
-                        "database": database_json(&target),
-                        "restored_from": from,
-                        "restore_point": captured.as_ref().map(backups::Captured::json),
-                        "previous_bookmark": previous,
-                        "applied": after.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
-                        "wrangler_calls": db.wrangler_calls(),
-                    }));
-                }
-                Ok(())
-            },
-        )
+        let guard = Guard {
+            command: "db-restore",
+            confirm: Confirm::Yes,
+            restore_point: !self.no_backup,
+        };
+        let done = change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
+        if let (None, Some(p)) = (&done.captured, &change.previous) {
+            ui::say(format!(
+                "to return to the state before this run: {}",
+                backups::restore_command(ctx, &target, &format!("--bookmark {p}"))
+            ));
+        }
+        if ctx.global.json {
+            ui::json(&json!({
+                "env": target.env.name(),
+                "database": database_json(&target),
+                "restored_from": from,
+                "restore_point": done.captured.as_ref().map(backups::Captured::json),
+                "previous_bookmark": change.previous,
+                "applied": change.after.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+                "wrangler_calls": db.wrangler_calls(),
+            }));
+        }
+        Ok(())
     }
-
     /// What to restore, checked before anything runs, and how to name it to people.
     fn source(&self, ctx: &Ctx, target: &Target) -> anyhow::Result<(Restore, String)> {
         if let Some(b) = &self.bookmark {
@@ -181,13 +133,52 @@ impl flags::DbRestore {
             }
         };
         backups::verify(&entry)?;
-        Ok(from_entry(&entry))
+        from_entry(&entry)
     }
 }
 
-fn from_entry(entry: &Entry) -> (Restore, String) {
+/// A restore, as the guarded-change path drives it.
+struct RestoreChange<'a> {
+    target: &'a Target,
+    source: Restore,
+    from: String,
+    /// The bookmark Time Travel reports as the one before the restore.
+    previous: Option<String>,
+    after: State,
+}
+
+impl Change for RestoreChange<'_> {
+    fn plan(&mut self, _state: &State) -> anyhow::Result<Option<String>> {
+        Ok(Some(format!("restore {}", self.from)))
+    }
+
+    fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
+        self.previous = act.db.restore(&self.source, &act.before)?;
+        self.after = act.db.state().map_err(|e| {
+            failed!(
+                "the restore ran, but reading the tracking table back failed: {e:#}\nthe database holds \
+                 the restored state unless the restore itself failed"
+            )
+        })?;
+        let n = self.after.applied.len();
+        ui::say(format!(
+            "restored {} {} to {}: {n} migration{} applied{}",
+            self.target.env,
+            self.target.db.binding,
+            self.from,
+            if n == 1 { "" } else { "s" },
+            self.after
+                .applied
+                .last()
+                .map_or(String::new(), |r| format!(", the newest {}", r.name))
+        ));
+        Ok(())
+    }
+}
+
+fn from_entry(entry: &Entry) -> anyhow::Result<(Restore, String)> {
     let what = format!("backup {}", entry.id);
-    match (entry.kind, &entry.bookmark, &entry.file) {
+    Ok(match (entry.kind, &entry.bookmark, &entry.file) {
         (Kind::Bookmark, Some(b), _) => (
             Restore::Bookmark(b.clone()),
             format!("{what} (bookmark {b})"),
@@ -201,8 +192,14 @@ fn from_entry(entry: &Entry) -> (Restore, String) {
             Restore::Bookmark(b.clone()),
             format!("{what} (bookmark {b})"),
         ),
-        (_, None, None) => (Restore::Bookmark(String::new()), what),
-    }
+        (_, None, None) => {
+            return Err(usage!(
+                "backup {} has neither a bookmark nor a file in the backup index: the entry is damaged; \
+                 pick another with `cargo xtask db-backup --list`",
+                entry.id
+            ))
+        }
+    })
 }
 
 /// A `--timestamp` must parse (see `time::FORMS`), must not be in the future and must be

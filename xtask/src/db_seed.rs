@@ -6,13 +6,14 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::backups;
+use crate::change::{self, Act, Change, Confirm, Guard};
 use crate::d1::{Database, SchemaObject, State};
 use crate::db_status::database_json;
 use crate::exit::{failed, refused, usage, ChildStatus};
 use crate::migrations::{sql, MigrationSet};
 use crate::seeds::{files_with_prefix, SeedFile};
 use crate::target::Target;
-use crate::{d1, flags, lock, plan, ui, Ctx};
+use crate::{d1, flags, plan, ui, Ctx};
 
 impl flags::DbSeed {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -80,72 +81,53 @@ impl flags::DbSeed {
             ui::say("dry run: nothing is changed");
             return Ok(());
         }
-        // The restore point comes before the lock (see db-migrate).
-        let taken = if self.no_backup {
-            None
-        } else {
-            Some(backups::take(ctx, db.as_mut())?)
+        let mut change = Seed {
+            command: &self,
+            target: &target,
+            files: &files,
+            cleanup_files: &cleanup_files,
+            verb,
+            counts: Vec::new(),
         };
-        let (loaded, counts, captured) =
-            lock::with_lock(ctx, &target, db.as_mut(), "db-seed", |db, state, _held| {
-                if let Err(e) = self.check(&target, &state, &files, &cleanup_files) {
-                    backups::discard(taken);
-                    return Err(e);
-                }
-                ui::say(format!(
-                    "{} · {}: {verb} {} file{}",
-                    target.env,
-                    target.db.describe(),
-                    files.len(),
-                    if files.len() == 1 { "" } else { "s" }
-                ));
-                let reason = if self.cleanup {
-                    "before db-seed --cleanup"
-                } else {
-                    "before db-seed"
-                };
-                let captured = match taken {
-                    Some(t) => Some(backups::record_point(ctx, &target, db, t, &state, reason)?),
-                    None => None,
-                };
-                let loaded = load(db, &files);
-                let counts = match &loaded {
-                    Ok(()) => counts(db, &files, &state.schema)?,
-                    Err(_) => Vec::new(),
-                };
-                Ok((loaded, counts, captured))
-            })?;
-        let undo = captured
-            .as_ref()
-            .map_or(String::new(), backups::Captured::undo_line);
+        let guard = Guard {
+            command: if self.cleanup {
+                "db-seed --cleanup"
+            } else {
+                "db-seed"
+            },
+            confirm: Confirm::Yes,
+            restore_point: !self.no_backup,
+        };
+        let loaded = change::run(ctx, &target, db.as_mut(), guard, &mut change);
+        let counts = std::mem::take(&mut change.counts);
         if self.command.is_empty() {
-            loaded.map_err(|e| failed!("{e}{undo}"))?;
+            let done = loaded?;
             report(
                 ctx,
                 &target,
                 db.as_ref(),
                 &files,
                 &counts,
-                captured.as_ref(),
+                done.captured.as_ref(),
             );
             return Ok(());
         }
 
         // seed, run, always clean up, exit with the command's status.
         let status = match &loaded {
-            Ok(()) => {
+            Ok(done) => {
                 report(
                     ctx,
                     &target,
                     db.as_ref(),
                     &files,
                     &counts,
-                    captured.as_ref(),
+                    done.captured.as_ref(),
                 );
-                Some(run_command(ctx, &target, db.as_ref(), &self.command)?)
+                Some(run_command(ctx, &target, db.as_ref(), &self.command))
             }
             Err(e) => {
-                ui::say(format!("error: {e}"));
+                ui::say(format!("error: {e:#}"));
                 None
             }
         };
@@ -154,23 +136,81 @@ impl flags::DbSeed {
             Ok(())
         } else {
             ui::say("cleaning up");
-            lock::with_lock(
-                ctx,
-                &target,
-                db.as_mut(),
-                "db-seed cleanup",
-                |db, _state, _held| load(db, &cleanup_files),
-            )
+            let mut cleanup = Cleanup {
+                files: &cleanup_files,
+            };
+            let guard = Guard {
+                command: "db-seed cleanup",
+                confirm: Confirm::Yes,
+                restore_point: false,
+            };
+            change::run(ctx, &target, db.as_mut(), guard, &mut cleanup).map(|_| ())
         };
+        let shown = self.command.join(" ");
         match (status, cleaned) {
-            (Some(0), Ok(())) => Ok(()),
-            (Some(code), Ok(())) => Err(anyhow::Error::new(ChildStatus {
+            (Some(CommandOutcome::Exited(0)), Ok(())) => Ok(()),
+            (Some(CommandOutcome::Exited(code)), Ok(())) => Err(anyhow::Error::new(ChildStatus {
                 code: u8::try_from(code).unwrap_or(1).max(1),
-                message: format!("`{}` exited with {code}; the test data was cleaned up", self.command.join(" ")),
+                message: format!("`{shown}` exited with {code}; the test data was cleaned up"),
             })),
-            (None, Ok(())) => Err(failed!("seeding failed, the command did not run; the test data was cleaned up{undo}")),
-            (_, Err(e)) => Err(failed!("cleaning up failed: {e}; test rows may remain: run `cargo xtask db-seed --cleanup`{undo}")),
+            (Some(CommandOutcome::NotStarted(why)), Ok(())) => Err(anyhow::Error::new(ChildStatus {
+                code: 127,
+                message: format!("{why}; the test data was cleaned up"),
+            })),
+            (Some(CommandOutcome::Interrupted), Ok(())) => Err(failed!(
+                "interrupted while `{shown}` ran: it was stopped, and the test data was cleaned up"
+            )),
+            (None, Ok(())) => Err(failed!("seeding failed, the command did not run; the test data was cleaned up")),
+            (_, Err(e)) => Err(failed!("cleaning up failed: {e:#}; test rows may remain: run `cargo xtask db-seed --cleanup`")),
         }
+    }
+}
+
+/// `db-seed` (and `--cleanup`), as the guarded-change path drives it.
+struct Seed<'a> {
+    command: &'a flags::DbSeed,
+    target: &'a Target,
+    files: &'a [SeedFile],
+    cleanup_files: &'a [SeedFile],
+    verb: &'static str,
+    counts: Vec<(String, i64)>,
+}
+
+impl Change for Seed<'_> {
+    fn plan(&mut self, state: &State) -> anyhow::Result<Option<String>> {
+        self.command
+            .check(self.target, state, self.files, self.cleanup_files)?;
+        Ok(Some(format!(
+            "{} {} file{}",
+            self.verb,
+            self.files.len(),
+            if self.files.len() == 1 { "" } else { "s" }
+        )))
+    }
+
+    fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
+        load(act.db, self.files)?;
+        self.counts = counts(act.db, self.files, &act.before.schema)?;
+        Ok(())
+    }
+}
+
+/// The cleanup after `db-seed -- <command>`: no restore point, the same lock.
+struct Cleanup<'a> {
+    files: &'a [SeedFile],
+}
+
+impl Change for Cleanup<'_> {
+    fn plan(&mut self, _state: &State) -> anyhow::Result<Option<String>> {
+        Ok(Some(format!(
+            "clean up with {} file{}",
+            self.files.len(),
+            if self.files.len() == 1 { "" } else { "s" }
+        )))
+    }
+
+    fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
+        load(act.db, self.files)
     }
 }
 
@@ -339,32 +379,57 @@ fn report(
     }
 }
 
-/// Runs the user's command with the environment's details in its environment.
+/// The environment a user's command runs with (`db-seed -- <command>`, `--verify`): which
+/// environment and database the xtask just changed.
+pub fn xtask_env(
+    ctx: &Ctx,
+    target: &Target,
+    db: &dyn Database,
+) -> Vec<(&'static str, std::ffi::OsString)> {
+    let mut env = vec![
+        ("XTASK_ENV", target.env.name().into()),
+        ("XTASK_D1_BINDING", target.db.binding.clone().into()),
+        ("XTASK_D1_DATABASE", target.db.label().into()),
+        (
+            "XTASK_D1_DATABASE_ID",
+            target.db.id.clone().unwrap_or_default().into(),
+        ),
+        ("XTASK_CONFIG", ctx.project.config_path.clone().into()),
+    ];
+    if let Some(file) = db.local_file() {
+        env.push(("XTASK_D1_LOCAL_FILE", file.into()));
+    }
+    env
+}
+
+/// How the user's command ended.
+enum CommandOutcome {
+    Exited(i32),
+    /// It could not be started (a typo, no such program): nothing ran.
+    NotStarted(String),
+    Interrupted,
+}
+
+/// Runs the user's command, in a process group of its own, with `xtask_env`.
 fn run_command(
     ctx: &Ctx,
     target: &Target,
     db: &dyn Database,
     command: &[String],
-) -> anyhow::Result<i32> {
+) -> CommandOutcome {
     ui::say(format!("running: {}", command.join(" ")));
     let mut cmd = std::process::Command::new(&command[0]);
-    cmd.args(&command[1..])
-        .env("XTASK_ENV", target.env.name())
-        .env("XTASK_D1_BINDING", &target.db.binding)
-        .env("XTASK_D1_DATABASE", target.db.label())
-        .env(
-            "XTASK_D1_DATABASE_ID",
-            target.db.id.as_deref().unwrap_or(""),
-        )
-        .env("XTASK_CONFIG", &ctx.project.config_path);
-    if let Some(file) = db.local_file() {
-        cmd.env("XTASK_D1_LOCAL_FILE", file);
-    }
+    cmd.args(&command[1..]).envs(xtask_env(ctx, target, db));
     if ctx.global.json {
         cmd.stdout(std::io::stderr());
     }
-    let status = cmd
-        .status()
-        .map_err(|e| failed!("could not run `{}`: {e}", command.join(" ")))?;
-    Ok(status.code().unwrap_or(1))
+    match crate::proc::run_inherited(&mut cmd) {
+        Ok(crate::proc::Ended::Exited(status)) => {
+            CommandOutcome::Exited(status.code().unwrap_or(1))
+        }
+        Ok(_) => CommandOutcome::Interrupted,
+        Err(e) => {
+            CommandOutcome::NotStarted(format!("could not start `{}`: {e}", command.join(" ")))
+        }
+    }
 }

@@ -1,104 +1,105 @@
-//! Guards before a change: confirmation on protected environments.
+//! Confirmations on protected environments, for the guarded-change path (`change.rs`).
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use crate::change::Confirm;
 use crate::exit::refused;
 use crate::target::Target;
 use crate::ui;
 
-/// Refuses at once, before any wrangler call, where a confirmation will be needed and
-/// cannot be given: a protected environment, no `--yes`, no terminal.
-pub fn precheck(target: &Target, action: &str, yes: bool) -> anyhow::Result<()> {
-    if target.protected && !yes && !std::io::stdin().is_terminal() {
-        return Err(refused!(
-            "{} is a protected environment and there is no terminal to confirm: pass --yes to {action} \
+fn terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// The name `Confirm::Name` asks for.
+fn db_name(target: &Target) -> &str {
+    target.db.name.as_deref().unwrap_or(&target.db.binding)
+}
+
+/// Refuses at once, before any wrangler call, what cannot be confirmed: a protected
+/// environment with no terminal and no `--yes` (or `--confirm <name>`), or a `--confirm`
+/// that names another database. A refusal changes nothing and exits 4.
+pub fn precheck(
+    target: &Target,
+    confirm: Confirm<'_>,
+    yes: bool,
+    action: &str,
+) -> anyhow::Result<()> {
+    if !target.protected {
+        return Ok(());
+    }
+    let name = db_name(target);
+    match confirm {
+        Confirm::Yes if !yes && !terminal() => Err(refused!(
+            "{} is a protected environment and there is no terminal to confirm: pass --yes to run {action} \
              on {} {}; nothing was changed",
             target.env,
             target.env,
             target.db.describe()
-        ));
+        )),
+        Confirm::Name(None) if !terminal() => Err(refused!(
+            "{} is a protected environment: to run {action} there, pass --confirm {name} (the database name; \
+             --yes is not enough); nothing was changed",
+            target.env
+        )),
+        Confirm::Name(Some(given)) if given != name => Err(refused!(
+            "`{given}` is not the database name `{name}` of {}: nothing was changed",
+            target.env
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// Asks before `action` on a protected environment. Without a terminal, `--yes` is the
-/// only way through; a refusal changes nothing and exits 4.
-pub fn confirm(target: &Target, action: &str, yes: bool) -> anyhow::Result<()> {
-    if !target.protected {
-        return Ok(());
-    }
-    let what = format!("{action} on {} {}", target.env, target.db.describe());
-    if yes {
-        ui::say(format!(
-            "{} is protected: confirmed by --yes: {what}",
-            target.env
-        ));
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(refused!(
-            "{} is a protected environment and there is no terminal to confirm: pass --yes to {what}; \
-             nothing was changed",
-            target.env
-        ));
-    }
+/// Whether a confirmation must be typed at the terminal (no flag gave it).
+pub fn needs_prompt(target: &Target, confirm: Confirm<'_>, yes: bool) -> bool {
+    target.protected
+        && match confirm {
+            Confirm::Yes => !yes,
+            Confirm::Name(given) => given.is_none(),
+        }
+}
+
+/// Asks at the terminal before `plan` on a protected environment.
+pub fn ask(target: &Target, confirm: Confirm<'_>, plan: &str) -> anyhow::Result<()> {
+    let what = format!("{plan} on {} {}", target.env, target.db.describe());
+    let name = db_name(target);
+    let question = match confirm {
+        Confirm::Yes => format!("{what}? This is a protected environment. Type y to continue: "),
+        Confirm::Name(_) => format!(
+            "{what}: this is a protected environment. Type the database name ({name}) to continue: "
+        ),
+    };
     let mut err = std::io::stderr().lock();
-    let _ = write!(
-        err,
-        "{what}? This is a protected environment. Type y to continue: "
-    );
+    let _ = write!(err, "{question}");
     let _ = err.flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
-    match answer.trim().to_ascii_lowercase().as_str() {
-        "y" | "yes" => Ok(()),
-        _ => Err(refused!(
-            "not confirmed: nothing was changed on {}",
-            target.env
-        )),
-    }
-}
-
-/// A protected environment's destructive command (db-reset) needs the database name:
-/// typed at the prompt, or `--confirm <name>` without a terminal. `--yes` is not enough.
-pub fn confirm_name(target: &Target, action: &str, given: Option<&str>) -> anyhow::Result<()> {
-    if !target.protected {
-        return Ok(());
-    }
-    let name = target.db.name.as_deref().unwrap_or(&target.db.binding);
-    let typed = match given {
-        Some(g) => g.to_string(),
-        None if std::io::stdin().is_terminal() => {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "{action} on {} {}: this is a protected environment. Type the database name ({name}) to continue: ",
-                target.env,
-                target.db.describe()
-            );
-            let _ = err.flush();
-            let mut answer = String::new();
-            let _ = std::io::stdin().lock().read_line(&mut answer);
-            answer.trim().to_string()
-        }
-        None => {
-            return Err(refused!(
-                "{} is a protected environment: to {action} there, pass --confirm {name} (the database name; \
-                 --yes is not enough); nothing was changed",
-                target.env
-            ))
-        }
+    let answer = answer.trim();
+    let ok = match confirm {
+        Confirm::Yes => matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes"),
+        Confirm::Name(_) => answer == name,
     };
-    if typed == name {
-        ui::say(format!(
-            "{} is protected: confirmed by the database name {name}",
-            target.env
-        ));
+    if ok {
         Ok(())
     } else {
         Err(refused!(
-            "`{typed}` is not the database name `{name}` of {}: nothing was changed",
+            "not confirmed: nothing was changed on {}",
             target.env
         ))
     }
+}
+
+/// Says that a flag gave the confirmation (`--yes`, `--confirm <name>`).
+pub fn confirmed_by_flag(target: &Target, confirm: Confirm<'_>, plan: &str) {
+    if !target.protected {
+        return;
+    }
+    let by = match confirm {
+        Confirm::Yes => "--yes".to_string(),
+        Confirm::Name(_) => format!("the database name {}", db_name(target)),
+    };
+    ui::say(format!(
+        "{} is protected: confirmed by {by}: {plan}",
+        target.env
+    ));
 }

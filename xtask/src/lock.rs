@@ -2,7 +2,7 @@
 //! command changes a database and released after, on success and on failure.
 
 use crate::d1::{Database, LockRow, State};
-use crate::exit::{failed, refused};
+use crate::exit::refused;
 use crate::target::Target;
 use crate::{time, ui, Ctx};
 
@@ -108,11 +108,15 @@ pub fn acquire(
             }
             Err(holder) => holder,
         };
-        if holder.token.is_empty() {
-            continue;
-        }
-        let stale = stale_reason(&holder, ctx.settings.lock_stale_after_secs);
-        if ctx.global.force_unlock {
+        // An empty token: the holder released the lock between our attempt and our look
+        // at it. Try again, but within the same deadline and after the same pause.
+        let released_meanwhile = holder.token.is_empty();
+        let stale = if released_meanwhile {
+            None
+        } else {
+            stale_reason(&holder, ctx.settings.lock_stale_after_secs)
+        };
+        if ctx.global.force_unlock && !released_meanwhile {
             match &stale {
                 Some(why) => {
                     db.break_lock(&holder)?;
@@ -156,25 +160,4 @@ pub fn acquire(
         let pause = if target.env.is_remote() { 2_000 } else { 250 };
         std::thread::sleep(std::time::Duration::from_millis(pause));
     }
-}
-
-/// Runs `work` under the lock and releases it afterwards, whatever `work` returned.
-pub fn with_lock<T>(
-    ctx: &Ctx,
-    target: &Target,
-    db: &mut dyn Database,
-    command: &str,
-    work: impl FnOnce(&mut dyn Database, State, &mut Held) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let (mut held, state) = acquire(ctx, target, db, command)?;
-    let result = work(db, state, &mut held);
-    if !held.released {
-        if let Err(e) = db.unlock(&held.token, held.acquired_at) {
-            return match result {
-                Ok(_) => Err(e),
-                Err(first) => Err(failed!("{first:#}\nreleasing the lock failed too: {e:#}")),
-            };
-        }
-    }
-    result
 }

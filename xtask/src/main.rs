@@ -3,6 +3,7 @@
 
 mod backups;
 mod bench;
+mod change;
 mod config;
 mod d1;
 mod db_backup;
@@ -18,6 +19,7 @@ mod guard;
 mod lock;
 mod migrations;
 mod plan;
+mod proc;
 mod project;
 mod rehearse;
 mod seeds;
@@ -61,8 +63,13 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
+    proc::install_signal_handlers();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if proc::interrupted() => {
+            ui::say(format!("interrupted: {err:#}"));
+            ExitCode::from(130)
+        }
         Err(err) => {
             let exit = status_of(&err);
             let label = if exit == Exit::Pending {

@@ -18,6 +18,8 @@ pub struct Wrangler {
     path_env: Option<OsString>,
     /// How many wrangler processes this run started (reported in `--json`, checked in tests).
     pub calls: usize,
+    /// Processes started after Ctrl-C: one is allowed, for the cleanup.
+    calls_after_interrupt: usize,
 }
 
 /// What one wrangler process did.
@@ -174,6 +176,7 @@ impl Wrangler {
             program,
             path_env,
             calls: 0,
+            calls_after_interrupt: 0,
             timeout: std::time::Duration::from_secs(600),
         }
     }
@@ -202,11 +205,10 @@ impl Wrangler {
                     .stdin(std::process::Stdio::null());
             }
         }
-        let version = cmd
-            .output()
+        let version = crate::proc::run_captured(&mut cmd, Some(std::time::Duration::from_secs(60)))
             .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .filter(|o| matches!(o.ended, crate::proc::Ended::Exited(s) if s.success()))
+            .map(|o| o.stdout)
             .ok_or_else(|| {
             usage!(
                 "wrangler at {} needs Node.js >= {}.{}, and no `node` runs here: run `npm ci` \
@@ -230,66 +232,50 @@ impl Wrangler {
     }
 
     /// Runs `wrangler <args>`, echoing the command first. Never prompts: stdin is empty,
-    /// so wrangler takes it as a script (and the xtask's own guards did the asking).
+    /// so wrangler takes it as a script (and the xtask's own guards did the asking). It
+    /// runs in a process group of its own, stopped whole at the timeout or on Ctrl-C.
     pub fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
-        use std::io::Read;
-        use std::process::{Command, Stdio};
-
         ui::say(format!("$ {}", display_command(args)));
+        if crate::proc::interrupted() && self.calls_after_interrupt > 0 {
+            return Err(failed!("interrupted: wrangler was not started"));
+        }
+        if crate::proc::interrupted() {
+            // One more process is allowed after Ctrl-C: the cleanup (releasing the lock).
+            self.calls_after_interrupt += 1;
+        }
         self.calls += 1;
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = std::process::Command::new(&self.program);
         cmd.args(args)
             .env("WRANGLER_SEND_METRICS", "false")
             .env("WRANGLER_HIDE_BANNER", "true")
             .env("NO_COLOR", "1")
-            .env("FORCE_COLOR", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("FORCE_COLOR", "0");
         if let Some(path) = &self.path_env {
             cmd.env("PATH", path);
         }
-        let mut child = cmd
-            .spawn()
+        let out = crate::proc::run_captured(&mut cmd, Some(self.timeout))
             .map_err(|e| failed!("could not start wrangler ({}): {e}", self.program.display()))?;
-        // Drain both pipes on threads so that a chatty wrangler never blocks on a full pipe.
-        let mut out = child.stdout.take().expect("piped");
-        let mut err = child.stderr.take().expect("piped");
-        let out_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = out.read_to_end(&mut buf);
-            buf
-        });
-        let err_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = err.read_to_end(&mut buf);
-            buf
-        });
-        let deadline = std::time::Instant::now() + self.timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break Some(status);
+        let mut stderr = out.stderr;
+        let success = match out.ended {
+            crate::proc::Ended::Exited(status) => status.success(),
+            crate::proc::Ended::TimedOut => {
+                stderr.push_str(&format!(
+                    "\n✘ [ERROR] wrangler did not answer within {} s and was stopped with all its \
+                     processes (timeout; `wrangler_timeout_secs` in xtask.jsonc)\n",
+                    self.timeout.as_secs()
+                ));
+                false
             }
-            if std::time::Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
+            crate::proc::Ended::Interrupted => {
+                stderr.push_str(
+                    "\n✘ [ERROR] interrupted (Ctrl-C or SIGTERM): wrangler was stopped with all its processes\n",
+                );
+                false
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
         };
-        let stdout = String::from_utf8_lossy(&out_thread.join().unwrap_or_default()).into_owned();
-        let mut stderr =
-            String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).into_owned();
-        if status.is_none() {
-            stderr.push_str(&format!(
-                "\n✘ [ERROR] wrangler did not answer within {} s and was stopped (timeout; \
-                 `wrangler_timeout_secs` in xtask.jsonc)\n",
-                self.timeout.as_secs()
-            ));
-        }
         Ok(Run {
-            success: status.is_some_and(|s| s.success()),
-            stdout,
+            success,
+            stdout: out.stdout,
             stderr,
         })
     }
@@ -348,21 +334,27 @@ pub fn provision(root: &Path) -> anyhow::Result<()> {
         "wrangler is not installed: running `npm ci` in {} (once) to install the wrangler and Node pinned in package-lock.json",
         root.display()
     ));
-    let status = std::process::Command::new(npm)
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(root)
-        // npm's progress goes to stderr with everything else human.
-        .stdout(std::io::stderr())
-        .stdin(std::process::Stdio::null())
-        .status()
+    // npm's warnings here do not concern the user: EBADENGINE compares wrangler's engine
+    // field with the system Node, which the xtask never runs wrangler on (it uses the Node
+    // 22 that this install puts in node_modules), and skipped install scripts are not
+    // needed by `wrangler d1`. Errors are still printed.
+    let mut cmd = std::process::Command::new(npm);
+    cmd.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(root);
+    let out = crate::proc::run_captured(&mut cmd, Some(std::time::Duration::from_secs(1800)))
         .map_err(|e| failed!("could not run npm: {e}"))?;
-    if !status.success() {
-        return Err(failed!(
-            "`npm ci` in {} failed ({status}): read npm's message above; the registry must be reachable",
-            root.display()
-        ));
+    match out.ended {
+        crate::proc::Ended::Exited(status) if status.success() => {
+            ui::say("npm ci done (its warnings about the system Node are muted: wrangler runs on the Node 22 it installed)");
+            Ok(())
+        }
+        ended => Err(failed!(
+            "`npm ci` in {} failed ({ended:?}): the registry must be reachable; npm said:\n{}{}",
+            root.display(),
+            ui::redact(out.stdout.trim()),
+            ui::redact(out.stderr.trim())
+        )),
     }
-    Ok(())
 }
 
 /// `v22.12.0` -> (22, 12).

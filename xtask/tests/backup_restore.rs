@@ -90,7 +90,7 @@ fn local_backup_change_restore_and_undo() {
         &[
             "restored local DB",
             "1 migration applied",
-            "to undo this restore:",
+            "to return to the state before this run:",
         ],
     );
     assert_eq!(
@@ -101,7 +101,7 @@ fn local_backup_change_restore_and_undo() {
     assert_eq!(ws.wrangler_pending(), vec!["0002_tags.sql"]);
 
     // The printed command undoes the restore.
-    let undo = printed_command(&restore, "to undo this restore:");
+    let undo = printed_command(&restore, "to return to the state before this run:");
     xtask_args(&ws, &undo).expect(0, &["restored local DB"]);
     assert_eq!(local_fp(&ws), changed);
 
@@ -172,14 +172,14 @@ fn remote_backup_change_restore_by_backup_bookmark_and_timestamp() {
         &[
             "restore point: Time Travel bookmark",
             "restored staging DB",
-            "to undo this restore: cargo xtask db-restore --env staging --bookmark",
+            "to return to the state before this run: cargo xtask db-restore --env staging --bookmark",
         ],
     );
     assert_eq!(remote_fp(&ws, &emu, "staging"), original);
     assert_eq!(ws.remote_pending(&emu, "staging"), vec!["0002_posts.sql"]);
 
     // Undo with the printed command: back to the changed state.
-    let undo = printed_command(&restore, "to undo this restore:");
+    let undo = printed_command(&restore, "to return to the state before this run:");
     let undo: Vec<&str> = undo.iter().map(String::as_str).collect();
     ws.xtask_remote(&emu, &undo, &[])
         .expect(0, &["restored staging DB"]);
@@ -395,7 +395,7 @@ fn restore_staging_to_seconds_ago_and_record_bookmarks() {
         &["db-restore", "--env", "staging", "--timestamp", &ago],
         &[],
     );
-    run.expect(0, &["restored", "to undo this restore"]);
+    run.expect(0, &["restored", "to return to the state before this run"]);
     let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
     assert_eq!(tables, ["users"]);
     assert_eq!(applied, ["0001_users.sql"]);
@@ -414,5 +414,37 @@ fn restore_staging_to_seconds_ago_and_record_bookmarks() {
         )
         .expect(2, &[words]);
     }
+    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+}
+
+#[test]
+fn a_damaged_index_entry_is_refused_before_anything_runs() {
+    let ws = Workspace::new("damaged-index");
+    ws.migration("0001_users.sql", USERS);
+    ws.write(
+        "backups/index.jsonl",
+        "{\"id\":\"20261122T000000Z-dead\",\"env\":\"staging\",\"database\":\"e2e-staging\",\"binding\":\"DB\",\"created_at\":\"2026-11-22 00:00:00\",\"kind\":\"export\",\"migrations_applied\":[],\"reason\":\"db-backup\"}\n",
+    );
+    let emu = ws.emulator();
+    let run = ws.xtask_remote(
+        &emu,
+        &[
+            "db-restore",
+            "--env",
+            "staging",
+            "--backup",
+            "20261122T000000Z-dead",
+        ],
+        &[],
+    );
+    run.expect(
+        2,
+        &[
+            "20261122T000000Z-dead",
+            "neither a bookmark nor a file",
+            "damaged",
+        ],
+    );
+    assert!(!run.stderr.contains("--bookmark ''"), "{}", run.stderr);
     assert!(emu.requests().is_empty(), "{:?}", emu.requests());
 }

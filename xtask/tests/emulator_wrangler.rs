@@ -170,7 +170,9 @@ fn list_info_execute_import_export_and_time_travel() {
         "previous_bookmark undoes it"
     );
 
-    // By timestamp: now is after every write, so it names the current state.
+    // By timestamp: a second after the last write names the current state (timestamps
+    // have whole seconds; the last write may have happened in the current one).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

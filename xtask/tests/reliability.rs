@@ -159,7 +159,7 @@ const RESTORE_STEPS: &[Step] = &[
         args: &["db-restore", "--env", "staging", "--bookmark", "{bookmark}"],
         words: &[
             "reading the tracking table back failed",
-            "to undo this restore",
+            "to return to the state before this run",
         ],
     },
     Step {
@@ -176,7 +176,11 @@ const RESTORE_STEPS: &[Step] = &[
         path: "/import",
         nth: 1,
         args: &["db-restore", "--env", "staging", "--backup", "{backup}"],
-        words: &["loading", "as it was", "to undo this restore"],
+        words: &[
+            "loading",
+            "as it was",
+            "to return to the state before this run",
+        ],
     },
     Step {
         name: "restore",
@@ -184,7 +188,10 @@ const RESTORE_STEPS: &[Step] = &[
         path: "/time_travel/restore",
         nth: 1,
         args: &["db-restore", "--env", "staging", "--bookmark", "{bookmark}"],
-        words: &["restoring staging", "to undo this restore"],
+        words: &[
+            "restoring staging",
+            "to return to the state before this run",
+        ],
     },
 ];
 

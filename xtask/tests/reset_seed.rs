@@ -145,6 +145,16 @@ fn seed_twice_cleanup_and_refusals() {
     ws.xtask(&["db-seed", "--no-backup", "--", "false"])
         .expect(1, &["the test data was cleaned up"]);
     assert_eq!(count(&ws, TEST_ROWS), 0);
+    // A command that cannot start (a typo) still gets the cleanup, and exits 127.
+    ws.xtask(&["db-seed", "--no-backup", "--", "no-such-command-7c1e"])
+        .expect(
+            127,
+            &[
+                "could not start `no-such-command-7c1e`",
+                "the test data was cleaned up",
+            ],
+        );
+    assert_eq!(count(&ws, TEST_ROWS), 0, "the typo left test data behind");
 
     // Malformed SQL halfway through a file: caught before anything is sent.
     ws.write("broken.sql", "INSERT INTO products (id, sku, name, price_cents) VALUES (900050, 'A', 'a', 1);\nINSRT INTO products VALUES (1);\n");

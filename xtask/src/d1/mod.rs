@@ -527,9 +527,10 @@ pub fn foreign_keys(schema: &[SchemaObject]) -> Vec<ForeignKey> {
 }
 
 /// SQL that drops every table, view and trigger of `schema` (indexes go with their
-/// tables), children before parents; foreign keys are deferred so that cycles and the
-/// order of a partial graph cannot fail it. SQLite's and D1's own objects are kept.
-pub fn drop_all_sql(schema: &[SchemaObject]) -> String {
+/// tables), children before parents, except the tables named in `keep`; foreign keys are
+/// deferred so that cycles and the order of a partial graph cannot fail it. SQLite's and
+/// D1's own objects are kept.
+pub fn drop_all_sql(schema: &[SchemaObject], keep: &[String]) -> String {
     let mut sql = String::from("PRAGMA defer_foreign_keys = true;\n");
     for kind in ["trigger", "view"] {
         for o in schema.iter().filter(|o| o.kind == kind) {
@@ -542,7 +543,7 @@ pub fn drop_all_sql(schema: &[SchemaObject]) -> String {
     }
     let mut tables: Vec<String> = schema
         .iter()
-        .filter(|o| o.kind == "table" && !is_internal(&o.name))
+        .filter(|o| o.kind == "table" && !is_internal(&o.name) && !keep.contains(&o.name))
         .map(|o| o.name.clone())
         .collect();
     let fks = foreign_keys(schema);
@@ -567,7 +568,7 @@ pub fn drop_all_sql(schema: &[SchemaObject]) -> String {
 pub fn replacing_sql(file: &Path, schema: &[SchemaObject]) -> anyhow::Result<String> {
     let dump = std::fs::read_to_string(file)
         .map_err(|e| crate::exit::usage!("cannot read {} as SQL text: {e}", file.display()))?;
-    Ok(format!("{}\n{dump}\n", drop_all_sql(schema)))
+    Ok(format!("{}\n{dump}\n", drop_all_sql(schema, &[])))
 }
 
 /// Row counts of `tables`: one row with a column per table, at most `COUNTS_PER_QUERY`
@@ -664,7 +665,7 @@ mod tests {
             parent: "users".into(),
             on_delete: "CASCADE".into()
         }));
-        let sql = drop_all_sql(&s);
+        let sql = drop_all_sql(&s, &[]);
         let pos = |needle: &str| {
             sql.find(needle)
                 .unwrap_or_else(|| panic!("{needle} missing in\n{sql}"))

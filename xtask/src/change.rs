@@ -1,0 +1,226 @@
+//! The one guarded-change path. Every command that changes a database (migrate, repair,
+//! reset, seed, restore) hands its plan and its action to `run`, which owns the sequence
+//! and its wording:
+//!
+//! 1. refusals that need no database: `--no-backup` on a protected environment, a
+//!    protected environment that cannot be confirmed (no terminal, no `--yes`/`--confirm`);
+//! 2. the confirmation, asked *before* the lock is taken (a prompt never holds the lock):
+//!    when a prompt is needed, the plan is made from an unlocked read and shown;
+//! 3. the restore point, captured before the lock (so returning to it never brings a lock
+//!    row back), recorded only if something is done;
+//! 4. the lock, taken with the state read in one step; the plan made again under it (and
+//!    refused if it differs from the one confirmed);
+//! 5. the action, which reads back what it did;
+//! 6. the release of the lock on every path (error, Ctrl-C: the child group is stopped and
+//!    the release still runs), and the undo hint.
+
+use crate::backups::{self, Captured};
+use crate::d1::{Database, State};
+use crate::exit::{failed, refused};
+use crate::lock::{self, Held};
+use crate::target::Target;
+use crate::{guard, proc, ui, Ctx};
+
+/// How a protected environment confirms the change.
+#[derive(Clone, Copy, Debug)]
+pub enum Confirm<'a> {
+    /// y at a prompt, or `--yes`.
+    Yes,
+    /// The database name at a prompt, or `--confirm <name>` (`--yes` is not enough).
+    Name(Option<&'a str>),
+}
+
+/// What the pipeline needs to know besides the change itself.
+pub struct Guard<'a> {
+    /// The command, for the lock row and the backup index (`db-migrate`).
+    pub command: &'static str,
+    pub confirm: Confirm<'a>,
+    /// Capture a restore point first (`false` with `--no-backup`).
+    pub restore_point: bool,
+}
+
+/// What an action works with.
+pub struct Act<'a> {
+    pub db: &'a mut dyn Database,
+    /// The state read under the lock.
+    pub before: State,
+    pub held: &'a mut Held,
+    pub captured: Option<&'a Captured>,
+}
+
+impl Act<'_> {
+    /// `\nto return to the state before this run: ...`, or nothing without a restore point.
+    pub fn undo_line(&self) -> String {
+        self.captured.map_or(String::new(), Captured::undo_line)
+    }
+}
+
+/// A change, as the pipeline drives it.
+pub trait Change {
+    /// What the change will do to a database in `state`, in words for the log and the
+    /// confirmation; `None` when there is nothing to do. An error refuses the change
+    /// (drift, pending migrations, a bad seed file): nothing has been done yet.
+    fn plan(&mut self, state: &State) -> anyhow::Result<Option<String>>;
+    /// Under the lock, when there is nothing to do (record checksums first seen, say so).
+    fn nothing_to_do(&mut self, _act: &mut Act<'_>) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// The change itself. It reads back what it did; an error says what the database
+    /// holds (the pipeline adds how to return to the restore point).
+    fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()>;
+}
+
+/// What the pipeline did, for the command's report.
+pub struct Done {
+    /// Something was changed (else there was nothing to do).
+    pub changed: bool,
+    pub captured: Option<Captured>,
+}
+
+/// Runs `change` on `db` through the whole guarded sequence (see the module's docs).
+pub fn run(
+    ctx: &Ctx,
+    target: &Target,
+    db: &mut dyn Database,
+    guard: Guard<'_>,
+    change: &mut dyn Change,
+) -> anyhow::Result<Done> {
+    if !guard.restore_point && target.protected {
+        return Err(refused!(
+            "--no-backup is not allowed on {}, a protected environment: a restore point is always taken there; \
+             nothing was changed",
+            target.env
+        ));
+    }
+    let action = guard.command;
+    guard::precheck(target, guard.confirm, ctx.global.yes, action)?;
+    // A prompt never holds the lock: plan from an unlocked read, ask, then lock.
+    let confirmed = if guard::needs_prompt(target, guard.confirm, ctx.global.yes) {
+        let state = db.state()?;
+        match change.plan(&state)? {
+            None => None,
+            Some(plan) => {
+                guard::ask(target, guard.confirm, &plan)?;
+                Some(plan)
+            }
+        }
+    } else {
+        None
+    };
+    if proc::interrupted() {
+        return Err(failed!("interrupted before anything was changed"));
+    }
+    let taken = if guard.restore_point {
+        Some(backups::take(ctx, db)?)
+    } else {
+        None
+    };
+    let (mut held, before) = match lock::acquire(ctx, target, db, action) {
+        Ok(locked) => locked,
+        Err(e) => {
+            backups::discard(taken);
+            return Err(e);
+        }
+    };
+    let result = locked(
+        ctx, target, db, &guard, change, before, &mut held, taken, confirmed,
+    );
+    let released = if held.released {
+        Ok(())
+    } else {
+        db.unlock(&held.token, held.acquired_at)
+    };
+    match (result, released) {
+        (Ok(done), Ok(())) => {
+            if let Some(c) = done.captured.as_ref().filter(|_| done.changed) {
+                ui::say(c.undo_line().trim_start());
+            }
+            Ok(done)
+        }
+        (Ok(_), Err(e)) => Err(failed!(
+            "the change is done, but releasing the lock failed: {e:#}; the next run waits for it: break it \
+             with `--force-unlock` once it is stale"
+        )),
+        (Err(first), Ok(())) => Err(first),
+        (Err(first), Err(e)) => Err(failed!("{first:#}\nreleasing the lock failed too: {e:#}")),
+    }
+}
+
+/// Everything under the lock: plan again, record the restore point, act.
+#[allow(clippy::too_many_arguments)]
+fn locked(
+    ctx: &Ctx,
+    target: &Target,
+    db: &mut dyn Database,
+    guard: &Guard<'_>,
+    change: &mut dyn Change,
+    before: State,
+    held: &mut Held,
+    taken: Option<backups::Taken>,
+    confirmed: Option<String>,
+) -> anyhow::Result<Done> {
+    let plan = match change.plan(&before) {
+        Ok(plan) => plan,
+        Err(e) => {
+            backups::discard(taken);
+            return Err(e);
+        }
+    };
+    let Some(plan) = plan else {
+        backups::discard(taken);
+        let mut act = Act {
+            db,
+            before,
+            held,
+            captured: None,
+        };
+        change.nothing_to_do(&mut act)?;
+        return Ok(Done {
+            changed: false,
+            captured: None,
+        });
+    };
+    if confirmed.as_ref().is_some_and(|c| *c != plan) {
+        backups::discard(taken);
+        return Err(refused!(
+            "{} {} changed while you confirmed: it was \"{}\", it is now \"{plan}\"; nothing was changed, run again",
+            target.env,
+            target.db.binding,
+            confirmed.unwrap_or_default()
+        ));
+    }
+    if confirmed.is_none() {
+        guard::confirmed_by_flag(target, guard.confirm, &plan);
+    }
+    ui::say(format!("{} · {}: {plan}", target.env, target.db.describe()));
+    let captured = match taken {
+        Some(t) => Some(backups::record_point(
+            ctx,
+            target,
+            db,
+            t,
+            &before,
+            &format!("before {}", guard.command),
+        )?),
+        None => None,
+    };
+    let mut act = Act {
+        db,
+        before,
+        held,
+        captured: captured.as_ref(),
+    };
+    let acted = change.act(&mut act);
+    let undo = act.undo_line();
+    match acted {
+        Ok(()) => Ok(Done {
+            changed: true,
+            captured,
+        }),
+        // The action's own status (a refusal stays a refusal), with the way back added.
+        Err(e) => Err(crate::exit::stop(
+            crate::exit::status_of(&e),
+            format!("{e:#}{undo}"),
+        )),
+    }
+}
