@@ -167,3 +167,51 @@ fn the_derived_local_file_is_the_one_wrangler_writes() {
     );
     assert_ne!(locations[1], locations[2]);
 }
+
+/// Processes whose command line names `needle` (a workspace path), zombies left out.
+fn processes_naming(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = entry.path();
+        let zombie = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        let cmdline = std::fs::read(dir.join("cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        if !zombie && cmdline.contains(needle) {
+            out.push(cmdline);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_wrangler_timeout_stops_every_process_of_it_within_seconds() {
+    let ws = Workspace::new("timeout-group");
+    ws.migration("0001_a.sql", "CREATE TABLE a (id INTEGER PRIMARY KEY);\n");
+    ws.write("xtask.jsonc", "{ \"wrangler_timeout_secs\": 5 }");
+    let emu = ws.emulator();
+    // The state read's reply is held back a minute.
+    emu.add_fault(
+        d1_emulator::Fault::new("/query", d1_emulator::FaultKind::Delay(60_000)).method("POST"),
+    );
+    let started = std::time::Instant::now();
+    let run = ws.xtask_remote(&emu, &["db-status", "--env", "staging"], &[]);
+    let took = started.elapsed();
+    run.expect(
+        1,
+        &[
+            "did not answer within 5 s",
+            "stopped with all its processes",
+        ],
+    );
+    // The deadline, the grace between SIGTERM and SIGKILL, and start-up: far below 60 s.
+    assert!(took < std::time::Duration::from_secs(25), "took {took:?}");
+    let left = processes_naming(ws.dir.to_str().unwrap());
+    assert!(left.is_empty(), "processes left running: {left:#?}");
+}
