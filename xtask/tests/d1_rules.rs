@@ -25,7 +25,11 @@ fn remote_args<'a>(env: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
 fn wrangler_meets_d1_rules_on_the_emulator() {
     let ws = Workspace::sample("d1-conformance");
     ws.migration("0003_audit.sql", TRIGGER_MIGRATION);
-    let emu = ws.emulator_with(|o| o.rules.request_timeout_ms = 300);
+    let emu = ws.emulator_with(|o| {
+        o.rules.request_timeout_ms = 300;
+        o.rules.retention_days = 7;
+        o.rules.max_restores = 1;
+    });
 
     // Section 1: five terms in a compound SELECT, no more.
     let six = "SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6";
@@ -43,6 +47,23 @@ fn wrangler_meets_d1_rules_on_the_emulator() {
         ),
     );
     run.expect(1, &["not authorized"]);
+    ws.wrangler_remote(
+        &emu,
+        &remote_args("staging", &["--command", "SELECT * FROM _cf_KV"]),
+    )
+    .expect(1, &["SQLITE_AUTH"]);
+    let wide = (0..101)
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ws.wrangler_remote(
+        &emu,
+        &remote_args(
+            "staging",
+            &["--command", &format!("CREATE TABLE wide ({wide})")],
+        ),
+    )
+    .expect(1, &["too many columns"]);
     let run = ws.wrangler_remote(
         &emu,
         &remote_args("staging", &["--command", "SELECT 1 FROM x WHERE;"]),
@@ -117,6 +138,29 @@ fn wrangler_meets_d1_rules_on_the_emulator() {
     let dump = std::fs::read_to_string(ws.dir.join("n.sql")).unwrap();
     assert!(dump.contains("VALUES(9007199254740992)"), "{dump}");
     assert!(!dump.contains("_cf_KV"), "{dump}");
+
+    // Section 7: retention (7 days here, a free plan; wrangler itself checks 30) and the
+    // restore rate (one per window here, ten on D1).
+    let ten_days_ago = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 10 * 86_400)
+        .to_string();
+    let tt = |extra: &[&str]| {
+        let mut args = vec!["d1", "time-travel"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["DB", "--env", "staging", "--json"]);
+        ws.wrangler_remote(&emu, &args)
+    };
+    tt(&["info", "--timestamp", &ten_days_ago]).expect(1, &["retention period of 7 days"]);
+    let info = tt(&["info"]);
+    let bookmark = serde_json::from_str::<serde_json::Value>(&info.stdout).unwrap()["bookmark"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tt(&["restore", "--bookmark", &bookmark]).expect(0, &[]);
+    tt(&["restore", "--bookmark", &bookmark]).expect(1, &["too many restores"]);
 }
 
 #[test]
