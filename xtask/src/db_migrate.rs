@@ -195,12 +195,7 @@ impl Change for Migrate<'_> {
             .iter()
             .map(|m| (m.name.clone(), m.sha256.clone()))
             .collect();
-        // `select` borrows from the set, which outlives the plan.
-        let chosen: Vec<&Migration> = plan::select(&status, self.to)
-            .iter()
-            .filter_map(|m| self.set.migrations.iter().find(|x| x.name == m.name))
-            .collect();
-        self.chosen = chosen;
+        self.chosen = plan::select(&status, self.to);
         self.after = state.clone();
         if self.chosen.is_empty() {
             return Ok(None);
@@ -364,12 +359,6 @@ struct Repair<'a> {
     doc: serde_json::Value,
 }
 
-impl Repair<'_> {
-    fn summary(&mut self, state: &State) -> plan::Status<'_> {
-        plan::status(self.set, state)
-    }
-}
-
 impl Change for Repair<'_> {
     fn plan(&mut self, state: &State) -> anyhow::Result<Option<String>> {
         let status = plan::status(self.set, state);
@@ -404,7 +393,7 @@ impl Change for Repair<'_> {
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
         let target = self.target;
-        let status = self.summary(&act.before.clone());
+        let status = plan::status(self.set, &act.before);
         let table = &target.db.migrations_table;
         let mut sql = crate::d1::meta_tables_sql(table);
         let mut said = Vec::new();
