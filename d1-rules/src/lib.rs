@@ -171,6 +171,42 @@ pub fn set_authorizer(conn: &Connection, on: bool) {
     }
 }
 
+/// Runs `f` with D1's authorizer installed on `conn`, and removes it again.
+pub fn authorized<T>(conn: &Connection, f: impl FnOnce() -> T) -> T {
+    set_authorizer(conn, true);
+    let out = f();
+    set_authorizer(conn, false);
+    out
+}
+
+/// Which of D1's rules an SQLite error comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broken {
+    /// The authorizer refused it (`not authorized`, or `access ... is prohibited`).
+    Authorizer,
+    /// More than five terms in a compound SELECT.
+    CompoundSelect,
+    /// More than 100 columns.
+    Columns,
+    /// Another of the limits (`too many ...`).
+    Limit,
+}
+
+/// The rule behind an SQLite error message, or `None` for errors of other kinds.
+pub fn broken_rule(message: &str) -> Option<Broken> {
+    if message.contains("not authorized") || message.contains("prohibited") {
+        Some(Broken::Authorizer)
+    } else if message.contains("too many terms in compound SELECT") {
+        Some(Broken::CompoundSelect)
+    } else if message.contains("too many columns") {
+        Some(Broken::Columns)
+    } else if message.contains("too many") {
+        Some(Broken::Limit)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,20 +267,16 @@ fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Result<()> {
     for stmt in &split.statements {
         let text = &file.original[stmt.start..stmt.end];
         let first = stmt.leading_words(&file.original, 1);
-        d1_rules::set_authorizer(&conn, true);
-        let result = match first.first().map(String::as_str) {
+        let result = d1_rules::authorized(&conn, || match first.first().map(String::as_str) {
             Some("CREATE" | "DROP" | "ALTER") => conn.execute_batch(text).map(|_| ()),
             _ => conn.prepare(text).map(|_| ()),
-        };
-        d1_rules::set_authorizer(&conn, false);
+        });
         if let Err(e) = result {
             let e = e.to_string();
-            let why = if e.contains("not authorized") || e.contains("prohibited") {
-                " (D1 refuses it)"
-            } else if e.contains("too many") {
-                " (over one of D1's limits)"
-            } else {
-                ""
+            let why = match d1_rules::broken_rule(&e) {
+                Some(d1_rules::Broken::Authorizer) => " (D1 refuses it)",
+                Some(_) => " (over one of D1's limits)",
+                None => "",
             };
             return Err(usage!(
                 "{}:{}: {e}{why}: fix the statement; nothing was loaded",

@@ -113,7 +113,7 @@ pub fn lint_sql(file: &str, src: &str, findings: &mut Vec<Finding>) -> FileFacts
         let words = stmt.leading_words(src, 6);
         let first = words.first().map(String::as_str).unwrap_or("");
         match first {
-            "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => push(
+            _ if is_transaction(first) => push(
                 Severity::Error,
                 "transaction",
                 Some(stmt.line),
@@ -181,37 +181,33 @@ pub fn check_d1_rules(
     src: &str,
     findings: &mut Vec<Finding>,
 ) {
+    use d1_rules::Broken;
     let split = sql::split(src);
     for stmt in &split.statements {
         let first = stmt.leading_words(src, 1);
-        if matches!(
-            first.first().map(String::as_str),
-            Some("BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE")
-        ) {
+        if first.first().is_some_and(|w| is_transaction(w)) {
             continue; // already an error of its own kind
         }
-        d1_rules::set_authorizer(conn, true);
-        let result = conn.execute_batch(stmt.text(src));
-        d1_rules::set_authorizer(conn, false);
-        let Err(e) = result else { continue };
+        let Err(e) = d1_rules::authorized(conn, || conn.execute_batch(stmt.text(src))) else {
+            continue;
+        };
         let text = e.to_string();
-        let (kind, advice) = if text.contains("not authorized") || text.contains("prohibited") {
-            (
+        let (kind, advice) = match d1_rules::broken_rule(&text) {
+            Some(Broken::Authorizer) => (
                 "d1-refused",
-                "D1 refuses it (ATTACH, temporary objects, `_cf_` names and PRAGMAs other than                  those D1 lists are not authorized)",
-            )
-        } else if text.contains("too many terms in compound SELECT") {
-            (
+                "D1 refuses it (ATTACH, temporary objects, `_cf_` names and PRAGMAs other than \
+                 those D1 lists are not authorized)",
+            ),
+            Some(Broken::CompoundSelect) => (
                 "compound-select",
-                "D1 allows at most 5 terms in a compound SELECT (UNION/UNION ALL/INTERSECT/EXCEPT):                  split it into several statements",
-            )
-        } else if text.contains("too many columns") {
-            (
+                "D1 allows at most 5 terms in a compound SELECT (UNION/UNION ALL/INTERSECT/EXCEPT): \
+                 split it into several statements",
+            ),
+            Some(Broken::Columns) => (
                 "too-many-columns",
                 "D1 allows at most 100 columns in a table, index or result: split the table",
-            )
-        } else {
-            continue;
+            ),
+            Some(Broken::Limit) | None => continue,
         };
         findings.push(Finding {
             severity: Severity::Error,
@@ -221,6 +217,14 @@ pub fn check_d1_rules(
             message: format!("{text}: {advice}"),
         });
     }
+}
+
+/// Transaction statements, which D1 refuses (its transactions are implicit).
+fn is_transaction(first_word: &str) -> bool {
+    matches!(
+        first_word,
+        "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE"
+    )
 }
 
 /// An in-memory SQLite with D1's limits, for `check_d1_rules`.
