@@ -57,6 +57,8 @@ impl flags::DbMigrate {
                 set: &set,
                 left: Vec::new(),
                 doc: json!(null),
+                sql: String::new(),
+                said: Vec::new(),
             };
             let guard = Guard {
                 command: "db-migrate --repair",
@@ -357,6 +359,9 @@ struct Repair<'a> {
     /// Drift that --repair does not fix.
     left: Vec<String>,
     doc: serde_json::Value,
+    /// The checksum statements the plan found needed, and what to say once they ran.
+    sql: String,
+    said: Vec<String>,
 }
 
 impl Change for Repair<'_> {
@@ -375,15 +380,34 @@ impl Change for Repair<'_> {
             "recorded": status.unrecorded.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
             "remaining_problems": self.left,
         });
-        Ok(
-            (!status.edited.is_empty() || !status.unrecorded.is_empty()).then(|| {
-                format!(
-                    "re-record the checksums of {} migration{}",
-                    status.edited.len() + status.unrecorded.len(),
-                    plural(status.edited.len() + status.unrecorded.len())
-                )
-            }),
-        )
+        let table = &self.target.db.migrations_table;
+        self.sql = crate::d1::meta_tables_sql(table);
+        self.said.clear();
+        for (m, old) in &status.edited {
+            self.sql.push('\n');
+            self.sql.push_str(&crate::d1::checksum_upsert_sql(
+                table, &m.name, &m.sha256, "repair",
+            ));
+            self.said.push(format!(
+                "re-recorded {}: SHA-256 {old} -> {}",
+                m.name, m.sha256
+            ));
+        }
+        for m in &status.unrecorded {
+            self.sql.push('\n');
+            self.sql.push_str(&crate::d1::checksum_upsert_sql(
+                table,
+                &m.name,
+                &m.sha256,
+                "first-sight",
+            ));
+            self.said.push(format!(
+                "recorded {}: SHA-256 {} (it had none)",
+                m.name, m.sha256
+            ));
+        }
+        let n = self.said.len();
+        Ok((n > 0).then(|| format!("re-record the checksums of {n} migration{}", plural(n))))
     }
 
     fn nothing_to_do(&mut self, _act: &mut Act<'_>) -> anyhow::Result<()> {
@@ -392,45 +416,21 @@ impl Change for Repair<'_> {
     }
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
-        let target = self.target;
-        let status = plan::status(self.set, &act.before);
-        let table = &target.db.migrations_table;
-        let mut sql = crate::d1::meta_tables_sql(table);
-        let mut said = Vec::new();
-        for (m, old) in &status.edited {
-            sql.push('\n');
-            sql.push_str(&crate::d1::checksum_upsert_sql(
-                table, &m.name, &m.sha256, "repair",
-            ));
-            said.push(format!(
-                "re-recorded {}: SHA-256 {old} -> {}",
-                m.name, m.sha256
-            ));
-        }
-        for m in &status.unrecorded {
-            sql.push('\n');
-            sql.push_str(&crate::d1::checksum_upsert_sql(
-                table,
-                &m.name,
-                &m.sha256,
-                "first-sight",
-            ));
-            said.push(format!(
-                "recorded {}: SHA-256 {} (it had none)",
-                m.name, m.sha256
-            ));
-        }
-        sql.push('\n');
-        sql.push_str(&crate::d1::lock_release_sql(
-            table,
-            &act.held.token,
-            act.held.acquired_at,
-        ));
+        // The lock's release rides in the same request.
+        let sql = format!(
+            "{}\n{}",
+            self.sql,
+            crate::d1::lock_release_sql(
+                &self.target.db.migrations_table,
+                &act.held.token,
+                act.held.acquired_at,
+            )
+        );
         act.db
             .execute_sql(&sql)?
             .map_err(|e| failed!("repair failed: {e}; nothing was changed"))?;
         act.held.released = true;
-        for line in said {
+        for line in &self.said {
             ui::say(line);
         }
         Ok(())

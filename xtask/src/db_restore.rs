@@ -43,11 +43,6 @@ impl flags::DbRestore {
             }
             None => None,
         };
-        if instant.is_some() && !target.env.is_remote() {
-            return Err(usage!(
-                "the local database has no Time Travel: restore it with --backup <id or path> or --last"
-            ));
-        }
         let mut db = d1::open(&ctx.project, &target)?;
         let (source, from) = match instant {
             Some(secs) => {

@@ -180,12 +180,7 @@ impl Change for Seed<'_> {
     fn plan(&mut self, state: &State) -> anyhow::Result<Option<String>> {
         self.command
             .check(self.target, state, self.files, self.cleanup_files)?;
-        Ok(Some(format!(
-            "{} {} file{}",
-            self.verb,
-            self.files.len(),
-            if self.files.len() == 1 { "" } else { "s" }
-        )))
+        Ok(Some(files_plan(self.verb, self.files)))
     }
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
@@ -195,6 +190,12 @@ impl Change for Seed<'_> {
     }
 }
 
+/// `load 2 files`, `clean up with 1 file`: a seed run's plan in words.
+fn files_plan(verb: &str, files: &[SeedFile]) -> String {
+    let n = files.len();
+    format!("{verb} {n} file{}", if n == 1 { "" } else { "s" })
+}
+
 /// The cleanup after `db-seed -- <command>`: no restore point, the same lock.
 struct Cleanup<'a> {
     files: &'a [SeedFile],
@@ -202,11 +203,7 @@ struct Cleanup<'a> {
 
 impl Change for Cleanup<'_> {
     fn plan(&mut self, _state: &State) -> anyhow::Result<Option<String>> {
-        Ok(Some(format!(
-            "clean up with {} file{}",
-            self.files.len(),
-            if self.files.len() == 1 { "" } else { "s" }
-        )))
+        Ok(Some(files_plan("clean up with", self.files)))
     }
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {

@@ -92,40 +92,34 @@ impl SeedFile {
                 }
             }
             let body = &text[stmt.start..stmt.end];
-            let within_rows = || match split_insert(text, stmt, SPLIT_TARGET, MAX_ROWS_PER_INSERT) {
-                Some(chunks) if chunks.len() > 1 => Some(chunks),
-                _ => None,
-            };
-            if body.len() <= MAX_STATEMENT_BYTES {
-                if let Some(chunks) = within_rows() {
+            // Split when over D1's byte limit, or over the rows a statement may hold; a
+            // statement that needs neither is sent as written.
+            let long = body.len() > MAX_STATEMENT_BYTES;
+            match split_insert(text, stmt, SPLIT_TARGET, MAX_ROWS_PER_INSERT) {
+                Some(chunks) if long || chunks.len() > 1 => {
                     for c in &chunks {
                         out.push_str(c);
                         out.push('\n');
                     }
                     sent += chunks.len();
-                    continue;
                 }
-                out.push_str(body);
-                if !stmt.terminated {
-                    out.push(';');
+                _ if !long => {
+                    out.push_str(body);
+                    if !stmt.terminated {
+                        out.push(';');
+                    }
+                    out.push('\n');
+                    sent += 1;
                 }
-                out.push('\n');
-                sent += 1;
-                continue;
-            }
-            let chunks = split_insert(text, stmt, SPLIT_TARGET, MAX_ROWS_PER_INSERT).ok_or_else(|| {
-                usage!(
-                    "{shown}:{}: a statement of {} bytes is over D1's limit of {MAX_STATEMENT_BYTES} and is not a \
-                     multi-row INSERT ... VALUES that can be split (or one row alone is over the limit); \
-                     nothing was loaded",
-                    stmt.line,
-                    body.len()
-                )
-            })?;
-            for c in chunks {
-                out.push_str(&c);
-                out.push('\n');
-                sent += 1;
+                _ => {
+                    return Err(usage!(
+                        "{shown}:{}: a statement of {} bytes is over D1's limit of {MAX_STATEMENT_BYTES} and is not a \
+                         multi-row INSERT ... VALUES that can be split (or one row alone is over the limit); \
+                         nothing was loaded",
+                        stmt.line,
+                        body.len()
+                    ))
+                }
             }
         }
         Ok(SeedFile {

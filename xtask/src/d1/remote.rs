@@ -200,7 +200,7 @@ impl Remote {
 }
 
 /// Whether any statement of `sql` creates a trigger.
-pub fn has_trigger(sql: &str) -> bool {
+fn has_trigger(sql: &str) -> bool {
     let split = crate::migrations::sql::split(sql);
     split.statements.iter().any(|stmt| {
         let words = stmt.leading_words(sql, 3);
