@@ -1,8 +1,22 @@
-//! A small HTTP/1.1 server side: one request per connection, `Connection: close`.
-//! wrangler (undici) works with that, and it keeps the emulator free of async runtimes.
+//! A small HTTP/1.1 server side: a thread per connection, requests one after another on it
+//! (keep-alive, no pipelining), no async runtime.
+//!
+//! Connections stay open after a reply until the client closes them (or sends
+//! `Connection: close`, or stays idle for [`IDLE`]). An earlier version answered every
+//! request with `Connection: close` and closed at once; with a reply of a few hundred kB
+//! (an export download) the end of the stream could reach undici while its parser was
+//! paused for back-pressure, and wrangler 4.164's undici then dies on
+//! `assert(!this.paused)` in `Parser.finish` (seen in CI, reproduced 4 times in 40 exports
+//! on a loaded 2-core machine). Real D1 and R2 keep connections alive, so wrangler never
+//! meets that there.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::time::Duration;
+
+/// How long a kept-alive connection may sit idle before the server closes it; longer than
+/// undici's own idle limit (4 s), so that the client is the one to close.
+pub const IDLE: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub struct Request {
@@ -55,10 +69,20 @@ impl Response {
 /// Largest request body accepted: above D1's import size would not fit a test anyway.
 const MAX_BODY: usize = 256 * 1024 * 1024;
 
-pub fn read_request(stream: &mut TcpStream) -> io::Result<Request> {
-    let mut reader = BufReader::new(stream);
+impl Request {
+    /// Whether the client asked to close the connection after this request.
+    pub fn wants_close(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// The next request on a connection; `Ok(None)` when the client closed it first.
+pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
     let mut line = String::new();
-    reader.read_line(&mut line)?;
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
     let target = parts.next().unwrap_or_default().to_string();
@@ -122,16 +146,17 @@ pub fn read_request(stream: &mut TcpStream) -> io::Result<Request> {
         Some((p, q)) => (p.to_string(), parse_query(q)),
         None => (target, Vec::new()),
     };
-    Ok(Request {
+    Ok(Some(Request {
         method,
         path,
         query,
         headers,
         body,
-    })
+    }))
 }
 
-pub fn write_response(stream: &mut TcpStream, resp: &Response) -> io::Result<()> {
+/// Writes one reply; `close` adds `Connection: close` (the caller then closes).
+pub fn write_response(stream: &mut TcpStream, resp: &Response, close: bool) -> io::Result<()> {
     let reason = match resp.status {
         200 => "OK",
         202 => "Accepted",
@@ -146,10 +171,11 @@ pub fn write_response(stream: &mut TcpStream, resp: &Response) -> io::Result<()>
     for (k, v) in &resp.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        resp.body.len()
-    ));
+    head.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
     stream.write_all(&resp.body)?;
     stream.flush()

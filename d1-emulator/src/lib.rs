@@ -214,20 +214,29 @@ impl Drop for Emulator {
     }
 }
 
-fn serve(shared: &api::Shared, mut stream: TcpStream) {
-    let Ok(req) = http::read_request(&mut stream) else {
+fn serve(shared: &api::Shared, stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(http::IDLE));
+    let Ok(write_half) = stream.try_clone() else {
         return;
     };
-    match api::handle(shared, &req) {
-        api::Outcome::Reply(resp) => {
-            let _ = http::write_response(&mut stream, &resp);
-        }
-        api::Outcome::Late(resp, ms) => {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-            let _ = http::write_response(&mut stream, &resp);
-        }
-        api::Outcome::Drop => {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+    let mut out = write_half;
+    let mut reader = std::io::BufReader::new(stream);
+    // One request after another until the client closes, asks to, or idles out.
+    while let Ok(Some(req)) = http::read_request(&mut reader) {
+        let close = req.wants_close();
+        let sent = match api::handle(shared, &req) {
+            api::Outcome::Reply(resp) => http::write_response(&mut out, &resp, close),
+            api::Outcome::Late(resp, ms) => {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                http::write_response(&mut out, &resp, close)
+            }
+            api::Outcome::Drop => {
+                let _ = out.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+        };
+        if sent.is_err() || close {
+            return;
         }
     }
 }

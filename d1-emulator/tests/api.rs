@@ -58,7 +58,7 @@ fn send(
     let mut s = TcpStream::connect(("127.0.0.1", emu.port())).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).unwrap();
@@ -396,4 +396,59 @@ fn faults_fire_on_the_nth_request() {
         .iter()
         .any(|f| f["path"] == "/export"));
     assert!(emu.requests().iter().any(|r| r.sql == "SELECT 1"));
+}
+
+/// Reads one reply with a Content-Length body off a kept-alive connection.
+fn read_one(s: &mut std::io::BufReader<TcpStream>) -> (String, Vec<u8>) {
+    use std::io::BufRead;
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(s.read_line(&mut line).unwrap() > 0, "closed after: {head}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[test]
+fn connections_stay_open_until_the_client_closes_them() {
+    // Closing right after a large reply made wrangler's undici die on
+    // `assert(!this.paused)`; the server keeps the connection for the next request instead.
+    let emu = start("keepalive", Vec::new());
+    let s = TcpStream::connect(("127.0.0.1", emu.port())).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let path = format!("/client/v4/accounts/{ACCT}/d1/database/{DB}/query");
+    for (i, close) in [(1, ""), (2, "Connection: close\r\n")] {
+        let body = json!({ "sql": format!("SELECT {i} AS n") }).to_string();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\n{close}Authorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        w.write_all(req.as_bytes()).unwrap();
+        let (head, body) = read_one(&mut r);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(
+            head.contains("Connection: close"),
+            !close.is_empty(),
+            "{head}"
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["result"][0]["results"][0]["n"], i, "{v}");
+    }
+    // After `Connection: close` the server ends the connection.
+    let mut rest = Vec::new();
+    assert_eq!(r.read_to_end(&mut rest).unwrap(), 0);
 }

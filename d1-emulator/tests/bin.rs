@@ -41,7 +41,7 @@ fn prints_its_url_and_serves() {
         .unwrap();
 
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let req = "GET /client/v4/accounts/a/d1/database?per_page=10&page=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k3n-value\r\n\r\n";
+    let req = "GET /client/v4/accounts/a/d1/database?per_page=10&page=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer t0k3n-value\r\n\r\n";
     s.write_all(req.as_bytes()).unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
