@@ -64,7 +64,13 @@ fn seeded_file() -> &'static Path {
         .unwrap();
         copy_dir(&repo().join("migrations"), &scratch.join("migrations"));
         copy_dir(&repo().join("test-data"), &scratch.join("test-data"));
-        xtask(&scratch, &["db-reset", "--seed", "--no-backup"]);
+        // The fast path: drop, migrations and every seed file in one wrangler process.
+        let reset: serde_json::Value = serde_json::from_str(&xtask(
+            &scratch,
+            &["db-reset", "--seed", "--no-backup", "--json"],
+        ))
+        .unwrap();
+        assert_eq!(reset["wrangler_calls"], 1, "{reset}");
         let status: serde_json::Value =
             serde_json::from_str(&xtask(&scratch, &["db-status", "--json"])).unwrap();
         assert_eq!(status["pending"], serde_json::json!([]));

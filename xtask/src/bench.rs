@@ -104,6 +104,136 @@ impl Bench {
     }
 }
 
+/// One row of the test-loop table.
+struct LoopRow {
+    step: &'static str,
+    ours: Duration,
+    ours_calls: usize,
+    hand: Duration,
+    hand_calls: usize,
+}
+
+struct TestLoop {
+    migrations: usize,
+    seeds: usize,
+    rows: Vec<LoopRow>,
+}
+
+impl Bench {
+    /// A scratch workspace holding the project's own migrations and test data.
+    fn sample(&self, name: &str, project: &Path) -> anyhow::Result<PathBuf> {
+        let dir = self.workspace(name, 0)?;
+        for sub in ["migrations", "test-data"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+            for entry in std::fs::read_dir(project.join(sub))?.flatten() {
+                if entry.path().extension().is_some_and(|e| e == "sql") {
+                    std::fs::copy(entry.path(), dir.join(sub).join(entry.file_name()))?;
+                }
+            }
+        }
+        Ok(dir)
+    }
+
+    /// `db-reset --seed` and `db-seed` against the hand-written workflow, each from a
+    /// seeded database, on identical copies of the project's migrations and seeds.
+    fn test_loop(&self, project: &Path, runs: usize) -> anyhow::Result<TestLoop> {
+        let set = MigrationSet::scan(&project.join("migrations"))?;
+        let seeds = crate::seeds::files_with_prefix(&project.join("test-data"), "seed-")?;
+        if set.migrations.is_empty() || seeds.is_empty() {
+            return Err(usage!(
+                "bench: the test loop needs migrations/ and test-data/seed-*.sql in {}",
+                project.display()
+            ));
+        }
+        // The hand-written reset: the same drops the xtask sends, and the tracking table.
+        let conn = rusqlite::Connection::open_in_memory()?;
+        let chosen: Vec<&crate::migrations::Migration> = set.migrations.iter().collect();
+        if let Some((name, e)) = crate::d1::replay(&conn, "d1_migrations", &chosen) {
+            return Err(failed!(
+                "bench: {name} does not apply to an empty database: {e}"
+            ));
+        }
+        let schema = crate::d1::local::read_state(&conn, "d1_migrations")?.schema;
+        let reset_sql = crate::d1::drop_all_sql(&schema, &[]);
+        let seed_args: Vec<String> = seeds
+            .iter()
+            .map(|p| {
+                format!(
+                    "test-data/{}",
+                    p.file_name().unwrap_or_default().to_string_lossy()
+                )
+            })
+            .collect();
+
+        ui::say(format!("bench: the test loop, {runs} run(s) each"));
+        let ours_ws = self.sample("loop-ours", project)?;
+        self.ours(&ours_ws, &["db-reset", "--seed"])?;
+        let hand_ws = self.sample("loop-hand", project)?;
+        std::fs::write(hand_ws.join("reset.sql"), &reset_sql)?;
+        let hand_seed = |dir: &Path| -> anyhow::Result<(Duration, usize)> {
+            let mut took = Duration::ZERO;
+            for file in &seed_args {
+                took += self.raw(
+                    dir,
+                    &["d1", "execute", "DB", "--local", "--file", file, "--yes"],
+                )?;
+            }
+            Ok((took, seed_args.len()))
+        };
+        let hand_reset = |dir: &Path| -> anyhow::Result<(Duration, usize)> {
+            let mut took = self.raw(
+                dir,
+                &[
+                    "d1",
+                    "execute",
+                    "DB",
+                    "--local",
+                    "--file",
+                    "reset.sql",
+                    "--yes",
+                ],
+            )?;
+            took += self.raw(dir, &["d1", "migrations", "apply", "DB", "--local"])?;
+            let (t, n) = hand_seed(dir)?;
+            Ok((took + t, n + 2))
+        };
+        hand_reset(&hand_ws)?;
+
+        let mut rows = Vec::new();
+        for (step, ours_args) in [
+            ("`db-reset --seed`", &["db-reset", "--seed"][..]),
+            ("`db-seed`", &["db-seed"][..]),
+        ] {
+            let (mut ours_t, mut hand_t) = (Vec::new(), Vec::new());
+            let (mut ours_calls, mut hand_calls) = (0, 0);
+            for _ in 0..runs {
+                let (t, c) = self.ours(&ours_ws, ours_args)?;
+                ours_t.push(t);
+                ours_calls = c;
+                let (t, c) = if ours_args[0] == "db-reset" {
+                    hand_reset(&hand_ws)?
+                } else {
+                    hand_seed(&hand_ws)?
+                };
+                hand_t.push(t);
+                hand_calls = c;
+            }
+            rows.push(LoopRow {
+                step,
+                ours: median(ours_t),
+                ours_calls,
+                hand: median(hand_t),
+                hand_calls,
+            });
+        }
+        Ok(TestLoop {
+            migrations: set.migrations.len(),
+            seeds: seeds.len(),
+            rows,
+        })
+    }
+}
+
 impl flags::Bench {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let runs = self.runs.unwrap_or(3).max(1);
@@ -199,6 +329,8 @@ impl flags::Bench {
             ));
         }
 
+        let test_loop = bench.test_loop(&ctx.project.root, runs)?;
+
         ui::print(format!("\n{}\n", machine()));
         ui::print("| command | migrations | xtask (s) | xtask wrangler processes | raw wrangler (s) | raw command | raw / xtask |");
         ui::print("|---|---:|---:|---:|---:|---|---:|");
@@ -208,6 +340,26 @@ impl flags::Bench {
                 secs(*ours),
                 secs(*raw),
                 raw.as_secs_f64() / ours.as_secs_f64().max(1e-9)
+            ));
+        }
+
+        ui::print(format!(
+            "\nThe test loop on the sample project ({} migrations, {} seed files), from a seeded database; \
+             the hand-written workflow is `wrangler d1 execute --file reset.sql` (the same drops), \
+             `wrangler d1 migrations apply`, then one `wrangler d1 execute --file` per seed file:\n",
+            test_loop.migrations, test_loop.seeds
+        ));
+        ui::print("| step | xtask (s) | xtask wrangler processes | hand-written (s) | hand-written processes | hand / xtask |");
+        ui::print("|---|---:|---:|---:|---:|---:|");
+        for row in &test_loop.rows {
+            ui::print(format!(
+                "| {} | {} | {} | {} | {} | {:.1}x |",
+                row.step,
+                secs(row.ours),
+                row.ours_calls,
+                secs(row.hand),
+                row.hand_calls,
+                row.hand.as_secs_f64() / row.ours.as_secs_f64().max(1e-9)
             ));
         }
 

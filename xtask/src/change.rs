@@ -41,6 +41,7 @@ pub struct Guard<'a> {
 
 /// What an action works with.
 pub struct Act<'a> {
+    pub target: &'a Target,
     pub db: &'a mut dyn Database,
     /// The state read under the lock.
     pub before: State,
@@ -49,6 +50,42 @@ pub struct Act<'a> {
 }
 
 impl Act<'_> {
+    /// Runs `sql` and the lock's release as one request (one transaction) and reads the
+    /// state back. The release doubles as the commit marker: when wrangler reports a
+    /// failure but our lock row is gone, the request committed and only its reply was lost
+    /// (said so, and taken as done). `Ok(Err(text))`: D1 refused the request, nothing of it
+    /// is in the database and the lock is still ours.
+    pub fn commit(&mut self, sql: &str) -> anyhow::Result<Result<State, String>> {
+        let release = crate::d1::lock_release_sql(
+            &self.target.db.migrations_table,
+            &self.held.token,
+            self.held.acquired_at,
+        );
+        match self.db.execute_and_read(&format!("{sql}\n{release}\n"))? {
+            Ok(after) => {
+                self.held.released = true;
+                Ok(Ok(after))
+            }
+            Err(e) => {
+                let after = self.db.state()?;
+                if after
+                    .lock
+                    .as_ref()
+                    .is_some_and(|l| l.token == self.held.token)
+                {
+                    return Ok(Err(e));
+                }
+                self.held.released = true;
+                ui::say(format!(
+                    "note: wrangler reported a failure ({}), but the lock's release, sent in the same \
+                     request, is in the database: the request committed and only its reply was lost",
+                    e.lines().next().unwrap_or_default().trim()
+                ));
+                Ok(Ok(after))
+            }
+        }
+    }
+
     /// `\nto return to the state before this run: ...`, or nothing without a restore point.
     pub fn undo_line(&self) -> String {
         self.captured.map_or(String::new(), Captured::undo_line)
@@ -169,6 +206,7 @@ fn locked(
     let Some(plan) = plan else {
         backups::discard(taken);
         let mut act = Act {
+            target,
             db,
             before,
             held,
@@ -205,6 +243,7 @@ fn locked(
         None => None,
     };
     let mut act = Act {
+        target,
         db,
         before,
         held,

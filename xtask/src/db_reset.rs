@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::backups;
 use crate::change::{self, Act, Change, Confirm, Guard};
 use crate::d1::{batch_sql, drop_all_sql, Extras, State};
-use crate::db_seed::{load, refuse_pending};
+use crate::db_seed::preflight;
 use crate::db_status::database_json;
 use crate::exit::{failed, refused};
 use crate::migrations::{Migration, MigrationSet};
@@ -47,6 +47,9 @@ impl flags::DbReset {
             .iter()
             .filter(|m| to.is_none_or(|t| (m.number, &m.name) <= (t.number, &t.name)))
             .collect();
+        if !seeds.is_empty() {
+            check_seeds(&target, &set, &chosen, &seeds)?;
+        }
         let mut db = d1::open(&ctx.project, &target)?;
         if ctx.global.dry_run {
             let before = db.state()?;
@@ -104,38 +107,39 @@ impl Change for Reset<'_> {
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
         let target = self.target;
         let table = &target.db.migrations_table;
-        // One request: the drops and every migration with its tracking row (and, when no
-        // seeding follows, the lock's release), so a reset is all or nothing. The lock
-        // table is kept, so the lock stays held for the seeding.
-        let release = self
-            .seeds
-            .is_empty()
-            .then(|| (act.held.token.clone(), act.held.acquired_at));
-        let extras = Extras {
-            first_sight: Vec::new(),
-            release: release.clone(),
-        };
-        let sql = format!(
+        // One request: the drops, every migration with its tracking row and checksum, every
+        // seed file and the lock's release, so a reset (with its seeding) is all or
+        // nothing. The lock table is kept: the lock stays held until the release.
+        let mut sql = format!(
             "{}PRAGMA defer_foreign_keys = false;\n{}",
             drop_all_sql(&act.before.schema, &[crate::d1::lock_table(table)]),
-            batch_sql(table, self.chosen, &extras)
+            batch_sql(table, self.chosen, &Extras::default())
         );
-        if let Err(e) = act.db.execute_sql(&sql)? {
-            return Err(failed!(
-                "reset of {} {} failed: {e}\nit was one request, so the database is as it was",
-                target.env,
-                target.db.binding
-            ));
+        for seed in self.seeds {
+            sql.push_str(&format!("-- xtask: seed file {}\n", seed.path.display()));
+            sql.push_str(&seed.sql);
+            sql.push('\n');
         }
-        if release.is_some() {
-            act.held.released = true;
-        }
-        let after = act.db.state()?;
+        let what = if self.seeds.is_empty() {
+            "reset"
+        } else {
+            "reset and seeding"
+        };
+        let after = match act.commit(&sql)? {
+            Ok(after) => after,
+            Err(e) => {
+                return Err(failed!(
+                    "{what} of {} {} failed: {e}\nit was one request, so the database is as it was before the reset",
+                    target.env,
+                    target.db.binding
+                ))
+            }
+        };
         let applied: Vec<String> = after.applied.iter().map(|r| r.name.clone()).collect();
         let wanted: Vec<String> = self.chosen.iter().map(|m| m.name.clone()).collect();
         if applied != wanted {
             return Err(failed!(
-                "reset of {} {} ran, but the tracking table lists {applied:?} instead of {wanted:?}",
+                "{what} of {} {} ran, but the tracking table lists {applied:?} instead of {wanted:?}",
                 target.env,
                 target.db.binding
             ));
@@ -152,13 +156,12 @@ impl Change for Reset<'_> {
         ));
         self.applied = applied;
         if !self.seeds.is_empty() {
-            refuse_pending(target, &after)?;
-            load(act.db, self.seeds)
-                .map_err(|e| failed!("the reset is done, but seeding failed: {e}"))?;
+            let names: Vec<String> = self.seeds.iter().map(|s| s.short_name()).collect();
             ui::say(format!(
-                "seeded {} file{}",
+                "seeded {} file{} in the same request: {}",
                 self.seeds.len(),
-                if self.seeds.len() == 1 { "" } else { "s" }
+                if self.seeds.len() == 1 { "" } else { "s" },
+                names.join(", ")
             ));
         }
         Ok(())
@@ -199,4 +202,41 @@ fn describe_plan(
         to.map_or(String::new(), |t| format!(" (up to {})", t.name))
     );
     (plan, dropped)
+}
+
+/// Seeding rides in the reset's request, so everything about it is checked first: every
+/// migration is applied by the reset (seeds are written for the newest schema), and every
+/// statement is valid against the schema the migrations make, replayed in memory.
+fn check_seeds(
+    target: &Target,
+    set: &MigrationSet,
+    chosen: &[&Migration],
+    seeds: &[SeedFile],
+) -> anyhow::Result<()> {
+    if chosen.len() < set.migrations.len() {
+        let left: Vec<&str> = set.migrations[chosen.len()..]
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        return Err(refused!(
+            "--seed with --to leaves {} migration{} unapplied ({}): seed files are written for the newest \
+             schema; reset without --seed, or drop --to; nothing was changed",
+            left.len(),
+            if left.len() == 1 { "" } else { "s" },
+            left.join(", ")
+        ));
+    }
+    let conn = rusqlite::Connection::open_in_memory()
+        .map_err(|e| failed!("cannot open an in-memory database: {e}"))?;
+    // A migration that fails on an empty database fails the reset too, with D1's words.
+    if d1::replay(&conn, &target.db.migrations_table, chosen).is_some() {
+        return Ok(());
+    }
+    let schema = d1::local::read_state(&conn, &target.db.migrations_table)
+        .map_err(|e| failed!("cannot read the replayed schema: {e}"))?
+        .schema;
+    for seed in seeds {
+        preflight(seed, &schema)?;
+    }
+    Ok(())
 }

@@ -1,8 +1,6 @@
 //! `db-seed [--cleanup] [--file <path>] [-- <command> ...]`: test data in, never into a
 //! protected environment, each file in one request; with a command, always cleaned up.
 
-use std::path::Path;
-
 use serde_json::json;
 
 use crate::backups;
@@ -184,7 +182,7 @@ impl Change for Seed<'_> {
     }
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
-        load(act.db, self.files)?;
+        load(act, self.files)?;
         self.counts = counts(act.db, self.files, &act.before.schema)?;
         Ok(())
     }
@@ -207,7 +205,7 @@ impl Change for Cleanup<'_> {
     }
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
-        load(act.db, self.files)
+        load(act, self.files).map(|_| ())
     }
 }
 
@@ -253,7 +251,7 @@ pub fn refuse_pending(target: &Target, state: &State) -> anyhow::Result<()> {
 /// refuse (a compound SELECT of more than five terms, a temporary table, a PRAGMA D1 does
 /// not allow) stop the run with nothing loaded. Long INSERTs are split before sending,
 /// so the statement-length limit is not checked here.
-fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Result<()> {
+pub fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Result<()> {
     let Some(conn) = d1::schema_copy(schema) else {
         return Ok(());
     };
@@ -285,37 +283,31 @@ fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends each file as one request, in order; stops at the first that fails.
-pub fn load(db: &mut dyn Database, files: &[SeedFile]) -> anyhow::Result<()> {
-    let total = files.len();
-    let mut done: Vec<String> = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let name = short(&f.path);
-        ui::say(format!(
-            "{}/{total} {name}: {} statement{} in one request",
-            i + 1,
-            f.sent_statements,
-            if f.sent_statements == 1 { "" } else { "s" }
-        ));
-        if let Err(e) = db.execute_sql(&f.sql)? {
-            let before = if done.is_empty() {
-                "no file before it".to_string()
-            } else {
-                format!("loaded before it and kept: {}", done.join(", "))
-            };
-            return Err(failed!(
-                "{name} failed: {e}\n{name} was sent as one request, so none of it is in the database; {before}"
-            ));
-        }
-        done.push(name);
+/// Sends every file, in order, with the lock's release, as one request: all of them or
+/// none. Returns the state read back.
+pub fn load(act: &mut Act<'_>, files: &[SeedFile]) -> anyhow::Result<State> {
+    let names: Vec<String> = files.iter().map(SeedFile::short_name).collect();
+    let statements: usize = files.iter().map(|f| f.sent_statements).sum();
+    ui::say(format!(
+        "{}: {statements} statement{} in one request",
+        names.join(", "),
+        if statements == 1 { "" } else { "s" }
+    ));
+    let mut sql = String::new();
+    for f in files {
+        sql.push_str(&format!("-- xtask: seed file {}\n", f.path.display()));
+        sql.push_str(&f.sql);
+        sql.push('\n');
     }
-    Ok(())
-}
-
-fn short(path: &Path) -> String {
-    path.file_name().map_or(path.display().to_string(), |n| {
-        n.to_string_lossy().into_owned()
-    })
+    match act.commit(&sql)? {
+        Ok(after) => Ok(after),
+        Err(e) => Err(failed!(
+            "loading {} failed: {e}\nthe file{} went as one request, so none of {} is in the database",
+            names.join(", "),
+            if files.len() == 1 { "" } else { "s" },
+            if files.len() == 1 { "it" } else { "them" }
+        )),
+    }
 }
 
 /// Row counts of the tables the files wrote to, in one query.

@@ -53,6 +53,15 @@ pub fn files_with_prefix(dir: &Path, prefix: &str) -> anyhow::Result<Vec<PathBuf
 }
 
 impl SeedFile {
+    /// The file's name without its folder, for messages.
+    pub fn short_name(&self) -> String {
+        self.path
+            .file_name()
+            .map_or(self.path.display().to_string(), |n| {
+                n.to_string_lossy().into_owned()
+            })
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<SeedFile> {
         let shown = path.display();
         let bytes = std::fs::read(path).map_err(|e| usage!("cannot read {shown}: {e}"))?;

@@ -281,6 +281,19 @@ impl Wrangler {
     }
 }
 
+/// `--command <sql>`, safe from wrangler's argument parser: a value that starts with `-`
+/// (SQL opening with a `-- comment`) is taken by yargs for options ("You must provide either
+/// --command or --file", or "Unknown arguments"), so such SQL gets a leading newline,
+/// which SQL ignores.
+pub fn command_args(sql: &str) -> [String; 2] {
+    let value = if sql.starts_with('-') {
+        format!("\n{sql}")
+    } else {
+        sql.to_string()
+    };
+    ["--command".into(), value]
+}
+
 /// How a wrangler command is shown: `wrangler d1 ...`, each argument quoted if it needs
 /// it. SQL passed inline (several lines, or long) is summarised, not printed whole.
 pub fn display_command(args: &[String]) -> String {
@@ -368,6 +381,14 @@ fn parse_node_version(s: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sql_opening_with_a_comment_is_not_taken_for_options() {
+        // `--command '-- c\nSELECT 1'` makes wrangler 4.164 answer "You must provide
+        // either --command or --file"; with a leading newline it runs.
+        assert_eq!(command_args("-- c\nSELECT 1")[1], "\n-- c\nSELECT 1");
+        assert_eq!(command_args("SELECT 1"), ["--command", "SELECT 1"]);
+    }
 
     #[test]
     fn node_versions() {

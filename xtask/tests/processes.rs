@@ -119,6 +119,83 @@ fn remote_migrate_starts_three_processes_and_one_request_applies() {
 }
 
 #[test]
+fn the_test_loop_runs_in_one_wrangler_process_locally_and_three_remotely() {
+    let ws = Workspace::sample("count-loop");
+    let (wrapper, log) = counting_wrangler(&ws);
+    let env = [("WRANGLER", wrapper.as_str())];
+    let users = |ws: &Workspace| ws.query("SELECT count(*) AS n FROM users")[0]["n"].as_i64();
+
+    // Reset and seed from nothing: drop, both migrations, both seed files, one process.
+    ws.xtask_with(&["db-reset", "--seed"], &env).expect(
+        0,
+        &["2 migrations applied", "seeded 2 files in the same request"],
+    );
+    let c = calls(&log);
+    assert_eq!(c.len(), 1, "reset + seed: {c:?}");
+    assert!(ws.wrangler_pending().is_empty());
+    assert_eq!(users(&ws), Some(3));
+
+    // Again, on a seeded database (the loop people repeat), with a real row to lose.
+    ws.query("INSERT INTO users (id, email, name) VALUES (1, 'real@example.com', 'Real')");
+    ws.xtask_with(&["db-reset", "--seed"], &env).expect(0, &[]);
+    assert_eq!(calls(&log).len(), 1);
+    assert_eq!(
+        users(&ws),
+        Some(3),
+        "the reset dropped the row, the seeds came back"
+    );
+
+    // Several seed files: one process; with a command: seed and cleanup, two.
+    ws.xtask_with(&["db-seed", "--no-backup"], &env)
+        .expect(0, &[]);
+    assert_eq!(calls(&log).len(), 1, "two seed files, one process");
+    ws.xtask_with(&["db-seed", "--no-backup", "--", "true"], &env)
+        .expect(0, &[]);
+    assert_eq!(calls(&log).len(), 2, "seed, then cleanup");
+    assert_eq!(users(&ws), Some(0), "the cleanup removed the test users");
+
+    // A failing seed file: the whole request fails, the database is as before the reset.
+    ws.query("INSERT INTO users (id, email, name) VALUES (2, 'kept@example.com', 'Kept')");
+    ws.write(
+        "test-data/seed-zz-broken.sql",
+        "INSERT INTO users (id, email, name) VALUES (900100, 'a@example.invalid', 'A');\n\
+         INSERT INTO users (id, email, name) VALUES (900100, 'b@example.invalid', 'B');\n",
+    );
+    ws.xtask_with(&["db-reset", "--seed"], &env).expect(
+        1,
+        &[
+            "UNIQUE constraint failed",
+            "the database is as it was before the reset",
+        ],
+    );
+    assert_eq!(calls(&log).len(), 1);
+    assert_eq!(
+        ws.query("SELECT email FROM users")[0]["email"],
+        "kept@example.com",
+        "nothing of the failed reset is in the database"
+    );
+    std::fs::remove_file(ws.dir.join("test-data/seed-zz-broken.sql")).unwrap();
+
+    // Remote: bookmark; state and lock; the change with its read-back and release.
+    let emu = ws.emulator();
+    ws.xtask_remote(&emu, &["db-reset", "--env", "staging", "--seed"], &env)
+        .expect(0, &["seeded 2 files"]);
+    let c = calls(&log);
+    assert_eq!(c.len(), 3, "remote reset + seed: {c:#?}");
+    assert_eq!(
+        ws.remote_query(&emu, "staging", "SELECT count(*) AS n FROM users")[0]["n"],
+        3
+    );
+    assert!(ws.remote_pending(&emu, "staging").is_empty());
+    let lock = ws.remote_query(
+        &emu,
+        "staging",
+        "SELECT count(*) AS n FROM d1_migrations_lock",
+    );
+    assert_eq!(lock[0]["n"], 0, "the release rode in the change");
+}
+
+#[test]
 fn the_derived_local_file_is_the_one_wrangler_writes() {
     let ws = Workspace::new("derived-path");
     ws.write(

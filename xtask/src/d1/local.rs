@@ -143,7 +143,8 @@ impl Local {
             quote_ident(&table)
         );
         let mut args = self.target.d1_args(&["execute"]);
-        args.extend(["--command".into(), sql, "--json".into()]);
+        args.extend(crate::wrangler::command_args(&sql));
+        args.push("--json".into());
         let run = self.wrangler()?.run(&args)?;
         if !run.success {
             return Err(failed!(
@@ -200,11 +201,11 @@ impl Local {
     fn lock_via_wrangler(&mut self, row: &LockRow) -> anyhow::Result<Result<State, LockRow>> {
         let table = self.target.db.migrations_table.clone();
         let mut args = self.target.d1_args(&["execute"]);
-        args.extend([
-            "--command".into(),
-            super::state_request_sql(&table, Some(row)),
-            "--json".into(),
-        ]);
+        args.extend(crate::wrangler::command_args(&super::state_request_sql(
+            &table,
+            Some(row),
+        )));
+        args.push("--json".into());
         let run = self.wrangler()?.run(&args)?;
         if !run.success {
             let error = run.error_text();
@@ -491,7 +492,8 @@ impl Database for Local {
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let Some(path) = self.db_file().map(Path::to_path_buf) else {
             let mut args = self.target.d1_args(&["execute"]);
-            args.extend(["--command".into(), sql.to_string(), "--json".into()]);
+            args.extend(crate::wrangler::command_args(sql));
+            args.push("--json".into());
             let run = self.wrangler()?.run(&args)?;
             if !run.success {
                 return Err(failed!(

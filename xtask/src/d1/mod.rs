@@ -293,6 +293,16 @@ pub trait Database {
     /// Runs `sql` as one request, which D1 runs as one transaction. `Ok(Err(text))` is
     /// D1's or wrangler's refusal (nothing of it applied); `Err` means it could not be run.
     fn execute_sql(&mut self, sql: &str) -> anyhow::Result<Result<(), String>>;
+    /// Runs `sql` as one request and reads the state back: in the same request where the
+    /// transport returns results (remote `/query`), else right after it (the local file
+    /// is read directly; a remote import returns no rows). `Ok(Err(text))` is D1's or
+    /// wrangler's refusal, with no state read.
+    fn execute_and_read(&mut self, sql: &str) -> anyhow::Result<Result<State, String>> {
+        match self.execute_sql(sql)? {
+            Ok(()) => self.state().map(Ok),
+            Err(e) => Ok(Err(e)),
+        }
+    }
     /// A read-only query; each row a JSON object keyed by column.
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>>;
     /// The local SQLite file, where there is one the xtask reads directly.

@@ -128,7 +128,8 @@ impl Remote {
         let mut args = self.target.d1_args(&["execute"]);
         match transport {
             Transport::Command(sql) => {
-                args.extend(["--command".into(), sql.clone(), "--json".into()])
+                args.extend(crate::wrangler::command_args(sql));
+                args.push("--json".into());
             }
             Transport::File(path) => {
                 args.extend(["--file".into(), path.display().to_string(), "--yes".into()])
@@ -152,11 +153,10 @@ impl Remote {
     fn read(&mut self, lock: Option<&LockRow>) -> anyhow::Result<Result<State, LockRow>> {
         let table = self.target.db.migrations_table.clone();
         let mut args = self.target.d1_args(&["execute"]);
-        args.extend([
-            "--command".into(),
-            super::state_request_sql(&table, lock),
-            "--json".into(),
-        ]);
+        args.extend(crate::wrangler::command_args(&super::state_request_sql(
+            &table, lock,
+        )));
+        args.push("--json".into());
         let run = self.run(&args)?;
         if !run.success {
             let error = run.error_text();
@@ -468,9 +468,41 @@ impl Database for Remote {
         Ok(Ok(()))
     }
 
+    fn execute_and_read(&mut self, sql: &str) -> anyhow::Result<Result<State, String>> {
+        let table = self.target.db.migrations_table.clone();
+        let with_reads = format!("{sql}\n{}", super::state_request_sql(&table, None));
+        let Transport::Command(_) = self.transport(with_reads.clone(), 0) else {
+            // The import API returns no rows: read back in a request of its own.
+            return match self.execute_sql(sql)? {
+                Ok(()) => self.state().map(Ok),
+                Err(e) => Ok(Err(e)),
+            };
+        };
+        let args = self.args_for(&Transport::Command(with_reads));
+        let run = self.run(&args)?;
+        if !run.success {
+            return Ok(Err(run.error_text()));
+        }
+        let items = execute_items(&run.stdout).unwrap_or_default();
+        if items.is_empty() || items.iter().any(|i| i["success"] != true) {
+            return Ok(Err(
+                "wrangler exited 0, but D1 did not report success for every statement".into(),
+            ));
+        }
+        super::state_from_items(&items).map(Ok).ok_or_else(|| {
+            failed!(
+                "the change on {} {} was sent, but its read-back is not in wrangler's answer ({})",
+                self.target.env,
+                self.target.db.describe(),
+                ui::redact(run.stdout.trim())
+            )
+        })
+    }
+
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let mut args = self.target.d1_args(&["execute"]);
-        args.extend(["--command".into(), sql.to_string(), "--json".into()]);
+        args.extend(crate::wrangler::command_args(sql));
+        args.push("--json".into());
         let run = self.run(&args)?;
         if !run.success {
             return Err(failed!(

@@ -273,7 +273,7 @@ impl MigrationSet {
         }
     }
 
-    /// What D1 would refuse that SQLite accepts: every file replayed on one in-memory
+    /// What D1 would refuse that SQLite accepts: every statement compiled on an in-memory
     /// database with D1's limits and authorizer (`lint::check_d1_rules`).
     fn check_d1_rules(&mut self) {
         let Some(conn) = lint::d1_connection() else {
