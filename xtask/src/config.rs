@@ -13,9 +13,6 @@ use crate::target::{Database, Env, Target};
 pub const DEFAULT_MIGRATIONS_TABLE: &str = "d1_migrations";
 pub const DEFAULT_MIGRATIONS_DIR: &str = "migrations";
 
-/// Environments guarded by confirmations (cli.md, "Protected environments").
-const PROTECTED_ENVS: &[&str] = &["production"];
-
 /// One `d1_databases` entry as written, with the JSON path it came from for messages.
 #[derive(Clone, Debug, PartialEq)]
 pub struct D1Entry {
@@ -123,7 +120,14 @@ impl Config {
     }
 
     /// Resolves `--env` and `--database` (cli.md) to one validated target.
-    pub fn resolve(&self, env: &Env, database: Option<&str>) -> anyhow::Result<Target> {
+    /// The target of `env` (and `--database`); `protected` lists the protected environments
+    /// (`Settings::protected`, the one definition: `production` and what xtask.jsonc adds).
+    pub fn resolve(
+        &self,
+        env: &Env,
+        database: Option<&str>,
+        protected: &[String],
+    ) -> anyhow::Result<Target> {
         let shown = self.file.display();
         let (entries, scope) = match env {
             Env::Local => (self.top.as_ref(), "the top level".to_string()),
@@ -193,7 +197,7 @@ impl Config {
                     .clone()
                     .unwrap_or_else(|| DEFAULT_MIGRATIONS_TABLE.into()),
             },
-            protected: PROTECTED_ENVS.contains(&env.name()),
+            protected: protected.iter().any(|p| p == env.name()),
             config_path: self.file.clone(),
         })
     }
@@ -367,7 +371,8 @@ mod tests {
     }
 
     fn resolve(text: &str, env: &str, db: Option<&str>) -> anyhow::Result<Target> {
-        parse(text)?.resolve(&Env::parse(Some(env)), db)
+        let protected = crate::settings::Settings::default().protected;
+        parse(text)?.resolve(&Env::parse(Some(env)), db, &protected)
     }
 
     /// Asserts exit 2 and that the message holds every one of `words`.

@@ -11,9 +11,9 @@ fn terminal() -> bool {
     std::io::stdin().is_terminal()
 }
 
-/// The name `Confirm::Name` asks for.
+/// The name `Confirm::Name` asks for: the database's label (its name, else its binding).
 fn db_name(target: &Target) -> &str {
-    target.db.name.as_deref().unwrap_or(&target.db.binding)
+    target.db.label()
 }
 
 /// Refuses at once, before any wrangler call, what cannot be confirmed: a protected

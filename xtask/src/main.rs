@@ -56,9 +56,11 @@ impl Ctx {
     /// `--env` and `--database` resolved against the config.
     pub fn target(&self) -> anyhow::Result<Target> {
         let env = Env::parse(self.global.env.as_deref());
-        let mut target = self.config.resolve(&env, self.global.database.as_deref())?;
-        target.protected |= self.settings.protected.iter().any(|p| p == env.name());
-        Ok(target)
+        self.config.resolve(
+            &env,
+            self.global.database.as_deref(),
+            &self.settings.protected,
+        )
     }
 }
 

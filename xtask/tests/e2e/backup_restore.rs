@@ -1,11 +1,9 @@
 //! End-to-end: db-backup, db-restore and db-migrate --verify, locally and on the emulator,
 //! checked through wrangler.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 
-use support::{Run, Workspace};
+use crate::support::{Run, Workspace};
 
 const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n";
 const POSTS: &str =

@@ -1,14 +1,12 @@
 //! The reliability suite: faults on every remote step, runs killed mid-way, bad input,
 //! secrets. Each category counts its cases and checks its row of RELIABILITY.md.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::support::{node_bin_dir, repo_root, wrangler_bin, Run, Workspace, TOKEN};
 use d1_emulator::{Emulator, Fault, FaultKind};
-use support::{node_bin_dir, repo_root, wrangler_bin, Run, Workspace, TOKEN};
 
 /// What one category measured.
 struct Tally {
@@ -382,7 +380,7 @@ fn wait_for(path: &Path) {
 fn kill_during(ws: &Workspace, args: &[&str], kill_xtask: bool) {
     let pid_file = ws.dir.join("wrangler.pid");
     let _ = std::fs::remove_file(&pid_file);
-    let mut child = Command::new(support::xtask_bin())
+    let mut child = Command::new(crate::support::xtask_bin())
         .args(args)
         .current_dir(&ws.dir)
         .env("WRANGLER", slow_wrangler(ws))
@@ -685,7 +683,7 @@ fn bad_input() {
     // A non-UTF-8 argument.
     {
         use std::os::unix::ffi::OsStrExt;
-        let out = Command::new(support::xtask_bin())
+        let out = Command::new(crate::support::xtask_bin())
             .arg("db-new")
             .arg(std::ffi::OsStr::from_bytes(b"caf\xe9"))
             .current_dir(&base.dir)

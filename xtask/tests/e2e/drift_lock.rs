@@ -1,11 +1,9 @@
 //! End-to-end: checksums, the lock, rehearsal and the cascade trap, through the real
 //! wrangler, locally and on the emulator.
 
-mod support;
-
 use std::process::Command;
 
-use support::{Run, Workspace};
+use crate::support::{Run, Workspace};
 
 const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n";
 const POSTS: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, title TEXT);\n";
@@ -103,10 +101,10 @@ fn deleted_out_of_order_and_plain_wrangler_rows() {
 /// Starts two xtask runs at once and waits for both.
 fn concurrently(ws: &Workspace, env: &[(&str, String)], args: &[&str]) -> (Run, Run) {
     let spawn = || {
-        let mut cmd = Command::new(support::xtask_bin());
+        let mut cmd = Command::new(crate::support::xtask_bin());
         cmd.args(args)
             .current_dir(&ws.dir)
-            .env("WRANGLER", support::wrangler_bin())
+            .env("WRANGLER", crate::support::wrangler_bin())
             .env("CI", "true");
         for (k, v) in env {
             cmd.env(k, v);
@@ -147,8 +145,8 @@ fn two_concurrent_runs_apply_each_migration_once() {
     let emu = ws.emulator();
     let env = vec![
         ("CLOUDFLARE_API_BASE_URL", emu.base_url()),
-        ("CLOUDFLARE_API_TOKEN", support::TOKEN.to_string()),
-        ("CLOUDFLARE_ACCOUNT_ID", support::ACCOUNT.to_string()),
+        ("CLOUDFLARE_API_TOKEN", crate::support::TOKEN.to_string()),
+        ("CLOUDFLARE_ACCOUNT_ID", crate::support::ACCOUNT.to_string()),
     ];
     let (a, b) = concurrently(
         &ws,

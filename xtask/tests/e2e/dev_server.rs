@@ -6,14 +6,12 @@
 //! workerd's. This test checks what that promises: the Worker sees every change, and the
 //! file passes `PRAGMA integrity_check` afterwards.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{node_bin_dir, wrangler_bin, Workspace};
+use crate::support::{node_bin_dir, wrangler_bin, Workspace};
 
 /// `wrangler dev` in its own process group, stopped whole when dropped.
 struct Dev {
@@ -149,7 +147,7 @@ fn local_commands_run_while_wrangler_dev_serves_and_the_worker_sees_each_change(
     let ws = Workspace::sample("dev-server");
     ws.write(
         "wrangler.jsonc",
-        support::CONFIG.replacen(
+        crate::support::CONFIG.replacen(
             "\"name\": \"e2e\",",
             "\"name\": \"e2e\", \"main\": \"worker.js\", \"compatibility_date\": \"2026-11-01\",",
             1,
@@ -157,7 +155,7 @@ fn local_commands_run_while_wrangler_dev_serves_and_the_worker_sees_each_change(
     );
     ws.write(
         "worker.js",
-        std::fs::read(support::repo_root().join("xtask/tests/fixtures/worker.js")).unwrap(),
+        std::fs::read(crate::support::repo_root().join("xtask/tests/fixtures/worker.js")).unwrap(),
     );
     let dev = start_dev(&ws);
     let users = "SELECT count(*) AS n FROM users";

@@ -1,5 +1,4 @@
 //! End-to-end test support: temporary workspaces, the real xtask binary, the real wrangler.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,8 +1,6 @@
 //! End-to-end: db-reset and db-seed through the real wrangler, locally and on the emulator.
 
-mod support;
-
-use support::Workspace;
+use crate::support::Workspace;
 
 /// Circular foreign keys, a view, a trigger, indexes: what a reset must take apart.
 const SCHEMA: &str = "\

@@ -2,10 +2,8 @@
 //! wrangler, the client D1 users have), and the xtask works under those rules on a
 //! staging database of eight tables, checked afterwards through wrangler.
 
-mod support;
-
+use crate::support::{remote_id, Workspace};
 use d1_emulator::{Fault, FaultKind};
-use support::{remote_id, Workspace};
 
 /// A migration every shape of D1's splitter trouble is in: lower-case `begin`, CRLF line
 /// ends and a `CASE ... END` inside the trigger body, after another statement.

@@ -1,11 +1,9 @@
 //! End-to-end: how many wrangler processes each command starts (counted by a WRANGLER
 //! wrapper that logs every call), and the fast local path's file is the one wrangler writes.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 
-use support::{node_bin_dir, wrangler_bin, Workspace};
+use crate::support::{node_bin_dir, wrangler_bin, Workspace};
 
 /// A WRANGLER that logs each call, then runs the real wrangler on the project's Node.
 fn counting_wrangler(ws: &Workspace) -> (String, std::path::PathBuf) {

@@ -1,9 +1,7 @@
 //! End-to-end: the real xtask binary against the real wrangler's local D1, checked through
 //! wrangler itself.
 
-mod support;
-
-use support::Workspace;
+use crate::support::Workspace;
 
 const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n";
 const POSTS: &str = "-- posts\nCREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id));\nCREATE INDEX idx_posts_user ON posts(user_id);\n";

@@ -1,10 +1,8 @@
 //! Keeps the repository honest: aliases, README sections, the sample migrations, formatting.
 
-mod support;
-
 use std::process::Command;
 
-use support::{repo_root, xtask_bin};
+use crate::support::{repo_root, xtask_bin};
 
 /// Command names as `cargo xtask --help` lists them.
 fn commands() -> Vec<String> {

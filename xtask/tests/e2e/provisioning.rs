@@ -1,11 +1,9 @@
 //! End-to-end: how the xtask finds, installs and checks wrangler and its Node.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::{repo_root, Workspace};
+use crate::support::{repo_root, Workspace};
 
 /// PATH without any folder that holds a wrangler, so that only the project's own counts.
 fn path_without_wrangler() -> String {

@@ -1,10 +1,8 @@
 //! End-to-end: `--env staging` / `--env production` with the real wrangler talking to the
 //! D1 API emulator, checked through wrangler itself.
 
-mod support;
-
+use crate::support::{Workspace, TOKEN};
 use d1_emulator::{Fault, FaultKind};
-use support::{Workspace, TOKEN};
 
 const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n";
 const POSTS: &str =
@@ -18,7 +16,7 @@ fn workspace(tag: &str) -> Workspace {
 }
 
 /// Every file the run wrote, and every output, must be free of the token.
-fn assert_no_token(ws: &Workspace, runs: &[&support::Run]) {
+fn assert_no_token(ws: &Workspace, runs: &[&crate::support::Run]) {
     for run in runs {
         assert!(
             !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),

@@ -1,8 +1,6 @@
 //! End-to-end: bad configuration and arguments stop before anything runs, with exit 2.
 
-mod support;
-
-use support::Workspace;
+use crate::support::Workspace;
 
 fn ws_with(config: &str) -> Workspace {
     let ws = Workspace::new("config");

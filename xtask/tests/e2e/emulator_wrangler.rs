@@ -1,11 +1,9 @@
 //! The D1 API emulator driven by the real wrangler: every `wrangler d1` command of the
 //! spec (d1-remote-api.md) works against it.
 
-mod support;
+use crate::support::{remote_id, Workspace};
 
-use support::{remote_id, Workspace};
-
-fn ok(run: support::Run) -> support::Run {
+fn ok(run: crate::support::Run) -> crate::support::Run {
     assert_eq!(
         run.code, 0,
         "stdout:\n{}\nstderr:\n{}",

@@ -1,0 +1,22 @@
+//! Every end-to-end test of the xtask in one test binary, so that they share one build,
+//! one link and one support module: temporary workspaces, the real xtask binary, the real
+//! wrangler (installed once per run), the D1 API emulator.
+//!
+//! `cargo test -p xtask --test e2e <module>::` runs one group, for example
+//! `cargo test -p xtask --test e2e reliability::`.
+
+mod support;
+
+mod backup_restore;
+mod config_errors;
+mod d1_rules;
+mod dev_server;
+mod drift_lock;
+mod emulator_wrangler;
+mod local_migrate;
+mod processes;
+mod provisioning;
+mod reliability;
+mod remote_migrate;
+mod reset_seed;
+mod tidy;
