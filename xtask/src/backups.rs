@@ -178,11 +178,9 @@ pub fn new_id(now: i64) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let stamp = crate::time::format_utc(now)
-        .replace(['-', ':'], "")
-        .replace(' ', "T");
+    let stamp = crate::time::format_compact(now);
     format!(
-        "{stamp}Z-{:04x}",
+        "{stamp}-{:04x}",
         (nanos ^ std::process::id().rotate_left(16)) & 0xffff
     )
 }
@@ -362,17 +360,15 @@ fn path_safe(s: &str) -> String {
 
 /// `backups/<env>/<database>-<UTC time>.<ext>`, with `-2`, `-3`... if that name is taken.
 pub fn default_path(project: &Project, target: &Target, ext: &str) -> PathBuf {
-    let stamp = crate::time::format_utc(crate::time::unix_now())
-        .replace(['-', ':'], "")
-        .replace(' ', "T");
+    let stamp = crate::time::format_compact(crate::time::unix_now());
     // Names from the config never lead out of backups/: only safe characters reach a path.
     let label = path_safe(target.db.label());
     let env = path_safe(target.env.name());
     let dir = backups_dir(project).join(env);
-    let mut path = dir.join(format!("{label}-{stamp}Z.{ext}"));
+    let mut path = dir.join(format!("{label}-{stamp}.{ext}"));
     let mut n = 2;
     while path.exists() {
-        path = dir.join(format!("{label}-{stamp}Z-{n}.{ext}"));
+        path = dir.join(format!("{label}-{stamp}-{n}.{ext}"));
         n += 1;
     }
     path

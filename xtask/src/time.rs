@@ -26,6 +26,11 @@ pub fn parse_utc(s: &str) -> Option<i64> {
         .map(|z| z.timestamp().as_second())
 }
 
+/// `20261122T100000Z`: sortable and safe in file names (backup ids and paths).
+pub fn format_compact(secs: i64) -> String {
+    at(secs).strftime("%Y%m%dT%H%M%SZ").to_string()
+}
+
 /// `2026-11-22T10:00:00Z`.
 pub fn format_rfc3339(secs: i64) -> String {
     at(secs).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -251,6 +256,7 @@ mod tests {
     fn formats() {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00");
         assert_eq!(format_utc(1_763_770_768), "2025-11-22 00:19:28");
+        assert_eq!(format_compact(1_763_770_768), "20251122T001928Z");
         assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(parse_utc("2025-11-22 00:19:28"), Some(1_763_770_768));
         let paris = TimeZone::get("Europe/Paris").unwrap();
