@@ -216,10 +216,9 @@ impl Drop for Emulator {
 
 fn serve(shared: &api::Shared, stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(http::IDLE));
-    let Ok(write_half) = stream.try_clone() else {
+    let Ok(mut out) = stream.try_clone() else {
         return;
     };
-    let mut out = write_half;
     let mut reader = std::io::BufReader::new(stream);
     // One request after another until the client closes, asks to, or idles out.
     while let Ok(Some(req)) = http::read_request(&mut reader) {

@@ -146,14 +146,11 @@ impl Bench {
             ));
         }
         // The hand-written reset: the same drops the xtask sends, and the tracking table.
-        let conn = rusqlite::Connection::open_in_memory()?;
         let chosen: Vec<&crate::migrations::Migration> = set.migrations.iter().collect();
-        if let Some((name, e)) = crate::d1::replay(&conn, "d1_migrations", &chosen) {
-            return Err(failed!(
-                "bench: {name} does not apply to an empty database: {e}"
-            ));
-        }
-        let schema = crate::d1::local::read_state(&conn, "d1_migrations")?.schema;
+        let schema =
+            crate::d1::replayed_schema("d1_migrations", &chosen).map_err(|(name, e)| {
+                failed!("bench: {name} does not apply to an empty database: {e}")
+            })?;
         let reset_sql = crate::d1::drop_all_sql(&schema, &[]);
         let seed_args: Vec<String> = seeds
             .iter()

@@ -115,11 +115,7 @@ impl Change for Reset<'_> {
             drop_all_sql(&act.before.schema, &[crate::d1::lock_table(table)]),
             batch_sql(table, self.chosen, &Extras::default())
         );
-        for seed in self.seeds {
-            sql.push_str(&format!("-- xtask: seed file {}\n", seed.path.display()));
-            sql.push_str(&seed.sql);
-            sql.push('\n');
-        }
+        sql.push_str(&crate::seeds::joined_sql(self.seeds));
         let what = if self.seeds.is_empty() {
             "reset"
         } else {
@@ -226,15 +222,10 @@ fn check_seeds(
             left.join(", ")
         ));
     }
-    let conn = rusqlite::Connection::open_in_memory()
-        .map_err(|e| failed!("cannot open an in-memory database: {e}"))?;
     // A migration that fails on an empty database fails the reset too, with D1's words.
-    if d1::replay(&conn, &target.db.migrations_table, chosen).is_some() {
+    let Ok(schema) = d1::replayed_schema(&target.db.migrations_table, chosen) else {
         return Ok(());
-    }
-    let schema = d1::local::read_state(&conn, &target.db.migrations_table)
-        .map_err(|e| failed!("cannot read the replayed schema: {e}"))?
-        .schema;
+    };
     for seed in seeds {
         preflight(seed, &schema)?;
     }

@@ -205,7 +205,7 @@ impl Change for Cleanup<'_> {
     }
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
-        load(act, self.files).map(|_| ())
+        load(act, self.files)
     }
 }
 
@@ -284,8 +284,8 @@ pub fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Result<()>
 }
 
 /// Sends every file, in order, with the lock's release, as one request: all of them or
-/// none. Returns the state read back.
-pub fn load(act: &mut Act<'_>, files: &[SeedFile]) -> anyhow::Result<State> {
+/// none.
+fn load(act: &mut Act<'_>, files: &[SeedFile]) -> anyhow::Result<()> {
     let names: Vec<String> = files.iter().map(SeedFile::short_name).collect();
     let statements: usize = files.iter().map(|f| f.sent_statements).sum();
     ui::say(format!(
@@ -293,14 +293,8 @@ pub fn load(act: &mut Act<'_>, files: &[SeedFile]) -> anyhow::Result<State> {
         names.join(", "),
         if statements == 1 { "" } else { "s" }
     ));
-    let mut sql = String::new();
-    for f in files {
-        sql.push_str(&format!("-- xtask: seed file {}\n", f.path.display()));
-        sql.push_str(&f.sql);
-        sql.push('\n');
-    }
-    match act.commit(&sql)? {
-        Ok(after) => Ok(after),
+    match act.commit(&crate::seeds::joined_sql(files))? {
+        Ok(_) => Ok(()),
         Err(e) => Err(failed!(
             "loading {} failed: {e}\nthe file{} went as one request, so none of {} is in the database",
             names.join(", "),

@@ -52,6 +52,17 @@ pub fn files_with_prefix(dir: &Path, prefix: &str) -> anyhow::Result<Vec<PathBuf
     Ok(files)
 }
 
+/// The SQL of `files` for one request, in order, each behind a comment naming it.
+pub fn joined_sql(files: &[SeedFile]) -> String {
+    let mut sql = String::new();
+    for f in files {
+        sql.push_str(&format!("-- xtask: seed file {}\n", f.path.display()));
+        sql.push_str(&f.sql);
+        sql.push('\n');
+    }
+    sql
+}
+
 impl SeedFile {
     /// The file's name without its folder, for messages.
     pub fn short_name(&self) -> String {

@@ -281,17 +281,17 @@ impl Wrangler {
     }
 }
 
-/// `--command <sql>`, safe from wrangler's argument parser: a value that starts with `-`
-/// (SQL opening with a `-- comment`) is taken by yargs for options ("You must provide either
-/// --command or --file", or "Unknown arguments"), so such SQL gets a leading newline,
-/// which SQL ignores.
-pub fn command_args(sql: &str) -> [String; 2] {
+/// `--command <sql> --json`, safe from wrangler's argument parser: a value that starts
+/// with `-` (SQL opening with a `-- comment`) is taken by yargs for options ("You must
+/// provide either --command or --file", or "Unknown arguments"), so such SQL gets a
+/// leading newline, which SQL ignores.
+pub fn json_command_args(sql: &str) -> [String; 3] {
     let value = if sql.starts_with('-') {
         format!("\n{sql}")
     } else {
         sql.to_string()
     };
-    ["--command".into(), value]
+    ["--command".into(), value, "--json".into()]
 }
 
 /// How a wrangler command is shown: `wrangler d1 ...`, each argument quoted if it needs
@@ -386,8 +386,11 @@ mod tests {
     fn sql_opening_with_a_comment_is_not_taken_for_options() {
         // `--command '-- c\nSELECT 1'` makes wrangler 4.164 answer "You must provide
         // either --command or --file"; with a leading newline it runs.
-        assert_eq!(command_args("-- c\nSELECT 1")[1], "\n-- c\nSELECT 1");
-        assert_eq!(command_args("SELECT 1"), ["--command", "SELECT 1"]);
+        assert_eq!(json_command_args("-- c\nSELECT 1")[1], "\n-- c\nSELECT 1");
+        assert_eq!(
+            json_command_args("SELECT 1"),
+            ["--command", "SELECT 1", "--json"]
+        );
     }
 
     #[test]

@@ -143,8 +143,7 @@ impl Local {
             quote_ident(&table)
         );
         let mut args = self.target.d1_args(&["execute"]);
-        args.extend(crate::wrangler::command_args(&sql));
-        args.push("--json".into());
+        args.extend(crate::wrangler::json_command_args(&sql));
         let run = self.wrangler()?.run(&args)?;
         if !run.success {
             return Err(failed!(
@@ -201,11 +200,9 @@ impl Local {
     fn lock_via_wrangler(&mut self, row: &LockRow) -> anyhow::Result<Result<State, LockRow>> {
         let table = self.target.db.migrations_table.clone();
         let mut args = self.target.d1_args(&["execute"]);
-        args.extend(crate::wrangler::command_args(&super::state_request_sql(
-            &table,
-            Some(row),
-        )));
-        args.push("--json".into());
+        args.extend(crate::wrangler::json_command_args(
+            &super::state_request_sql(&table, Some(row)),
+        ));
         let run = self.wrangler()?.run(&args)?;
         if !run.success {
             let error = run.error_text();
@@ -492,8 +489,7 @@ impl Database for Local {
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let Some(path) = self.db_file().map(Path::to_path_buf) else {
             let mut args = self.target.d1_args(&["execute"]);
-            args.extend(crate::wrangler::command_args(sql));
-            args.push("--json".into());
+            args.extend(crate::wrangler::json_command_args(sql));
             let run = self.wrangler()?.run(&args)?;
             if !run.success {
                 return Err(failed!(

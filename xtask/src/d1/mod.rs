@@ -298,10 +298,7 @@ pub trait Database {
     /// is read directly; a remote import returns no rows). `Ok(Err(text))` is D1's or
     /// wrangler's refusal, with no state read.
     fn execute_and_read(&mut self, sql: &str) -> anyhow::Result<Result<State, String>> {
-        match self.execute_sql(sql)? {
-            Ok(()) => self.state().map(Ok),
-            Err(e) => Ok(Err(e)),
-        }
+        execute_then_read(self, sql)
     }
     /// A read-only query; each row a JSON object keyed by column.
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>>;
@@ -311,6 +308,35 @@ pub trait Database {
     }
     /// wrangler processes started so far.
     fn wrangler_calls(&self) -> usize;
+}
+
+/// `execute_sql`, then `state` in a read of its own: `Database::execute_and_read` where
+/// the request returns no rows to read back.
+pub fn execute_then_read<D: Database + ?Sized>(
+    db: &mut D,
+    sql: &str,
+) -> anyhow::Result<Result<State, String>> {
+    match db.execute_sql(sql)? {
+        Ok(()) => db.state().map(Ok),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// The schema `migrations` make on an empty database, replayed in memory (each file in
+/// its own transaction, as wrangler runs them); `Err((file, error))` names the first that
+/// fails.
+pub fn replayed_schema(
+    table: &str,
+    migrations: &[&Migration],
+) -> Result<Vec<SchemaObject>, (String, String)> {
+    let in_memory = |e: rusqlite::Error| ("(in-memory database)".to_string(), e.to_string());
+    let conn = rusqlite::Connection::open_in_memory().map_err(in_memory)?;
+    if let Some(failed) = replay(&conn, table, migrations) {
+        return Err(failed);
+    }
+    local::read_state(&conn, table)
+        .map(|state| state.schema)
+        .map_err(in_memory)
 }
 
 pub fn open(project: &Project, target: &Target) -> anyhow::Result<Box<dyn Database>> {

@@ -128,8 +128,7 @@ impl Remote {
         let mut args = self.target.d1_args(&["execute"]);
         match transport {
             Transport::Command(sql) => {
-                args.extend(crate::wrangler::command_args(sql));
-                args.push("--json".into());
+                args.extend(crate::wrangler::json_command_args(sql));
             }
             Transport::File(path) => {
                 args.extend(["--file".into(), path.display().to_string(), "--yes".into()])
@@ -153,10 +152,9 @@ impl Remote {
     fn read(&mut self, lock: Option<&LockRow>) -> anyhow::Result<Result<State, LockRow>> {
         let table = self.target.db.migrations_table.clone();
         let mut args = self.target.d1_args(&["execute"]);
-        args.extend(crate::wrangler::command_args(&super::state_request_sql(
-            &table, lock,
-        )));
-        args.push("--json".into());
+        args.extend(crate::wrangler::json_command_args(
+            &super::state_request_sql(&table, lock),
+        ));
         let run = self.run(&args)?;
         if !run.success {
             let error = run.error_text();
@@ -197,6 +195,17 @@ impl Remote {
         let conn = super::schema_copy(&before.schema)?;
         super::replay(&conn, &self.target.db.migrations_table, group).map(|(name, _)| name)
     }
+}
+
+/// The result items of a `--command ... --json` run that exited 0, when D1 reported success
+/// for every statement; wrangler can exit 0 on a failed statement, so anything else is a
+/// failure, in words.
+fn confirmed_items(stdout: &str) -> Result<Vec<serde_json::Value>, String> {
+    let items = execute_items(stdout).unwrap_or_default();
+    if items.is_empty() || items.iter().any(|i| i["success"] != true) {
+        return Err("wrangler exited 0, but D1 did not report success for every statement".into());
+    }
+    Ok(items)
 }
 
 /// Whether any statement of `sql` creates a trigger.
@@ -299,19 +308,16 @@ impl Database for Remote {
             }
             if let (Transport::Command(_), true) = (&transport, has_read_back) {
                 // Every statement must say success; the last one is the read-back.
-                let items = execute_items(&run.stdout).unwrap_or_default();
-                let confirmed = !items.is_empty() && items.iter().all(|i| i["success"] == true);
-                if !confirmed {
-                    return Ok(ApplyReport {
-                        error: Some(
-                            "wrangler exited 0, but D1 did not report success for every statement"
-                                .into(),
-                        ),
-                        failed: failed_name(self),
-                        after: None,
-                    });
+                match confirmed_items(&run.stdout) {
+                    Ok(items) => after = items.last().map(rows_to_state),
+                    Err(error) => {
+                        return Ok(ApplyReport {
+                            error: Some(error),
+                            failed: failed_name(self),
+                            after: None,
+                        })
+                    }
                 }
-                after = items.last().map(rows_to_state);
             } else {
                 after = None;
             }
@@ -458,11 +464,8 @@ impl Database for Remote {
             return Ok(Err(run.error_text()));
         }
         if let Transport::Command(_) = transport {
-            let items = execute_items(&run.stdout).unwrap_or_default();
-            if items.is_empty() || items.iter().any(|i| i["success"] != true) {
-                return Ok(Err(
-                    "wrangler exited 0, but D1 did not report success for every statement".into(),
-                ));
+            if let Err(e) = confirmed_items(&run.stdout) {
+                return Ok(Err(e));
             }
         }
         Ok(Ok(()))
@@ -471,24 +474,19 @@ impl Database for Remote {
     fn execute_and_read(&mut self, sql: &str) -> anyhow::Result<Result<State, String>> {
         let table = self.target.db.migrations_table.clone();
         let with_reads = format!("{sql}\n{}", super::state_request_sql(&table, None));
-        let Transport::Command(_) = self.transport(with_reads.clone(), 0) else {
+        let transport = self.transport(with_reads, 0);
+        if let Transport::File(_) = transport {
             // The import API returns no rows: read back in a request of its own.
-            return match self.execute_sql(sql)? {
-                Ok(()) => self.state().map(Ok),
-                Err(e) => Ok(Err(e)),
-            };
-        };
-        let args = self.args_for(&Transport::Command(with_reads));
-        let run = self.run(&args)?;
+            return super::execute_then_read(self, sql);
+        }
+        let run = self.run(&self.args_for(&transport))?;
         if !run.success {
             return Ok(Err(run.error_text()));
         }
-        let items = execute_items(&run.stdout).unwrap_or_default();
-        if items.is_empty() || items.iter().any(|i| i["success"] != true) {
-            return Ok(Err(
-                "wrangler exited 0, but D1 did not report success for every statement".into(),
-            ));
-        }
+        let items = match confirmed_items(&run.stdout) {
+            Ok(items) => items,
+            Err(e) => return Ok(Err(e)),
+        };
         super::state_from_items(&items).map(Ok).ok_or_else(|| {
             failed!(
                 "the change on {} {} was sent, but its read-back is not in wrangler's answer ({})",
@@ -501,8 +499,7 @@ impl Database for Remote {
 
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let mut args = self.target.d1_args(&["execute"]);
-        args.extend(crate::wrangler::command_args(sql));
-        args.push("--json".into());
+        args.extend(crate::wrangler::json_command_args(sql));
         let run = self.run(&args)?;
         if !run.success {
             return Err(failed!(
