@@ -247,25 +247,7 @@ fn rehearsal_reports_failures_and_lost_rows_without_touching_the_remote() {
     );
     assert_eq!(cascade["blocking"], false);
 
-    let bookmark = |ws: &Workspace| {
-        let r = ws.wrangler_remote(
-            &emu,
-            &[
-                "d1",
-                "time-travel",
-                "info",
-                "DB",
-                "--env",
-                "staging",
-                "--json",
-            ],
-        );
-        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["bookmark"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let before = bookmark(&ws);
+    let before = ws.remote_bookmark(&emu, "staging");
     let ok = ws.xtask_remote(
         &emu,
         &["db-migrate", "--env", "staging", "--rehearse", "--json"],
@@ -291,7 +273,11 @@ fn rehearsal_reports_failures_and_lost_rows_without_touching_the_remote() {
             "nothing was changed on staging",
         ],
     );
-    assert_eq!(bookmark(&ws), before, "not one write reached the remote");
+    assert_eq!(
+        ws.remote_bookmark(&emu, "staging"),
+        before,
+        "not one write reached the remote"
+    );
     let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
     assert_eq!(applied, vec!["0001_users.sql", "0002_posts.sql"]);
     assert!(!tables.contains(&"users_new".to_string()));

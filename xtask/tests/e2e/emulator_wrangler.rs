@@ -51,20 +51,7 @@ fn list_info_execute_import_export_and_time_travel() {
             "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)",
         ],
     ));
-    let bookmark = ok(ws.wrangler_remote(
-        &emu,
-        &[
-            "d1",
-            "time-travel",
-            "info",
-            "DB",
-            "--env",
-            "staging",
-            "--json",
-        ],
-    ));
-    let bookmark: serde_json::Value = serde_json::from_str(&bookmark.stdout).unwrap();
-    let bookmark = bookmark["bookmark"].as_str().unwrap().to_string();
+    let bookmark = ws.remote_bookmark(&emu, "staging");
 
     ws.write(
         "rows.sql",

@@ -214,24 +214,7 @@ fn remote_faults(category: &'static str, steps: &[Step]) {
                 "staging",
                 "INSERT INTO users (id, email) VALUES (1, 'a@x.com'), (2, 'b@x.com')",
             );
-            let bookmark = {
-                let r = ws.wrangler_remote(
-                    &emu,
-                    &[
-                        "d1",
-                        "time-travel",
-                        "info",
-                        "DB",
-                        "--env",
-                        "staging",
-                        "--json",
-                    ],
-                );
-                serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["bookmark"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            };
+            let bookmark = ws.remote_bookmark(&emu, "staging");
             let backup = if step.name == "import" {
                 // Over 100 kB, so that the restore goes through D1's import API.
                 ws.remote_query(

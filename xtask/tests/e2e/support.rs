@@ -76,6 +76,20 @@ impl Run {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+    /// The rows of the last statement of a `wrangler d1 execute --json` that succeeded.
+    pub fn last_results(&self) -> Vec<serde_json::Value> {
+        assert_eq!(
+            self.code, 0,
+            "wrangler query failed: {}\n{}",
+            self.stdout, self.stderr
+        );
+        let v: serde_json::Value = serde_json::from_str(&self.stdout).unwrap();
+        v.as_array().unwrap().last().unwrap()["results"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
@@ -191,16 +205,7 @@ impl Workspace {
     /// `SELECT ...` on the local database through `wrangler d1 execute --local --json`.
     pub fn query(&self, sql: &str) -> Vec<serde_json::Value> {
         let run = self.wrangler(&["d1", "execute", "DB", "--local", "--json", "--command", sql]);
-        assert_eq!(
-            run.code, 0,
-            "wrangler query failed: {}\n{}",
-            run.stdout, run.stderr
-        );
-        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-        v.as_array().unwrap().last().unwrap()["results"]
-            .as_array()
-            .unwrap()
-            .clone()
+        run.last_results()
     }
 
     /// Names in wrangler's tracking table, read through wrangler (empty if it does not exist).
@@ -366,16 +371,17 @@ impl Workspace {
                 sql,
             ],
         );
-        assert_eq!(
-            run.code, 0,
-            "wrangler query failed: {}\n{}",
-            run.stdout, run.stderr
+        run.last_results()
+    }
+
+    /// The current Time Travel bookmark of a remote database, through raw wrangler.
+    pub fn remote_bookmark(&self, emu: &d1_emulator::Emulator, env: &str) -> String {
+        let run = self.wrangler_remote(
+            emu,
+            &["d1", "time-travel", "info", "DB", "--env", env, "--json"],
         );
-        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-        v.as_array().unwrap().last().unwrap()["results"]
-            .as_array()
-            .unwrap()
-            .clone()
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        run.json()["bookmark"].as_str().unwrap().to_string()
     }
 
     /// User tables and tracking rows of a remote database, through wrangler, in one call.
