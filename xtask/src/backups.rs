@@ -492,7 +492,6 @@ pub fn take(ctx: &Ctx, db: &mut dyn Database) -> anyhow::Result<Taken> {
 pub fn record_point(
     ctx: &Ctx,
     target: &Target,
-    db: &dyn Database,
     taken: Taken,
     state: &State,
     reason: &str,
@@ -510,7 +509,7 @@ pub fn record_point(
             ));
             Captured {
                 undo: restore_command(ctx, target, &format!("--bookmark {b}")),
-                undo_wrangler: Some(db.undo_command(&point)),
+                undo_wrangler: Some(crate::d1::ops::undo_command(target, &point)),
                 entry,
                 point,
             }

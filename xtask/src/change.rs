@@ -61,7 +61,7 @@ impl Act<'_> {
             &self.held.token,
             self.held.acquired_at,
         );
-        match self.db.execute_and_read(&format!("{sql}\n{release}\n"))? {
+        match crate::d1::ops::execute_and_read(self.db, &format!("{sql}\n{release}\n"))? {
             Ok(after) => {
                 self.held.released = true;
                 Ok(Ok(after))
@@ -165,7 +165,7 @@ pub fn run(
     let released = if held.released {
         Ok(())
     } else {
-        db.unlock(&held.token, held.acquired_at)
+        crate::d1::ops::unlock(db, &held.token, held.acquired_at)
     };
     match (result, released) {
         (Ok(done), Ok(())) => {
@@ -235,7 +235,6 @@ fn locked(
         Some(t) => Some(backups::record_point(
             ctx,
             target,
-            db,
             t,
             &before,
             &format!("before {}", guard.command),
@@ -261,5 +260,219 @@ fn locked(
             crate::exit::status_of(&e),
             format!("{e:#}{undo}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline on the in-process D1 (`d1::memory`): no Node, no wrangler.
+    use super::*;
+    use crate::d1::memory::Memory;
+    use crate::exit::Exit;
+    use crate::flags::Global;
+    use crate::testutil::{answer_prompts, ctx, events, TempDir};
+
+    /// Inserts one row of a table it creates; `fail` makes the action fail before it sends.
+    struct Insert {
+        fail: bool,
+        /// The lock row as the action saw it, under the lock.
+        seen_lock: Option<crate::d1::LockRow>,
+    }
+
+    impl Change for Insert {
+        fn plan(&mut self, _state: &State) -> anyhow::Result<Option<String>> {
+            Ok(Some("insert one row".into()))
+        }
+        fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
+            crate::testutil::event("act");
+            self.seen_lock = act.before.lock.clone();
+            if self.fail {
+                anyhow::bail!("the action broke before sending anything");
+            }
+            match act.commit("CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t VALUES (1);")? {
+                Ok(_) => Ok(()),
+                Err(e) => Err(failed!("refused: {e}")),
+            }
+        }
+    }
+
+    fn insert() -> Insert {
+        Insert {
+            fail: false,
+            seen_lock: None,
+        }
+    }
+
+    fn setup(env: Option<&str>, global: Global) -> (TempDir, Ctx, Target) {
+        let dir = TempDir::new("pipeline");
+        let ctx = ctx(
+            dir.path(),
+            Global {
+                env: env.map(String::from),
+                ..global
+            },
+        );
+        let target = ctx.target().unwrap();
+        (dir, ctx, target)
+    }
+
+    fn guard(confirm: Confirm<'_>) -> Guard<'_> {
+        Guard {
+            command: "db-test",
+            confirm,
+            restore_point: true,
+        }
+    }
+
+    fn rows(db: &mut Memory) -> usize {
+        db.query("SELECT x FROM t").map_or(0, |r| r.len())
+    }
+
+    fn position(events: &[String], what: &str) -> usize {
+        events
+            .iter()
+            .position(|e| e == what)
+            .unwrap_or_else(|| panic!("no {what} in {events:?}"))
+    }
+
+    #[test]
+    fn a_prompt_comes_before_the_restore_point_and_the_lock() {
+        let (_dir, ctx, target) = setup(Some("production"), Global::default());
+        assert!(target.protected);
+        let mut db = Memory::new(&target);
+        events();
+        answer_prompts("y");
+        let done = run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut insert()).unwrap();
+        assert!(done.changed);
+        let log = events();
+        let prompt = position(&log, "prompt");
+        assert!(prompt < position(&log, "restore point"), "{log:?}");
+        assert!(prompt < position(&log, "lock"), "{log:?}");
+        assert!(position(&log, "lock") < position(&log, "act"), "{log:?}");
+        assert_eq!(rows(&mut db), 1);
+        assert_eq!(db.state().unwrap().lock, None);
+    }
+
+    #[test]
+    fn no_at_the_prompt_takes_no_lock_and_changes_nothing() {
+        let (_dir, ctx, target) = setup(Some("production"), Global::default());
+        let mut db = Memory::new(&target);
+        events();
+        answer_prompts("n");
+        let e = run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut insert())
+            .err()
+            .unwrap();
+        assert_eq!(crate::exit::status_of(&e), Exit::Refused, "{e:#}");
+        let log = events();
+        assert!(
+            !log.iter().any(|e| e == "lock" || e == "run" || e == "act"),
+            "{log:?}"
+        );
+        assert_eq!(rows(&mut db), 0);
+    }
+
+    #[test]
+    fn the_lock_row_names_this_host_and_process_and_is_released() {
+        let (_dir, ctx, target) = setup(None, Global::default());
+        let mut db = Memory::new(&target);
+        let mut change = insert();
+        run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut change).unwrap();
+        let row = change.seen_lock.expect("the action runs under the lock");
+        assert!(
+            !row.host.is_empty() && row.host != "unknown-host",
+            "{row:?}"
+        );
+        assert_eq!(row.pid, i64::from(std::process::id()));
+        assert_eq!(row.command, "db-test");
+        // A process of this host that is gone makes the row stale: the check can match it.
+        let dead = crate::d1::LockRow {
+            pid: i64::from(u32::MAX >> 2),
+            ..row
+        };
+        assert!(crate::lock::stale_reason(&dead, 900).is_some());
+        assert_eq!(db.state().unwrap().lock, None);
+    }
+
+    #[test]
+    fn a_lock_released_meanwhile_is_tried_again_after_a_pause() {
+        let (_dir, ctx, target) = setup(None, Global::default());
+        let mut db = Memory::new(&target);
+        db.vanishing_conflicts = 2;
+        events();
+        let started = std::time::Instant::now();
+        run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut insert()).unwrap();
+        let attempts = events().iter().filter(|e| *e == "lock").count();
+        assert_eq!(attempts, 3);
+        // Two pauses of 250 ms between the three attempts: no busy loop.
+        assert!(started.elapsed() >= std::time::Duration::from_millis(450));
+        assert_eq!(rows(&mut db), 1);
+    }
+
+    #[test]
+    fn a_lock_that_keeps_vanishing_gives_up_at_the_deadline() {
+        let (_dir, ctx, target) = setup(
+            None,
+            Global {
+                lock_timeout: Some(1),
+                ..Global::default()
+            },
+        );
+        let mut db = Memory::new(&target);
+        db.vanishing_conflicts = usize::MAX;
+        events();
+        let e = run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut insert())
+            .err()
+            .unwrap();
+        assert_eq!(crate::exit::status_of(&e), Exit::Refused, "{e:#}");
+        assert!(format!("{e:#}").contains("nothing was changed"), "{e:#}");
+        // One second at 250 ms a pause: a handful of attempts, not a spin.
+        let attempts = events().iter().filter(|e| *e == "lock").count();
+        assert!((2..=7).contains(&attempts), "{attempts} attempts");
+        assert_eq!(rows(&mut db), 0);
+    }
+
+    #[test]
+    fn a_refused_request_keeps_nothing_releases_the_lock_and_says_how_to_undo() {
+        let (_dir, ctx, target) = setup(Some("staging"), Global::default());
+        let mut db = Memory::new(&target);
+        db.refuse_next = Some("too many SQL variables: SQLITE_ERROR".into());
+        let e = run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut insert())
+            .err()
+            .unwrap();
+        let text = format!("{e:#}");
+        assert!(text.contains("too many SQL variables"), "{text}");
+        assert!(text.contains("to return to the state before"), "{text}");
+        assert_eq!(db.state().unwrap().lock, None);
+        assert_eq!(rows(&mut db), 0);
+    }
+
+    #[test]
+    fn a_lost_reply_after_the_commit_is_read_back_and_taken_as_done() {
+        let (_dir, ctx, target) = setup(Some("staging"), Global::default());
+        let mut db = Memory::new(&target);
+        db.lose_next_reply = true;
+        events();
+        let done = run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut insert()).unwrap();
+        assert!(done.changed);
+        let log = events();
+        assert!(position(&log, "run") < log.iter().rposition(|e| e == "read").unwrap());
+        assert!(!log.contains(&"unlock".to_string()), "{log:?}");
+        assert_eq!(rows(&mut db), 1);
+        assert_eq!(db.state().unwrap().lock, None);
+    }
+
+    #[test]
+    fn an_action_that_fails_before_sending_still_releases_the_lock() {
+        let (_dir, ctx, target) = setup(None, Global::default());
+        let mut db = Memory::new(&target);
+        let mut change = Insert {
+            fail: true,
+            seen_lock: None,
+        };
+        let e = run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut change)
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("broke before sending"));
+        assert_eq!(db.state().unwrap().lock, None);
     }
 }

@@ -148,14 +148,7 @@ fn bookmark_only(ctx: &Ctx, target: &crate::target::Target) -> anyhow::Result<()
     let mut db = d1::open(&ctx.project, target)?;
     let state = db.state()?;
     let taken = backups::take(ctx, db.as_mut())?;
-    let captured = backups::record_point(
-        ctx,
-        target,
-        db.as_ref(),
-        taken,
-        &state,
-        "db-backup --bookmark",
-    )?;
+    let captured = backups::record_point(ctx, target, taken, &state, "db-backup --bookmark")?;
     let zone = crate::time::zone(None).unwrap_or(jiff::tz::TimeZone::UTC);
     let now = crate::time::unix_now();
     ui::say(format!(

@@ -134,7 +134,7 @@ impl flags::DbMigrate {
             ui::say("  snapshot of the local database file into backups/local/");
         }
         if !chosen.is_empty() {
-            for args in db.apply_commands(&chosen, mode) {
+            for args in crate::d1::ops::apply_commands(db, &chosen, mode) {
                 ui::say(format!("  $ {}", display_command(&args)));
             }
         }
@@ -249,7 +249,7 @@ impl Change for Migrate<'_> {
             first_sight,
             release: release.clone(),
         };
-        let outcome = act.db.apply(&chosen, self.mode, &act.before, &extras)?;
+        let outcome = crate::d1::ops::apply(act.db, &chosen, self.mode, &act.before, &extras)?;
         // wrangler can exit 0 on a failed migration: only the tracking table is believed.
         let after = match outcome.after.clone() {
             Some(state) if outcome.error.is_none() => state,
@@ -347,8 +347,7 @@ fn record_first_sight(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    db.execute_sql(&sql)?
-        .map_err(|e| failed!("recording checksums failed: {e}"))
+    crate::d1::ops::execute(db, &sql)?.map_err(|e| failed!("recording checksums failed: {e}"))
 }
 
 /// `--repair`: after the user reviewed an edited applied file, record its new checksum
@@ -426,8 +425,7 @@ impl Change for Repair<'_> {
                 act.held.acquired_at,
             )
         );
-        act.db
-            .execute_sql(&sql)?
+        crate::d1::ops::execute(act.db, &sql)?
             .map_err(|e| failed!("repair failed: {e}; nothing was changed"))?;
         act.held.released = true;
         for line in &self.said {
@@ -498,7 +496,7 @@ fn verify(
         RestorePoint::Bookmark(b) => Restore::Bookmark(b.clone()),
         RestorePoint::Snapshot(p) => Restore::Snapshot(p.clone()),
     };
-    if let Err(e) = db.restore(&source, after) {
+    if let Err(e) = crate::d1::ops::restore(db, &source, after) {
         return Err(failed!(
             "`{cmd}` failed ({status}) and restoring the restore point failed too: {e:#}\nthe migrations of \
              this run are still applied; restore by hand: {}",

@@ -148,7 +148,7 @@ impl Change for RestoreChange<'_> {
     }
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
-        self.previous = act.db.restore(&self.source, &act.before)?;
+        self.previous = crate::d1::ops::restore(act.db, &self.source, &act.before)?;
         self.after = act.db.state().map_err(|e| {
             failed!(
                 "the restore ran, but reading the tracking table back failed: {e:#}\nthe database holds \

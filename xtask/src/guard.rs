@@ -8,7 +8,23 @@ use crate::target::Target;
 use crate::ui;
 
 fn terminal() -> bool {
+    #[cfg(test)]
+    if crate::testutil::prompt_answer().is_some() {
+        return true;
+    }
     std::io::stdin().is_terminal()
+}
+
+/// The line typed at the prompt.
+fn read_answer() -> String {
+    #[cfg(test)]
+    if let Some(answer) = crate::testutil::prompt_answer() {
+        crate::testutil::event("prompt");
+        return answer;
+    }
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    answer
 }
 
 /// The name `Confirm::Name` asks for: the database's label (its name, else its binding).
@@ -72,8 +88,7 @@ pub fn ask(target: &Target, confirm: Confirm<'_>, plan: &str) -> anyhow::Result<
     let mut err = std::io::stderr().lock();
     let _ = write!(err, "{question}");
     let _ = err.flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
+    let answer = read_answer();
     let answer = answer.trim();
     let ok = match confirm {
         Confirm::Yes => matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes"),

@@ -88,12 +88,12 @@ pub fn acquire(
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     let mut said = false;
     loop {
-        let attempt = match db.lock_and_state(&row) {
+        let attempt = match crate::d1::ops::lock_and_state(db, &row) {
             Ok(attempt) => attempt,
             Err(e) => {
                 // The request may have landed although its answer did not (a timeout):
                 // take back our own row, and only ours.
-                let _ = db.break_lock(&row);
+                let _ = crate::d1::ops::break_lock(db, &row);
                 return Err(e);
             }
         };
@@ -119,7 +119,7 @@ pub fn acquire(
         if ctx.global.force_unlock && !released_meanwhile {
             match &stale {
                 Some(why) => {
-                    db.break_lock(&holder)?;
+                    crate::d1::ops::break_lock(db, &holder)?;
                     ui::say(format!("broke the stale lock ({why}): {}", describe(&holder)));
                     continue;
                 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::d1::local::Local;
-use crate::d1::{ApplyMode, BackupMade, Database, Extras, Restore, State};
+use crate::d1::{ApplyMode, BackupMade, Database, Extras, RestorePoint, State};
 use crate::db_status::database_json;
 use crate::exit::failed;
 use crate::migrations::{Migration, MigrationSet};
@@ -159,12 +159,12 @@ fn rehearse(
         BackupMade::Export { .. } => {
             let sql = std::fs::read_to_string(&dump)
                 .map_err(|e| failed!("cannot read the export: {e}"))?;
-            copy.execute_sql(&sql)?.map_err(|e| {
+            crate::d1::ops::execute(&mut copy, &sql)?.map_err(|e| {
                 failed!("loading the export into the scratch D1 failed: {e}; nothing was changed")
             })?;
         }
         BackupMade::Snapshot => {
-            copy.restore(&Restore::Snapshot(dump.clone()), &State::default())?;
+            copy.return_to(&RestorePoint::Snapshot(dump.clone()))?;
         }
     }
     let before = copy.state()?;
@@ -187,7 +187,13 @@ fn rehearse(
     for m in &chosen {
         let rows_before = counts(&mut copy, &state, &table)?;
         let started = Instant::now();
-        let outcome = copy.apply(&[*m], ApplyMode::PerFile, &state, &Extras::default())?;
+        let outcome = crate::d1::ops::apply(
+            &mut copy,
+            &[*m],
+            ApplyMode::PerFile,
+            &state,
+            &Extras::default(),
+        )?;
         let ms = started.elapsed().as_millis();
         let after = copy.state()?;
         let rows_after = counts(&mut copy, &after, &table)?;

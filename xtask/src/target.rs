@@ -79,6 +79,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The one way messages name a database: `staging DB (my-app-db, 0000...)`.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.env, self.db.describe())
+    }
+
     /// The flags that choose this environment in any `wrangler d1` command. The one place
     /// where an environment becomes wrangler flags; `--preview` is never among them.
     pub fn location_args(&self) -> Vec<String> {

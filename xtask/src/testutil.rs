@@ -25,3 +25,59 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+thread_local! {
+    static EVENTS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    static ANSWER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Notes what happened, in order, for a test of this thread to read.
+pub fn event(what: &str) {
+    EVENTS.with(|e| e.borrow_mut().push(what.to_string()));
+}
+
+/// What happened so far on this thread; the log is emptied.
+pub fn events() -> Vec<String> {
+    EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()))
+}
+
+/// Makes this thread's confirmation prompts see a terminal that answers `answer`.
+pub fn answer_prompts(answer: &str) {
+    ANSWER.with(|a| *a.borrow_mut() = Some(answer.to_string()));
+}
+
+/// The answer set by `answer_prompts`, if any.
+pub fn prompt_answer() -> Option<String> {
+    ANSWER.with(|a| a.borrow().clone())
+}
+
+/// A workspace in `dir` with the sample's shape: one database, `local`, `staging` and a
+/// protected `production`, and its context for `flags` (`global` flags only).
+pub fn ctx(dir: &Path, global: crate::flags::Global) -> crate::Ctx {
+    let config_path = dir.join("wrangler.jsonc");
+    std::fs::write(
+        &config_path,
+        r#"{
+  "name": "unit",
+  "d1_databases": [{ "binding": "DB", "database_name": "unit-db", "database_id": "00000000-0000-4000-8000-000000000001" }],
+  "env": {
+    "staging": { "d1_databases": [{ "binding": "DB", "database_name": "unit-staging", "database_id": "00000000-0000-4000-8000-000000000002" }] },
+    "production": { "d1_databases": [{ "binding": "DB", "database_name": "unit-prod", "database_id": "00000000-0000-4000-8000-000000000003" }] }
+  }
+}
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("migrations")).unwrap();
+    let project = crate::project::Project {
+        root: dir.to_path_buf(),
+        config_path,
+    };
+    crate::Ctx {
+        global,
+        cwd: dir.to_path_buf(),
+        config: crate::config::Config::load(&project).unwrap(),
+        settings: crate::settings::Settings::default(),
+        project,
+    }
+}

@@ -22,6 +22,42 @@ pub struct Wrangler {
     calls_after_interrupt: usize,
 }
 
+/// wrangler, found on first use: a command that starts no wrangler process never looks
+/// for it (nor installs it).
+pub struct Lazy {
+    project: Project,
+    found: Option<Wrangler>,
+}
+
+impl Lazy {
+    pub fn new(project: &Project) -> Lazy {
+        Lazy {
+            project: project.clone(),
+            found: None,
+        }
+    }
+
+    /// Uses `wrangler` (found already, for another workspace's database).
+    pub fn with(project: &Project, wrangler: Wrangler) -> Lazy {
+        Lazy {
+            project: project.clone(),
+            found: Some(wrangler),
+        }
+    }
+
+    pub fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
+        if self.found.is_none() {
+            self.found = Some(Wrangler::locate(&self.project)?);
+        }
+        self.found.as_mut().expect("set just above").run(args)
+    }
+
+    /// wrangler processes started so far.
+    pub fn calls(&self) -> usize {
+        self.found.as_ref().map_or(0, |w| w.calls)
+    }
+}
+
 /// What one wrangler process did.
 pub struct Run {
     pub success: bool,

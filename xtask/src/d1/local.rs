@@ -7,17 +7,12 @@ use hmac::{Hmac, Mac};
 use rusqlite::{Connection, OpenFlags, MAIN_DB};
 use sha2::{Digest, Sha256};
 
-use super::{batch_sql, create_tracking_table_sql, execute_items, quote_ident, rows_to_state};
-use super::{
-    AppliedRow, ApplyMode, ApplyReport, BackupMade, Database, Restore, RestorePoint, State,
-};
-use super::{Extras, LockRow};
+use super::{quote_ident, AppliedRow, BackupMade, Database, Reply, RestorePoint, State};
 use crate::exit::{failed, usage};
-use crate::migrations::Migration;
 use crate::project::Project;
 use crate::target::{self, Target};
 use crate::ui;
-use crate::wrangler::Wrangler;
+use crate::wrangler::{Lazy, Wrangler};
 
 /// The folder wrangler 4 (miniflare, state version 3) keeps local D1 databases in.
 const D1_OBJECT_DIR: &str = "v3/d1/miniflare-D1DatabaseObject";
@@ -83,8 +78,10 @@ pub struct Local {
     project: Project,
     target: Target,
     layout: Layout,
-    wrangler: Option<Wrangler>,
+    wrangler: Lazy,
     said_fallback: bool,
+    /// Requests sent through a batch file so far (each gets a file of its own).
+    requests: usize,
 }
 
 impl Local {
@@ -93,24 +90,18 @@ impl Local {
             layout: detect_layout(&project.local_state_dir(), &target.db),
             project: project.clone(),
             target: target.clone(),
-            wrangler: None,
+            wrangler: Lazy::new(project),
             said_fallback: false,
+            requests: 0,
         }
     }
 
     /// A local database of another (scratch) workspace, run with this workspace's wrangler.
     pub fn with_wrangler(project: &Project, target: &Target, wrangler: Wrangler) -> Local {
         Local {
-            wrangler: Some(wrangler),
+            wrangler: Lazy::with(project, wrangler),
             ..Local::new(project, target)
         }
-    }
-
-    fn wrangler(&mut self) -> anyhow::Result<&mut Wrangler> {
-        if self.wrangler.is_none() {
-            self.wrangler = Some(Wrangler::locate(&self.project)?);
-        }
-        Ok(self.wrangler.as_mut().expect("set just above"))
     }
 
     fn read_file(&self, path: &Path) -> anyhow::Result<State> {
@@ -128,34 +119,12 @@ impl Local {
         })
     }
 
-    fn read_via_wrangler(&mut self, why: &str) -> anyhow::Result<State> {
-        if !self.said_fallback {
-            ui::say(format!(
-                "note: {why}; reading the local state through wrangler instead (slower)"
-            ));
-            self.said_fallback = true;
-        }
-        let table = self.target.db.migrations_table.clone();
-        // As `wrangler d1 migrations list` does: create the table if missing, then read it.
-        let sql = format!(
-            "{}\nSELECT id, name, applied_at FROM {} ORDER BY id;",
-            create_tracking_table_sql(&table),
-            quote_ident(&table)
-        );
+    /// `execute --command <sql> --json` through wrangler: the result items.
+    fn command(&mut self, sql: &str) -> anyhow::Result<Reply> {
         let mut args = self.target.d1_args(&["execute"]);
-        args.extend(crate::wrangler::json_command_args(&sql));
-        let run = self.wrangler()?.run(&args)?;
-        if !run.success {
-            return Err(failed!(
-                "wrangler could not read the local tracking table: {}",
-                run.error_text()
-            ));
-        }
-        let items = execute_items(&run.stdout)?;
-        let last = items
-            .last()
-            .ok_or_else(|| failed!("wrangler returned no result"))?;
-        Ok(rows_to_state(last))
+        args.extend(crate::wrangler::json_command_args(sql));
+        let run = self.wrangler.run(&args)?;
+        Ok(super::command_reply(&run))
     }
 
     fn db_file(&self) -> Option<&Path> {
@@ -182,47 +151,6 @@ impl Local {
         Ok(conn)
     }
 
-    /// The xtask's own bookkeeping (lock rows) written straight to the local file; with
-    /// another layout, through wrangler.
-    fn write_direct(&mut self, sql: &str, what: &str) -> anyhow::Result<()> {
-        match self.db_file().map(Path::to_path_buf) {
-            Some(path) => self
-                .open_rw(&path)?
-                .execute_batch(sql)
-                .map_err(|e| failed!("{what} on {} failed: {e}", path.display())),
-            None => match self.execute_sql(sql)? {
-                Ok(()) => Ok(()),
-                Err(e) => Err(failed!("{what} failed: {e}")),
-            },
-        }
-    }
-
-    fn lock_via_wrangler(&mut self, row: &LockRow) -> anyhow::Result<Result<State, LockRow>> {
-        let table = self.target.db.migrations_table.clone();
-        let mut args = self.target.d1_args(&["execute"]);
-        args.extend(crate::wrangler::json_command_args(
-            &super::state_request_sql(&table, Some(row)),
-        ));
-        let run = self.wrangler()?.run(&args)?;
-        if !run.success {
-            let error = run.error_text();
-            if super::is_lock_conflict(&error, &table) {
-                let holder = self.query(&super::lock_select_sql(&table))?;
-                return Ok(Err(holder
-                    .first()
-                    .map(super::lock_from_json)
-                    .unwrap_or_else(|| row.clone())));
-            }
-            return Err(failed!(
-                "taking the lock on the local database failed: {error}"
-            ));
-        }
-        let items = execute_items(&run.stdout)?;
-        super::state_from_items(&items)
-            .map(Ok)
-            .ok_or_else(|| failed!("wrangler did not confirm the local state read"))
-    }
-
     /// A consistent copy of the local file at `dest` (SQLite's online backup API, so it is
     /// safe while `wrangler dev` writes); an empty database if there is no file yet.
     fn snapshot(&self, dest: &Path) -> anyhow::Result<()> {
@@ -245,23 +173,35 @@ impl Local {
             )
         })
     }
+}
 
-    /// Names the migration of a failed batch: replays it on an in-memory copy of the
-    /// local file (wrangler only says which SQL failed, not in which file).
-    fn diagnose(&self, migrations: &[&Migration]) -> Option<(String, String)> {
-        let mut copy = Connection::open_in_memory().ok()?;
-        if let Some(path) = self.db_file().filter(|p| p.exists()) {
-            let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-            let backup = rusqlite::backup::Backup::new(&src, &mut copy).ok()?;
-            backup
-                .run_to_completion(256, std::time::Duration::ZERO, None)
-                .ok()?;
+/// Runs `sql` on the file as one `BEGIN IMMEDIATE` transaction, statement by statement
+/// (SQLite's own split), with a result item per statement as D1 returns them; a failing
+/// statement rolls all of it back. SQLite's locking makes this safe beside a running
+/// `wrangler dev` (README, "How local state is found").
+fn run_on_file(conn: &Connection, sql: &str) -> Reply {
+    let split = crate::migrations::sql::split(sql);
+    let attempt = (|| -> rusqlite::Result<Vec<serde_json::Value>> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut items = Vec::new();
+        for stmt in &split.statements {
+            let rows = rows_as_json(conn, stmt.text(sql))?;
+            items.push(serde_json::json!({"results": rows, "success": true}));
         }
-        super::replay(&copy, &self.target.db.migrations_table, migrations)
-    }
+        conn.execute_batch("COMMIT")?;
+        Ok(items)
+    })();
+    attempt.map(Some).map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    })
 }
 
 impl Database for Local {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
     fn location(&self) -> String {
         match &self.layout {
             Layout::Direct(p) => p
@@ -273,195 +213,11 @@ impl Database for Local {
         }
     }
 
-    fn state(&mut self) -> anyhow::Result<State> {
-        match self.layout.clone() {
-            Layout::Direct(path) => self.read_file(&path),
-            Layout::ViaWrangler(why) => self.read_via_wrangler(&why),
-        }
-    }
-
-    fn apply_commands(&self, migrations: &[&Migration], mode: ApplyMode) -> Vec<Vec<String>> {
-        (0..mode.groups(migrations).len())
-            .map(|i| {
-                let mut args = self.target.d1_args(&["execute"]);
-                args.extend([
-                    "--file".into(),
-                    self.batch_file(i).display().to_string(),
-                    "--json".into(),
-                ]);
-                args
-            })
-            .collect()
-    }
-
-    fn apply(
-        &mut self,
-        migrations: &[&Migration],
-        mode: ApplyMode,
-        _before: &State,
-        extras: &Extras,
-    ) -> anyhow::Result<ApplyReport> {
-        let groups = mode.groups(migrations);
-        let commands = self.apply_commands(migrations, mode);
-        std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
-            failed!(
-                "cannot create {}: {e}",
-                self.project.scratch_dir().display()
-            )
-        })?;
-        let table = self.target.db.migrations_table.clone();
-        let total = migrations.len();
-        let mut done = 0;
-        let last = groups.len().saturating_sub(1);
-        for (i, (group, args)) in groups.iter().zip(commands).enumerate() {
-            let file = self.batch_file(i);
-            std::fs::write(
-                &file,
-                batch_sql(&table, group, &super::group_extras(extras, i, last)),
-            )
-            .map_err(|e| failed!("cannot write the batch file {}: {e}", file.display()))?;
-            let names: Vec<&str> = group.iter().map(|m| m.name.as_str()).collect();
-            ui::say(format!(
-                "applying {}-{} of {total}: {}",
-                done + 1,
-                done + group.len(),
-                names.join(", ")
-            ));
-            let run = self.wrangler()?.run(&args);
-            let _ = std::fs::remove_file(&file);
-            let run = run?;
-            if !run.success {
-                let error = run.error_text();
-                let failed = match group.as_slice() {
-                    [one] => Some(one.name.clone()),
-                    _ => self.diagnose(group).map(|(name, _)| name),
-                };
-                return Ok(ApplyReport {
-                    error: Some(error),
-                    failed,
-                    after: None,
-                });
-            }
-            done += group.len();
-        }
-        Ok(ApplyReport::default())
-    }
-
-    fn lock_and_state(&mut self, row: &LockRow) -> anyhow::Result<Result<State, LockRow>> {
-        let Some(path) = self.db_file().map(Path::to_path_buf) else {
-            return self.lock_via_wrangler(row);
-        };
-        let table = self.target.db.migrations_table.clone();
-        let conn = self.open_rw(&path)?;
-        let attempt = (|| -> rusqlite::Result<Result<State, LockRow>> {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            conn.execute_batch(&format!(
-                "{}\n{}",
-                create_tracking_table_sql(&table),
-                super::meta_tables_sql(&table)
-            ))?;
-            match conn.execute_batch(&super::lock_insert_sql(&table, row)) {
-                Ok(()) => {
-                    let state = read_state(&conn, &table)?;
-                    conn.execute_batch("COMMIT")?;
-                    Ok(Ok(state))
-                }
-                Err(e)
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
-                {
-                    let holder = rows_as_json(&conn, &super::lock_select_sql(&table))?;
-                    conn.execute_batch("ROLLBACK")?;
-                    Ok(Err(holder
-                        .first()
-                        .map(super::lock_from_json)
-                        .unwrap_or_else(|| row.clone())))
-                }
-                Err(e) => Err(e),
-            }
-        })();
-        attempt.map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            failed!(
-                "taking the lock on the local database {} failed: {e}",
-                path.display()
-            )
-        })
-    }
-
-    fn unlock(&mut self, token: &str, acquired_at: i64) -> anyhow::Result<()> {
-        let sql = super::lock_release_sql(&self.target.db.migrations_table, token, acquired_at);
-        self.write_direct(&sql, "releasing the lock")
-    }
-
-    fn break_lock(&mut self, holder: &LockRow) -> anyhow::Result<()> {
-        let sql = format!(
-            "DELETE FROM {} WHERE token = {};",
-            quote_ident(&super::lock_table(&self.target.db.migrations_table)),
-            super::quote_string(&holder.token)
-        );
-        self.write_direct(&sql, "breaking the lock")
-    }
-
-    fn restore_point(&mut self, scratch: &Path) -> anyhow::Result<RestorePoint> {
-        self.snapshot(scratch)?;
-        Ok(RestorePoint::Snapshot(scratch.to_path_buf()))
-    }
-
-    fn undo_command(&self, point: &RestorePoint) -> String {
-        match point {
-            RestorePoint::Snapshot(p) => format!("(copy back the snapshot {})", p.display()),
-            RestorePoint::Bookmark(b) => format!("(local databases have no bookmarks: {b})"),
-        }
-    }
-
-    fn backup(&mut self, scratch: &Path) -> anyhow::Result<BackupMade> {
-        self.snapshot(scratch)?;
-        Ok(BackupMade::Snapshot)
-    }
-
-    fn restore(&mut self, source: &Restore, before: &State) -> anyhow::Result<Option<String>> {
-        match source {
-            Restore::Bookmark(_) => Err(usage!(
-                "the local database has no Time Travel: restore it with --backup <id or path> or --last"
-            )),
-            Restore::Snapshot(file) => {
-                let Some(db_file) = self.db_file().map(Path::to_path_buf) else {
-                    return Err(usage!(
-                        "cannot restore a snapshot here: the local state is not in the layout this xtask reads"
-                    ));
-                };
-                if let Some(dir) = db_file.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| failed!("cannot create {}: {e}", dir.display()))?;
-                }
-                let mut conn = Connection::open(&db_file)
-                    .map_err(|e| failed!("cannot open the local D1 file {}: {e}", db_file.display()))?;
-                let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
-                conn.restore(MAIN_DB, file, None::<fn(rusqlite::backup::Progress)>)
-                    .map_err(|e| {
-                        failed!(
-                            "restoring {} into {} failed: {e}; SQLite's backup API changes all or nothing, \
-                             so the local database is as it was",
-                            file.display(),
-                            db_file.display()
-                        )
-                    })?;
-                Ok(None)
-            }
-            Restore::Sql(file) => {
-                let sql = super::replacing_sql(file, &before.schema)?;
-                match self.execute_sql(&sql)? {
-                    Ok(()) => Ok(None),
-                    Err(e) => Err(failed!(
-                        "loading {} failed: {e}; the request was one transaction, so the local database is as it was",
-                        file.display()
-                    )),
-                }
-            }
-        }
-    }
-
-    fn execute_sql(&mut self, sql: &str) -> anyhow::Result<Result<(), String>> {
-        let scratch = self.batch_file(0);
+    /// Through `wrangler d1 execute --local --file`, so that D1's own rules apply; it
+    /// returns no rows (the caller reads the file).
+    fn run(&mut self, sql: &str, _read_back: Option<&str>) -> anyhow::Result<Reply> {
+        let scratch = self.batch_file(self.requests);
+        self.requests += 1;
         std::fs::create_dir_all(self.project.scratch_dir()).map_err(|e| {
             failed!(
                 "cannot create {}: {e}",
@@ -470,38 +226,44 @@ impl Database for Local {
         })?;
         std::fs::write(&scratch, sql)
             .map_err(|e| failed!("cannot write {}: {e}", scratch.display()))?;
-        let mut args = self.target.d1_args(&["execute"]);
-        args.extend([
-            "--file".into(),
-            scratch.display().to_string(),
-            "--json".into(),
-        ]);
-        let run = self.wrangler()?.run(&args);
+        let args = self.command_for(sql, None, self.requests - 1);
+        let run = self.wrangler.run(&args);
         let _ = std::fs::remove_file(&scratch);
         let run = run?;
         Ok(if run.success {
-            Ok(())
+            Ok(None)
         } else {
             Err(run.error_text())
         })
     }
 
+    /// The lock row and state reads straight on the file, with no wrangler process; with
+    /// another layout, through wrangler.
+    fn run_meta(&mut self, sql: &str) -> anyhow::Result<Reply> {
+        match self.db_file().map(Path::to_path_buf) {
+            Some(path) => Ok(run_on_file(&self.open_rw(&path)?, sql)),
+            None => self.command(sql),
+        }
+    }
+
+    fn command_for(&self, _sql: &str, _read_back: Option<&str>, index: usize) -> Vec<String> {
+        let mut args = self.target.d1_args(&["execute"]);
+        args.extend([
+            "--file".into(),
+            self.batch_file(index).display().to_string(),
+            "--json".into(),
+        ]);
+        args
+    }
+
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let Some(path) = self.db_file().map(Path::to_path_buf) else {
-            let mut args = self.target.d1_args(&["execute"]);
-            args.extend(crate::wrangler::json_command_args(sql));
-            let run = self.wrangler()?.run(&args)?;
-            if !run.success {
-                return Err(failed!(
-                    "query on the local database failed: {}",
-                    run.error_text()
-                ));
-            }
-            let items = execute_items(&run.stdout)?;
-            return Ok(items
-                .last()
-                .and_then(|i| i["results"].as_array().cloned())
-                .unwrap_or_default());
+            return match self.command(sql)? {
+                Ok(items) => Ok(items
+                    .and_then(|items| items.last()?.get("results")?.as_array().cloned())
+                    .unwrap_or_default()),
+                Err(e) => Err(failed!("query on the local database failed: {e}")),
+            };
         };
         if !path.exists() {
             return Err(failed!(
@@ -515,12 +277,73 @@ impl Database for Local {
         rows_as_json(&conn, sql).map_err(|e| failed!("query on {} failed: {e}", path.display()))
     }
 
+    /// Read-only from the file (a missing file or table is an empty state, and nothing is
+    /// created); with another layout, through wrangler, said once.
+    fn state(&mut self) -> anyhow::Result<State> {
+        match self.layout.clone() {
+            Layout::Direct(path) => self.read_file(&path),
+            Layout::ViaWrangler(why) => {
+                if !self.said_fallback {
+                    ui::say(format!(
+                        "note: {why}; reading the local state through wrangler instead (slower)"
+                    ));
+                    self.said_fallback = true;
+                }
+                super::ops::read_state(self)
+            }
+        }
+    }
+
+    fn restore_point(&mut self, scratch: &Path) -> anyhow::Result<RestorePoint> {
+        self.snapshot(scratch)?;
+        Ok(RestorePoint::Snapshot(scratch.to_path_buf()))
+    }
+
+    fn return_to(&mut self, point: &RestorePoint) -> anyhow::Result<Option<String>> {
+        let RestorePoint::Snapshot(file) = point else {
+            return Err(super::ops::no_bookmarks());
+        };
+        let Some(db_file) = self.db_file().map(Path::to_path_buf) else {
+            return Err(usage!(
+                "cannot restore a snapshot here: the local state is not in the layout this xtask reads"
+            ));
+        };
+        let mut conn = self.open_rw(&db_file)?;
+        conn.restore(MAIN_DB, file, None::<fn(rusqlite::backup::Progress)>)
+            .map_err(|e| {
+                failed!(
+                    "restoring {} into {} failed: {e}; SQLite's backup API changes all or nothing, \
+                     so the local database is as it was",
+                    file.display(),
+                    db_file.display()
+                )
+            })?;
+        Ok(None)
+    }
+
+    fn backup(&mut self, scratch: &Path) -> anyhow::Result<BackupMade> {
+        self.snapshot(scratch)?;
+        Ok(BackupMade::Snapshot)
+    }
+
+    fn copy(&self) -> Option<Connection> {
+        let mut copy = Connection::open_in_memory().ok()?;
+        if let Some(path) = self.db_file().filter(|p| p.exists()) {
+            let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+            let backup = rusqlite::backup::Backup::new(&src, &mut copy).ok()?;
+            backup
+                .run_to_completion(256, std::time::Duration::ZERO, None)
+                .ok()?;
+        }
+        Some(copy)
+    }
+
     fn local_file(&self) -> Option<PathBuf> {
         self.db_file().map(Path::to_path_buf)
     }
 
     fn wrangler_calls(&self) -> usize {
-        self.wrangler.as_ref().map_or(0, |w| w.calls)
+        self.wrangler.calls()
     }
 }
 
@@ -681,7 +504,7 @@ mod tests {
             read_state(&conn, "d1_migrations").unwrap(),
             State::default()
         );
-        conn.execute_batch(&create_tracking_table_sql("d1_migrations"))
+        conn.execute_batch(&crate::d1::create_tracking_table_sql("d1_migrations"))
             .unwrap();
         conn.execute_batch(&crate::d1::tracking_insert_sql(
             "d1_migrations",

@@ -3,6 +3,9 @@
 //! `wrangler --remote`). Commands talk to `dyn Database` and never ask which one it is.
 
 pub mod local;
+#[cfg(test)]
+pub mod memory;
+pub mod ops;
 pub mod remote;
 
 use std::path::{Path, PathBuf};
@@ -251,75 +254,61 @@ pub enum Restore {
     Sql(PathBuf),
 }
 
+/// What one request returned: `Ok(Some(items))`, a result item per statement, each
+/// confirmed by D1; `Ok(None)`, done, but the transport returns no rows (the import API,
+/// `wrangler --local --file`); `Err(text)`, D1's or wrangler's refusal, nothing of it
+/// applied.
+pub type Reply = Result<Option<Vec<serde_json::Value>>, String>;
+
+/// The transport to one database: run SQL, read rows, capture and return to a restore
+/// point. Everything the xtask decides (the lock, the apply loop, reading back, the undo
+/// hint) lives once above it, in `ops`; `local`, `remote` and the in-process `memory` (for
+/// the pipeline's unit tests) only move requests.
 pub trait Database {
+    /// The environment and database this transport reaches.
+    fn target(&self) -> &Target;
     /// Where the state is read from, for people: a file path or `remote`.
     fn location(&self) -> String;
-    /// The tracking table as the database holds it now.
-    fn state(&mut self) -> anyhow::Result<State>;
-    /// The wrangler argument lists `apply` would run, for `--dry-run`.
-    fn apply_commands(&self, migrations: &[&Migration], mode: ApplyMode) -> Vec<Vec<String>>;
-    /// Applies the migrations with their tracking rows. An `Err` means the attempt could
-    /// not be made or judged; a failed attempt is reported in `ApplyReport::error` and the
-    /// caller reads the tracking table back to tell what is applied.
-    fn apply(
-        &mut self,
-        migrations: &[&Migration],
-        mode: ApplyMode,
-        before: &State,
-        extras: &Extras,
-    ) -> anyhow::Result<ApplyReport>;
-    /// Takes the lock and reads the state in one step: `Ok(Err(row))` names the holder
-    /// when the lock is taken.
-    fn lock_and_state(&mut self, row: &LockRow) -> anyhow::Result<Result<State, LockRow>>;
-    /// Releases our lock (and rows older than it that a restore brought back).
-    fn unlock(&mut self, token: &str, acquired_at: i64) -> anyhow::Result<()>;
-    /// Deletes another holder's lock row (`--force-unlock` on a stale lock).
-    fn break_lock(&mut self, holder: &LockRow) -> anyhow::Result<()>;
+    /// Runs `sql` as one request, which D1 runs as one transaction. When the transport
+    /// returns rows, `read_back` (reads only) is appended to the same request and its
+    /// items come back too. `Err` means the request could not be made or judged.
+    fn run(&mut self, sql: &str, read_back: Option<&str>) -> anyhow::Result<Reply>;
+    /// The xtask's bookkeeping (the lock row, reads of the state): like `run`, always with
+    /// rows, by the fastest way the transport has (the local file directly).
+    fn run_meta(&mut self, sql: &str) -> anyhow::Result<Reply> {
+        self.run(sql, None)
+    }
+    /// The wrangler argument list `run` would use for request `index` of `sql`, for
+    /// `--dry-run`.
+    fn command_for(&self, sql: &str, read_back: Option<&str>, index: usize) -> Vec<String>;
+    /// A read-only query; each row of its last statement a JSON object keyed by column.
+    fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>>;
+    /// The tracking table, checksums, schema and lock as the database holds them now.
+    fn state(&mut self) -> anyhow::Result<State> {
+        ops::read_state(self)
+    }
     /// Captures the current state: a bookmark, or a snapshot written to `scratch`.
     fn restore_point(&mut self, scratch: &Path) -> anyhow::Result<RestorePoint>;
     /// The Time Travel bookmark of the state at an instant (RFC 3339, UTC).
     fn bookmark_at(&mut self, _rfc3339: &str) -> anyhow::Result<String> {
-        Err(crate::exit::usage!(
-            "the local database has no Time Travel: restore it with --backup <id or path> or --last"
-        ))
+        Err(ops::no_bookmarks())
     }
-    /// The raw wrangler command that returns the database to `point`, where one exists.
-    fn undo_command(&self, point: &RestorePoint) -> String;
+    /// Returns the database to `point` in place; the bookmark Time Travel reports as the
+    /// one before, where there is one.
+    fn return_to(&mut self, point: &RestorePoint) -> anyhow::Result<Option<String>>;
     /// A backup written to `scratch`: a snapshot (local) or an export (remote).
     fn backup(&mut self, scratch: &Path) -> anyhow::Result<BackupMade>;
-    /// Restores in place. `before` is the state just read (its schema says what to drop
-    /// for an SQL restore). Returns the bookmark Time Travel reports as the one before.
-    fn restore(&mut self, source: &Restore, before: &State) -> anyhow::Result<Option<String>>;
-    /// Runs `sql` as one request, which D1 runs as one transaction. `Ok(Err(text))` is
-    /// D1's or wrangler's refusal (nothing of it applied); `Err` means it could not be run.
-    fn execute_sql(&mut self, sql: &str) -> anyhow::Result<Result<(), String>>;
-    /// Runs `sql` as one request and reads the state back: in the same request where the
-    /// transport returns results (remote `/query`), else right after it (the local file
-    /// is read directly; a remote import returns no rows). `Ok(Err(text))` is D1's or
-    /// wrangler's refusal, with no state read.
-    fn execute_and_read(&mut self, sql: &str) -> anyhow::Result<Result<State, String>> {
-        execute_then_read(self, sql)
+    /// A private copy of the database with its rows, where one is cheap (the local file),
+    /// to tell which migration of a failed batch broke it.
+    fn copy(&self) -> Option<rusqlite::Connection> {
+        None
     }
-    /// A read-only query; each row a JSON object keyed by column.
-    fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>>;
     /// The local SQLite file, where there is one the xtask reads directly.
     fn local_file(&self) -> Option<PathBuf> {
         None
     }
     /// wrangler processes started so far.
     fn wrangler_calls(&self) -> usize;
-}
-
-/// `execute_sql`, then `state` in a read of its own: `Database::execute_and_read` where
-/// the request returns no rows to read back.
-pub fn execute_then_read<D: Database + ?Sized>(
-    db: &mut D,
-    sql: &str,
-) -> anyhow::Result<Result<State, String>> {
-    match db.execute_sql(sql)? {
-        Ok(()) => db.state().map(Ok),
-        Err(e) => Ok(Err(e)),
-    }
 }
 
 /// The schema `migrations` make on an empty database, replayed in memory (each file in
@@ -459,6 +448,20 @@ pub fn state_from_items(items: &[serde_json::Value]) -> Option<State> {
         .collect();
     state.lock = rows(n - 1).first().map(lock_from_json);
     Some(state)
+}
+
+/// The reply of `wrangler d1 execute ... --command <sql> --json`: its result items when
+/// wrangler exited 0 and D1 reported success for every statement (wrangler can exit 0 on a
+/// failed statement: anything else is a failure, in words).
+pub fn command_reply(run: &crate::wrangler::Run) -> Reply {
+    if !run.success {
+        return Err(run.error_text());
+    }
+    let items = execute_items(&run.stdout).unwrap_or_default();
+    if items.is_empty() || items.iter().any(|i| i["success"] != true) {
+        return Err("wrangler exited 0, but D1 did not report success for every statement".into());
+    }
+    Ok(Some(items))
 }
 
 /// Whether D1's error is the lock's primary key refusing a second holder.

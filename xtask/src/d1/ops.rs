@@ -1,0 +1,257 @@
+//! What every transport shares, written once above the `Database` trait: reading the
+//! state, taking and releasing the lock, applying migrations with progress and read-back,
+//! restoring, and the raw command that undoes a change.
+
+use super::{
+    batch_sql, group_extras, is_lock_conflict, lock_from_json, lock_release_sql, lock_select_sql,
+    lock_table, quote_ident, quote_string, replacing_sql, replay, rows_to_state, schema_copy,
+    state_from_items, state_request_sql, ApplyMode, ApplyReport, Database, Extras, LockRow,
+    Restore, RestorePoint, State,
+};
+use crate::exit::{failed, usage};
+use crate::migrations::Migration;
+use crate::target::Target;
+use crate::ui;
+use crate::wrangler::display_command;
+
+fn table<D: Database + ?Sized>(db: &D) -> String {
+    db.target().db.migrations_table.clone()
+}
+
+/// The state in one bookkeeping request (the tables are created if missing, as
+/// `wrangler d1 migrations list` does).
+pub fn read_state<D: Database + ?Sized>(db: &mut D) -> anyhow::Result<State> {
+    let label = db.target().describe();
+    match db.run_meta(&state_request_sql(&table(db), None))? {
+        Ok(Some(items)) => state_from_items(&items).ok_or_else(|| {
+            failed!("reading the tracking table of {label}: D1 did not confirm the query; nothing was changed")
+        }),
+        Ok(None) => Err(failed!(
+            "reading the tracking table of {label}: the request returned no rows; nothing was changed"
+        )),
+        Err(e) => Err(failed!(
+            "reading the tracking table of {label} failed: {e}\nnothing was changed"
+        )),
+    }
+}
+
+/// Runs `sql` as one request. `Ok(Err(text))` is D1's or wrangler's refusal (nothing of it
+/// applied); `Err` means it could not be run.
+pub fn execute(db: &mut dyn Database, sql: &str) -> anyhow::Result<Result<(), String>> {
+    Ok(db.run(sql, None)?.map(|_| ()))
+}
+
+/// Runs `sql` as one request and reads the state back: in the same request where the
+/// transport returns rows, else in a read of its own right after it.
+pub fn execute_and_read(db: &mut dyn Database, sql: &str) -> anyhow::Result<Result<State, String>> {
+    let reads = state_request_sql(&table(db), None);
+    match db.run(sql, Some(&reads))? {
+        Err(e) => Ok(Err(e)),
+        Ok(None) => db.state().map(Ok),
+        Ok(Some(items)) => state_from_items(&items).map(Ok).ok_or_else(|| {
+            failed!(
+                "the change on {} was sent, but its read-back is not in the answer",
+                db.target().describe()
+            )
+        }),
+    }
+}
+
+/// Takes the lock and reads the state in one request. `Ok(Err(row))` names the holder;
+/// a holder with an empty token released the lock between our attempt and our look at it.
+pub fn lock_and_state(
+    db: &mut dyn Database,
+    row: &LockRow,
+) -> anyhow::Result<Result<State, LockRow>> {
+    let table = table(db);
+    let label = db.target().describe();
+    match db.run_meta(&state_request_sql(&table, Some(row)))? {
+        Ok(Some(items)) => state_from_items(&items)
+            .map(Ok)
+            .ok_or_else(|| failed!("taking the lock on {label}: D1 did not confirm the request")),
+        Ok(None) => Err(failed!(
+            "taking the lock on {label}: the request returned no rows"
+        )),
+        Err(e) if is_lock_conflict(&e, &table) => {
+            let holder = db.query(&lock_select_sql(&table))?;
+            Ok(Err(holder.first().map(lock_from_json).unwrap_or_else(
+                || LockRow {
+                    token: String::new(),
+                    holder: "(released just now)".into(),
+                    host: String::new(),
+                    pid: 0,
+                    command: String::new(),
+                    acquired_at: crate::time::unix_now(),
+                },
+            )))
+        }
+        Err(e) => Err(failed!(
+            "taking the lock on {label} failed: {e}\nnothing was changed"
+        )),
+    }
+}
+
+/// Releases our lock (and rows older than it that a restore brought back).
+pub fn unlock(db: &mut dyn Database, token: &str, acquired_at: i64) -> anyhow::Result<()> {
+    let sql = lock_release_sql(&table(db), token, acquired_at);
+    match db.run_meta(&sql)? {
+        Ok(_) => Ok(()),
+        Err(e) => Err(failed!(
+            "releasing the lock on {} failed: {e}; run `cargo xtask db-status --env {}` and break it \
+             with --force-unlock once it is stale",
+            db.target().describe(),
+            db.target().env
+        )),
+    }
+}
+
+/// Deletes a holder's lock row: a stale one (`--force-unlock`), or our own after a
+/// request whose answer was lost.
+pub fn break_lock(db: &mut dyn Database, holder: &LockRow) -> anyhow::Result<()> {
+    let sql = format!(
+        "DELETE FROM {} WHERE token = {};",
+        quote_ident(&lock_table(&table(db))),
+        quote_string(&holder.token)
+    );
+    match db.run_meta(&sql)? {
+        Ok(_) => Ok(()),
+        Err(e) => Err(failed!(
+            "breaking the lock on {} failed: {e}",
+            db.target().describe()
+        )),
+    }
+}
+
+/// The read-back that rides in each apply request: the tracking table.
+fn tracking_read_sql(table: &str) -> String {
+    format!(
+        "SELECT id, name, applied_at FROM {} ORDER BY id;",
+        quote_ident(table)
+    )
+}
+
+/// The wrangler argument lists `apply` would run, for `--dry-run`.
+pub fn apply_commands(
+    db: &dyn Database,
+    migrations: &[&Migration],
+    mode: ApplyMode,
+) -> Vec<Vec<String>> {
+    let table = table(db);
+    let read_back = tracking_read_sql(&table);
+    mode.groups(migrations)
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            db.command_for(
+                &batch_sql(&table, g, &Extras::default()),
+                Some(&read_back),
+                i,
+            )
+        })
+        .collect()
+}
+
+/// Applies the migrations with their tracking rows, one request per group, saying which
+/// files each request carries. An `Err` means the attempt could not be made or judged; a
+/// failed attempt is reported in `ApplyReport::error`, with the migration that broke it
+/// where it can be told, and the caller reads the tracking table back.
+pub fn apply(
+    db: &mut dyn Database,
+    migrations: &[&Migration],
+    mode: ApplyMode,
+    before: &State,
+    extras: &Extras,
+) -> anyhow::Result<ApplyReport> {
+    let table = table(db);
+    let read_back = tracking_read_sql(&table);
+    let groups = mode.groups(migrations);
+    let total = migrations.len();
+    let last = groups.len().saturating_sub(1);
+    let mut done = 0;
+    let mut after = None;
+    for (i, group) in groups.iter().enumerate() {
+        let sql = batch_sql(&table, group, &group_extras(extras, i, last));
+        let names: Vec<&str> = group.iter().map(|m| m.name.as_str()).collect();
+        ui::say(format!(
+            "applying {}-{} of {total}: {}",
+            done + 1,
+            done + group.len(),
+            names.join(", ")
+        ));
+        match db.run(&sql, Some(&read_back))? {
+            Ok(items) => after = items.as_ref().and_then(|i| i.last()).map(rows_to_state),
+            Err(error) => {
+                return Ok(ApplyReport {
+                    error: Some(error),
+                    failed: failed_migration(&*db, &table, group, before),
+                    after: None,
+                })
+            }
+        }
+        done += group.len();
+    }
+    Ok(ApplyReport {
+        error: None,
+        failed: None,
+        after,
+    })
+}
+
+/// The migration of a failed group: the file itself when it is one, else found by
+/// replaying the group on a copy of the database (with its rows where the transport has
+/// one, else on the schema alone): wrangler only says which SQL failed, not in which file.
+fn failed_migration(
+    db: &dyn Database,
+    table: &str,
+    group: &[&Migration],
+    before: &State,
+) -> Option<String> {
+    if let [one] = group {
+        return Some(one.name.clone());
+    }
+    let conn = db.copy().or_else(|| schema_copy(&before.schema))?;
+    replay(&conn, table, group).map(|(name, _)| name)
+}
+
+/// Restores in place: a restore point through the transport, an SQL export by emptying
+/// the database and loading the file in one request (`before.schema` says what to drop).
+/// Returns the bookmark Time Travel reports as the one before.
+pub fn restore(
+    db: &mut dyn Database,
+    source: &Restore,
+    before: &State,
+) -> anyhow::Result<Option<String>> {
+    match source {
+        Restore::Bookmark(b) => db.return_to(&RestorePoint::Bookmark(b.clone())),
+        Restore::Snapshot(p) => db.return_to(&RestorePoint::Snapshot(p.clone())),
+        Restore::Sql(file) => {
+            let sql = replacing_sql(file, &before.schema)?;
+            match execute(db, &sql)? {
+                Ok(()) => Ok(None),
+                Err(e) => Err(failed!(
+                    "loading {} into {} failed: {e}; the request was one transaction, so the database \
+                     should be as it was: check with `cargo xtask db-status --env {}`",
+                    file.display(),
+                    db.target().describe(),
+                    db.target().env
+                )),
+            }
+        }
+    }
+}
+
+/// The raw command that returns the database to `point`: wrangler's Time Travel restore
+/// for a bookmark; a local snapshot has no wrangler command, `db-restore` copies it back.
+pub fn undo_command(target: &Target, point: &RestorePoint) -> String {
+    match point {
+        RestorePoint::Bookmark(b) => {
+            display_command(&target.time_travel_args("restore", &["--bookmark", b]))
+        }
+        RestorePoint::Snapshot(p) => format!("(copy back the snapshot {})", p.display()),
+    }
+}
+
+/// Refusals of a restore point the transport cannot return to.
+pub fn no_bookmarks() -> anyhow::Error {
+    usage!("the local database has no Time Travel: restore it with --backup <id or path> or --last")
+}
