@@ -15,7 +15,7 @@ use crate::target::{Env, Target};
 use crate::{ui, Ctx};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A Time Travel bookmark (remote); no file.
     Bookmark,
     /// A copy of the local SQLite file, taken with SQLite's online backup API.
@@ -25,7 +25,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Bookmark => "bookmark",
             Kind::Snapshot => "snapshot",
@@ -43,25 +43,25 @@ impl Kind {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Entry {
-    pub id: String,
-    pub env: String,
-    pub database: String,
-    pub binding: String,
-    pub database_id: Option<String>,
-    pub created_at: String,
-    pub kind: Kind,
-    pub bookmark: Option<String>,
+pub(crate) struct Entry {
+    pub(crate) id: String,
+    pub(crate) env: String,
+    pub(crate) database: String,
+    pub(crate) binding: String,
+    pub(crate) database_id: Option<String>,
+    pub(crate) created_at: String,
+    pub(crate) kind: Kind,
+    pub(crate) bookmark: Option<String>,
     /// Where the file is (absolute); stored relative to the workspace when inside it.
-    pub file: Option<PathBuf>,
-    pub size: Option<u64>,
-    pub sha256: Option<String>,
-    pub migrations_applied: Vec<String>,
-    pub reason: String,
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) size: Option<u64>,
+    pub(crate) sha256: Option<String>,
+    pub(crate) migrations_applied: Vec<String>,
+    pub(crate) reason: String,
 }
 
 impl Entry {
-    pub fn new(target: &Target, kind: Kind, applied: &State, reason: &str) -> Entry {
+    pub(crate) fn new(target: &Target, kind: Kind, applied: &State, reason: &str) -> Entry {
         let now = crate::time::unix_now();
         Entry {
             id: new_id(now),
@@ -80,7 +80,7 @@ impl Entry {
         }
     }
 
-    pub fn to_json(&self, root: &Path) -> Value {
+    pub(crate) fn to_json(&self, root: &Path) -> Value {
         json!({
             "id": self.id,
             "env": self.env,
@@ -122,14 +122,14 @@ impl Entry {
         })
     }
 
-    pub fn belongs_to(&self, target: &Target) -> bool {
+    pub(crate) fn belongs_to(&self, target: &Target) -> bool {
         self.env == target.env.name()
             && (self.database == target.db.label() || self.binding == target.db.binding)
     }
 
     /// One line for listings: id, env, database, time (in `zone`, UTC beside it), what,
     /// size, migrations.
-    pub fn describe(&self, root: &Path, zone: &jiff::tz::TimeZone) -> String {
+    pub(crate) fn describe(&self, root: &Path, zone: &jiff::tz::TimeZone) -> String {
         let what = match (&self.bookmark, &self.file) {
             (Some(b), Some(f)) => format!(
                 "bookmark {b} + {}",
@@ -165,16 +165,16 @@ impl Entry {
     }
 }
 
-pub fn backups_dir(project: &Project) -> PathBuf {
+pub(crate) fn backups_dir(project: &Project) -> PathBuf {
     project.root.join("backups")
 }
 
-pub fn index_path(project: &Project) -> PathBuf {
+pub(crate) fn index_path(project: &Project) -> PathBuf {
     backups_dir(project).join("index.jsonl")
 }
 
 /// A new id: UTC time plus a few hex digits from the clock and process, sortable by time.
-pub fn new_id(now: i64) -> String {
+pub(crate) fn new_id(now: i64) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -185,7 +185,7 @@ pub fn new_id(now: i64) -> String {
     )
 }
 
-pub fn record(project: &Project, entry: &Entry) -> anyhow::Result<()> {
+pub(crate) fn record(project: &Project, entry: &Entry) -> anyhow::Result<()> {
     let path = index_path(project);
     create_private_dir(&backups_dir(project))?;
     let mut options = std::fs::OpenOptions::new();
@@ -208,7 +208,7 @@ pub fn record(project: &Project, entry: &Entry) -> anyhow::Result<()> {
 }
 
 /// Every entry of the index, oldest first; lines that do not parse are skipped.
-pub fn entries(project: &Project) -> Vec<Entry> {
+pub(crate) fn entries(project: &Project) -> Vec<Entry> {
     std::fs::read_to_string(index_path(project))
         .unwrap_or_default()
         .lines()
@@ -219,7 +219,12 @@ pub fn entries(project: &Project) -> Vec<Entry> {
 
 /// The entry `key` names: an id from the index, or the path of a backup file. A file the
 /// index does not know is accepted as the user named it, without a checksum to verify.
-pub fn find(project: &Project, target: &Target, key: &str, cwd: &Path) -> anyhow::Result<Entry> {
+pub(crate) fn find(
+    project: &Project,
+    target: &Target,
+    key: &str,
+    cwd: &Path,
+) -> anyhow::Result<Entry> {
     let all = entries(project);
     if let Some(e) = all.iter().find(|e| e.id == key) {
         if !e.belongs_to(target) {
@@ -278,7 +283,7 @@ pub fn find(project: &Project, target: &Target, key: &str, cwd: &Path) -> anyhow
 }
 
 /// The newest restore point or backup of the target.
-pub fn last(project: &Project, target: &Target) -> anyhow::Result<Entry> {
+pub(crate) fn last(project: &Project, target: &Target) -> anyhow::Result<Entry> {
     entries(project)
         .into_iter()
         .rev()
@@ -294,7 +299,7 @@ pub fn last(project: &Project, target: &Target) -> anyhow::Result<Entry> {
 }
 
 /// A backup file must still be what was recorded: present, same size, same SHA-256.
-pub fn verify(entry: &Entry) -> anyhow::Result<()> {
+pub(crate) fn verify(entry: &Entry) -> anyhow::Result<()> {
     let Some(file) = &entry.file else {
         return Ok(());
     };
@@ -333,7 +338,7 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// A private scratch path for a backup being written (inside `backups/`, mode 0700).
-pub fn scratch_file(project: &Project, ext: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn scratch_file(project: &Project, ext: &str) -> anyhow::Result<PathBuf> {
     let dir = backups_dir(project).join(".partial");
     create_private_dir(&dir)?;
     let path = dir.join(format!(
@@ -359,7 +364,7 @@ fn path_safe(s: &str) -> String {
 }
 
 /// `backups/<env>/<database>-<UTC time>.<ext>`, with `-2`, `-3`... if that name is taken.
-pub fn default_path(project: &Project, target: &Target, ext: &str) -> PathBuf {
+pub(crate) fn default_path(project: &Project, target: &Target, ext: &str) -> PathBuf {
     let stamp = crate::time::format_compact(crate::time::unix_now());
     // Names from the config never lead out of backups/: only safe characters reach a path.
     let label = path_safe(target.db.label());
@@ -376,7 +381,7 @@ pub fn default_path(project: &Project, target: &Target, ext: &str) -> PathBuf {
 
 /// Moves a finished scratch file to `dest`, owner-only, never replacing an existing file
 /// (a hard link fails if `dest` exists). Returns its size and SHA-256.
-pub fn publish(scratch: &Path, dest: &Path) -> anyhow::Result<(u64, String)> {
+pub(crate) fn publish(scratch: &Path, dest: &Path) -> anyhow::Result<(u64, String)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -406,17 +411,17 @@ pub fn publish(scratch: &Path, dest: &Path) -> anyhow::Result<(u64, String)> {
 }
 
 /// A restore point as the user sees it: its index entry and how to go back to it.
-pub struct Captured {
-    pub point: RestorePoint,
-    pub entry: Entry,
+pub(crate) struct Captured {
+    pub(crate) point: RestorePoint,
+    pub(crate) entry: Entry,
     /// `cargo xtask db-restore ...` that returns to it.
-    pub undo: String,
+    pub(crate) undo: String,
     /// For bookmarks, the same through raw wrangler.
-    pub undo_wrangler: Option<String>,
+    pub(crate) undo_wrangler: Option<String>,
 }
 
 impl Captured {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         json!({
             "backup": self.entry.id,
             "kind": self.entry.kind.name(),
@@ -428,7 +433,7 @@ impl Captured {
     }
 
     /// `\nto return to the state before this run: ...`, for messages.
-    pub fn undo_line(&self) -> String {
+    pub(crate) fn undo_line(&self) -> String {
         let mut line = format!("\nto return to the state before this run: {}", self.undo);
         if let Some(w) = &self.undo_wrangler {
             line.push_str(&format!("\n  (or with wrangler: {w})"));
@@ -438,7 +443,7 @@ impl Captured {
 }
 
 /// `cargo xtask db-restore ...` for this target, with the flags that chose it.
-pub fn restore_command(ctx: &Ctx, target: &Target, how: &str) -> String {
+pub(crate) fn restore_command(ctx: &Ctx, target: &Target, how: &str) -> String {
     let mut cmd = String::from("cargo xtask db-restore");
     if let Env::Remote(name) = &target.env {
         cmd.push_str(&format!(" --env {name}"));
@@ -460,13 +465,13 @@ pub fn restore_command(ctx: &Ctx, target: &Target, how: &str) -> String {
 /// A restore point taken but not recorded yet: commands take it before the lock (a point
 /// taken under the lock would bring the lock row back on restore), and record it once
 /// they know they change something.
-pub struct Taken {
+pub(crate) struct Taken {
     point: RestorePoint,
 }
 
 impl Taken {
     /// Drops a point that turned out not to be needed (nothing to do).
-    pub fn discard(self) {
+    pub(crate) fn discard(self) {
         if let RestorePoint::Snapshot(p) = &self.point {
             let _ = std::fs::remove_file(p);
         }
@@ -474,13 +479,13 @@ impl Taken {
 }
 
 /// Drops a restore point that turned out not to be needed, if one was taken.
-pub fn discard(taken: Option<Taken>) {
+pub(crate) fn discard(taken: Option<Taken>) {
     if let Some(t) = taken {
         t.discard();
     }
 }
 
-pub fn take(ctx: &Ctx, db: &mut dyn Database) -> anyhow::Result<Taken> {
+pub(crate) fn take(ctx: &Ctx, db: &mut dyn Database) -> anyhow::Result<Taken> {
     let scratch = scratch_file(&ctx.project, "sqlite")?;
     Ok(Taken {
         point: db.restore_point(&scratch)?,
@@ -489,7 +494,7 @@ pub fn take(ctx: &Ctx, db: &mut dyn Database) -> anyhow::Result<Taken> {
 
 /// Records a taken restore point in the index (`state` says which migrations it holds)
 /// and tells the user, and a GitHub workflow for bookmarks, how to return to it.
-pub fn record_point(
+pub(crate) fn record_point(
     ctx: &Ctx,
     target: &Target,
     taken: Taken,
@@ -541,7 +546,7 @@ pub fn record_point(
 }
 
 /// Appends `bookmark=<id>` to `$GITHUB_OUTPUT` when a workflow set it.
-pub fn github_output(bookmark: &str) -> anyhow::Result<()> {
+pub(crate) fn github_output(bookmark: &str) -> anyhow::Result<()> {
     let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()) else {
         return Ok(());
     };

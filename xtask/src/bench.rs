@@ -232,7 +232,7 @@ impl Bench {
 }
 
 impl flags::Bench {
-    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let runs = self.runs.unwrap_or(3).max(1);
         let sizes: Vec<usize> = match &self.sizes {
             None => vec![1, 50, 200],

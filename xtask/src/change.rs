@@ -23,7 +23,7 @@ use crate::{guard, proc, ui, Ctx};
 
 /// How a protected environment confirms the change.
 #[derive(Clone, Copy, Debug)]
-pub enum Confirm<'a> {
+pub(crate) enum Confirm<'a> {
     /// y at a prompt, or `--yes`.
     Yes,
     /// The database name at a prompt, or `--confirm <name>` (`--yes` is not enough).
@@ -31,22 +31,22 @@ pub enum Confirm<'a> {
 }
 
 /// What the pipeline needs to know besides the change itself.
-pub struct Guard<'a> {
+pub(crate) struct Guard<'a> {
     /// The command, for the lock row and the backup index (`db-migrate`).
-    pub command: &'static str,
-    pub confirm: Confirm<'a>,
+    pub(crate) command: &'static str,
+    pub(crate) confirm: Confirm<'a>,
     /// Capture a restore point first (`false` with `--no-backup`).
-    pub restore_point: bool,
+    pub(crate) restore_point: bool,
 }
 
 /// What an action works with.
-pub struct Act<'a> {
-    pub target: &'a Target,
-    pub db: &'a mut dyn Database,
+pub(crate) struct Act<'a> {
+    pub(crate) target: &'a Target,
+    pub(crate) db: &'a mut dyn Database,
     /// The state read under the lock.
-    pub before: State,
-    pub held: &'a mut Held,
-    pub captured: Option<&'a Captured>,
+    pub(crate) before: State,
+    pub(crate) held: &'a mut Held,
+    pub(crate) captured: Option<&'a Captured>,
 }
 
 impl Act<'_> {
@@ -55,7 +55,7 @@ impl Act<'_> {
     /// failure but our lock row is gone, the request committed and only its reply was lost
     /// (said so, and taken as done). `Ok(Err(text))`: D1 refused the request, nothing of it
     /// is in the database and the lock is still ours.
-    pub fn commit(&mut self, sql: &str) -> anyhow::Result<Result<State, String>> {
+    pub(crate) fn commit(&mut self, sql: &str) -> anyhow::Result<Result<State, String>> {
         let release = crate::d1::lock_release_sql(
             &self.target.db.migrations_table,
             &self.held.token,
@@ -87,13 +87,13 @@ impl Act<'_> {
     }
 
     /// `\nto return to the state before this run: ...`, or nothing without a restore point.
-    pub fn undo_line(&self) -> String {
+    pub(crate) fn undo_line(&self) -> String {
         self.captured.map_or(String::new(), Captured::undo_line)
     }
 }
 
 /// A change, as the pipeline drives it.
-pub trait Change {
+pub(crate) trait Change {
     /// What the change will do to a database in `state`, in words for the log and the
     /// confirmation; `None` when there is nothing to do. An error refuses the change
     /// (drift, pending migrations, a bad seed file): nothing has been done yet.
@@ -108,14 +108,14 @@ pub trait Change {
 }
 
 /// What the pipeline did, for the command's report.
-pub struct Done {
+pub(crate) struct Done {
     /// Something was changed (else there was nothing to do).
-    pub changed: bool,
-    pub captured: Option<Captured>,
+    pub(crate) changed: bool,
+    pub(crate) captured: Option<Captured>,
 }
 
 /// Runs `change` on `db` through the whole guarded sequence (see the module's docs).
-pub fn run(
+pub(crate) fn run(
     ctx: &Ctx,
     target: &Target,
     db: &mut dyn Database,
@@ -221,16 +221,15 @@ fn locked(
     if confirmed.as_ref().is_some_and(|c| *c != plan) {
         backups::discard(taken);
         return Err(refused!(
-            "{} {} changed while you confirmed: it was \"{}\", it is now \"{plan}\"; nothing was changed, run again",
-            target.env,
-            target.db.binding,
+            "{} changed while you confirmed: it was \"{}\", it is now \"{plan}\"; nothing was changed, run again",
+            target.describe(),
             confirmed.unwrap_or_default()
         ));
     }
     if confirmed.is_none() {
         guard::confirmed_by_flag(target, guard.confirm, &plan);
     }
-    ui::say(format!("{} · {}: {plan}", target.env, target.db.describe()));
+    ui::say(format!("{}: {plan}", target.describe()));
     let captured = match taken {
         Some(t) => Some(backups::record_point(
             ctx,

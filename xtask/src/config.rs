@@ -10,24 +10,24 @@ use crate::project::Project;
 use crate::target::{Database, Env, Target};
 
 /// wrangler's default tracking table and migrations folder.
-pub const DEFAULT_MIGRATIONS_TABLE: &str = "d1_migrations";
-pub const DEFAULT_MIGRATIONS_DIR: &str = "migrations";
+pub(crate) const DEFAULT_MIGRATIONS_TABLE: &str = "d1_migrations";
+pub(crate) const DEFAULT_MIGRATIONS_DIR: &str = "migrations";
 
 /// One `d1_databases` entry as written, with the JSON path it came from for messages.
 #[derive(Clone, Debug, PartialEq)]
-pub struct D1Entry {
-    pub path: String,
-    pub binding: String,
-    pub database_name: Option<String>,
-    pub database_id: Option<String>,
-    pub preview_database_id: Option<String>,
-    pub migrations_dir: Option<String>,
-    pub migrations_table: Option<String>,
+pub(crate) struct D1Entry {
+    pub(crate) path: String,
+    pub(crate) binding: String,
+    pub(crate) database_name: Option<String>,
+    pub(crate) database_id: Option<String>,
+    pub(crate) preview_database_id: Option<String>,
+    pub(crate) migrations_dir: Option<String>,
+    pub(crate) migrations_table: Option<String>,
 }
 
 #[derive(Debug)]
-pub struct Config {
-    pub file: PathBuf,
+pub(crate) struct Config {
+    pub(crate) file: PathBuf,
     root: PathBuf,
     /// Top-level `d1_databases`: what `--env local` uses.
     top: Option<Vec<D1Entry>>,
@@ -36,7 +36,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn load(project: &Project) -> anyhow::Result<Config> {
+    pub(crate) fn load(project: &Project) -> anyhow::Result<Config> {
         let file = &project.config_path;
         let bytes =
             std::fs::read(file).map_err(|e| usage!("cannot read {}: {e}", file.display()))?;
@@ -50,7 +50,7 @@ impl Config {
         Config::parse(&text, file, &project.root)
     }
 
-    pub fn parse(text: &str, file: &Path, root: &Path) -> anyhow::Result<Config> {
+    pub(crate) fn parse(text: &str, file: &Path, root: &Path) -> anyhow::Result<Config> {
         let shown = file.display();
         // wrangler's JSONC: comments and trailing commas, nothing looser.
         let options = ParseOptions {
@@ -113,7 +113,7 @@ impl Config {
     }
 
     /// The environment names a user can pass to `--env`.
-    pub fn env_names(&self) -> Vec<String> {
+    pub(crate) fn env_names(&self) -> Vec<String> {
         std::iter::once("local".to_string())
             .chain(self.envs.keys().cloned())
             .collect()
@@ -122,7 +122,7 @@ impl Config {
     /// Resolves `--env` and `--database` (cli.md) to one validated target.
     /// The target of `env` (and `--database`); `protected` lists the protected environments
     /// (`Settings::protected`, the one definition: `production` and what xtask.jsonc adds).
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         env: &Env,
         database: Option<&str>,
@@ -253,7 +253,7 @@ fn list_entries(entries: &[D1Entry]) -> String {
 }
 
 /// 8-4-4-4-12 hexadecimal digits, as D1 database ids are.
-pub fn is_uuid(s: &str) -> bool {
+pub(crate) fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups

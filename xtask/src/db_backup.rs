@@ -13,7 +13,7 @@ use crate::exit::usage;
 use crate::{d1, flags, ui, Ctx};
 
 impl flags::DbBackup {
-    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         if self.list {
             if self.output.is_some() {
                 return Err(usage!(
@@ -51,9 +51,8 @@ impl flags::DbBackup {
         };
         if ctx.global.dry_run {
             ui::say(format!(
-                "dry run: would back up {} {} to {}",
-                target.env,
-                target.db.describe(),
+                "dry run: would back up {} to {}",
+                target.describe(),
                 dest.display()
             ));
             return Ok(());
@@ -139,9 +138,8 @@ fn bookmark_only(ctx: &Ctx, target: &crate::target::Target) -> anyhow::Result<()
     }
     if ctx.global.dry_run {
         ui::say(format!(
-            "dry run: would record the current Time Travel bookmark of {} {}",
-            target.env,
-            target.db.describe()
+            "dry run: would record the current Time Travel bookmark of {}",
+            target.describe()
         ));
         return Ok(());
     }
@@ -152,9 +150,8 @@ fn bookmark_only(ctx: &Ctx, target: &crate::target::Target) -> anyhow::Result<()
     let zone = crate::time::zone(None).unwrap_or(jiff::tz::TimeZone::UTC);
     let now = crate::time::unix_now();
     ui::say(format!(
-        "{} {}: bookmark {} at {}; {} migration{} applied",
-        target.env,
-        target.db.binding,
+        "{}: bookmark {} at {}; {} migration{} applied",
+        target.describe(),
         captured.entry.bookmark.as_deref().unwrap_or(""),
         crate::time::describe(now, &zone),
         state.applied.len(),

@@ -15,7 +15,7 @@ use crate::wrangler::display_command;
 use crate::{d1, flags, plan, ui, Ctx};
 
 impl flags::DbMigrate {
-    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
         let set = MigrationSet::scan(&target.db.migrations_dir)?;
         let lint_errors: Vec<String> = set.errors().map(|f| format!("  {f}")).collect();
@@ -118,12 +118,7 @@ impl flags::DbMigrate {
     ) -> anyhow::Result<()> {
         let status = plan::status(set, before);
         let chosen = plan::select(&status, to);
-        ui::say(format!(
-            "{} · {}: {} to apply",
-            target.env,
-            target.db.describe(),
-            chosen.len()
-        ));
+        ui::say(format!("{}: {} to apply", target.describe(), chosen.len()));
         ui::say("dry run: nothing is changed; this would run:");
         if target.env.is_remote() && !self.no_backup {
             ui::say(format!(
@@ -557,17 +552,13 @@ fn describe_after(
     ));
     match after.applied.last() {
         Some(last) => out.push_str(&format!(
-            "{} {} now has {} migration{} applied, the newest {}",
-            target.env,
-            target.db.binding,
+            "{} now has {} migration{} applied, the newest {}",
+            target.describe(),
             after.applied.len(),
             plural(after.applied.len()),
             last.name
         )),
-        None => out.push_str(&format!(
-            "{} {} has no migration applied",
-            target.env, target.db.binding
-        )),
+        None => out.push_str(&format!("{} has no migration applied", target.describe())),
     }
     out.push_str("; fix the migration and run `cargo xtask db-migrate` again");
     out

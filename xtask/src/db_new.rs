@@ -8,7 +8,7 @@ use crate::migrations::MigrationSet;
 use crate::{ui, Ctx};
 
 impl flags::DbNew {
-    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
         let slug = slug(&self.name)?;
         let dir = &target.db.migrations_dir;

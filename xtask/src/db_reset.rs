@@ -15,7 +15,7 @@ use crate::target::Target;
 use crate::{d1, flags, ui, Ctx};
 
 impl flags::DbReset {
-    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
         let set = MigrationSet::scan(&target.db.migrations_dir)?;
         let lint_errors: Vec<String> = set.errors().map(|f| format!("  {f}")).collect();
@@ -54,7 +54,7 @@ impl flags::DbReset {
         if ctx.global.dry_run {
             let before = db.state()?;
             let (plan, _) = describe_plan(&target, &before, &chosen, to);
-            ui::say(format!("{} · {}: {plan}", target.env, target.db.describe()));
+            ui::say(format!("{}: {plan}", target.describe()));
             ui::say("dry run: nothing is changed");
             return Ok(());
         }
@@ -125,9 +125,8 @@ impl Change for Reset<'_> {
             Ok(after) => after,
             Err(e) => {
                 return Err(failed!(
-                    "{what} of {} {} failed: {e}\nit was one request, so the database is as it was before the reset",
-                    target.env,
-                    target.db.binding
+                    "{what} of {} failed: {e}\nit was one request, so the database is as it was before the reset",
+                    target.describe()
                 ))
             }
         };
@@ -135,15 +134,13 @@ impl Change for Reset<'_> {
         let wanted: Vec<String> = self.chosen.iter().map(|m| m.name.clone()).collect();
         if applied != wanted {
             return Err(failed!(
-                "{what} of {} {} ran, but the tracking table lists {applied:?} instead of {wanted:?}",
-                target.env,
-                target.db.binding
+                "{what} of {} ran, but the tracking table lists {applied:?} instead of {wanted:?}",
+                target.describe()
             ));
         }
         ui::say(format!(
-            "reset {} {}: {} migration{} applied{}",
-            target.env,
-            target.db.binding,
+            "reset {}: {} migration{} applied{}",
+            target.describe(),
             applied.len(),
             if applied.len() == 1 { "" } else { "s" },
             applied

@@ -13,7 +13,7 @@ use crate::target::Target;
 use crate::{d1, flags, time, ui, Ctx};
 
 impl flags::DbRestore {
-    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let given = [
             self.bookmark.is_some(),
             self.timestamp.is_some(),
@@ -68,11 +68,7 @@ impl flags::DbRestore {
             ));
         }
         if ctx.global.dry_run {
-            ui::say(format!(
-                "{} · {}: restore {from}",
-                target.env,
-                target.db.describe()
-            ));
+            ui::say(format!("{}: restore {from}", target.describe()));
             ui::say("dry run: nothing is changed");
             return Ok(());
         }
@@ -157,9 +153,8 @@ impl Change for RestoreChange<'_> {
         })?;
         let n = self.after.applied.len();
         ui::say(format!(
-            "restored {} {} to {}: {n} migration{} applied{}",
-            self.target.env,
-            self.target.db.binding,
+            "restored {} to {}: {n} migration{} applied{}",
+            self.target.describe(),
             self.from,
             if n == 1 { "" } else { "s" },
             self.after
@@ -199,7 +194,11 @@ fn from_entry(entry: &Entry) -> anyhow::Result<(Restore, String)> {
 
 /// A `--timestamp` must parse (see `time::FORMS`), must not be in the future and must be
 /// inside Time Travel's retention window; checked before any wrangler call.
-pub fn check_timestamp(raw: &str, retention_days: u32, now: &jiff::Zoned) -> anyhow::Result<i64> {
+pub(crate) fn check_timestamp(
+    raw: &str,
+    retention_days: u32,
+    now: &jiff::Zoned,
+) -> anyhow::Result<i64> {
     let secs = time::parse_when(raw, now)
         .map_err(|e| usage!("--timestamp {e}"))?
         .as_second();

@@ -14,7 +14,7 @@ use crate::target::Target;
 use crate::{d1, flags, plan, ui, Ctx};
 
 impl flags::DbSeed {
-    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
         if target.protected {
             return Err(refused!(
@@ -230,7 +230,7 @@ impl flags::DbSeed {
 }
 
 /// Seeding needs the schema the seeds were written for: every migration applied.
-pub fn refuse_pending(target: &Target, state: &State) -> anyhow::Result<()> {
+pub(crate) fn refuse_pending(target: &Target, state: &State) -> anyhow::Result<()> {
     let set = MigrationSet::scan(&target.db.migrations_dir)?;
     let status = plan::status(&set, state);
     if !status.pending.is_empty() {
@@ -251,7 +251,7 @@ pub fn refuse_pending(target: &Target, state: &State) -> anyhow::Result<()> {
 /// refuse (a compound SELECT of more than five terms, a temporary table, a PRAGMA D1 does
 /// not allow) stop the run with nothing loaded. Long INSERTs are split before sending,
 /// so the statement-length limit is not checked here.
-pub fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Result<()> {
+pub(crate) fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Result<()> {
     let Some(conn) = d1::schema_copy(schema) else {
         return Ok(());
     };
@@ -360,7 +360,7 @@ fn report(
 
 /// The environment a user's command runs with (`db-seed -- <command>`, `--verify`): which
 /// environment and database the xtask just changed.
-pub fn xtask_env(
+pub(crate) fn xtask_env(
     ctx: &Ctx,
     target: &Target,
     db: &dyn Database,

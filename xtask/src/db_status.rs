@@ -8,7 +8,7 @@ use crate::target::Target;
 use crate::{d1, flags, plan, ui, Ctx};
 
 impl flags::DbStatus {
-    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
         let set = MigrationSet::scan(&target.db.migrations_dir)?;
         let mut db = d1::open(&ctx.project, &target)?;
@@ -21,12 +21,7 @@ impl flags::DbStatus {
             doc["wrangler_calls"] = json!(db.wrangler_calls());
             ui::json(&doc);
         } else {
-            ui::print(format!(
-                "{} · {} · {}",
-                target.env,
-                target.db.describe(),
-                db.location()
-            ));
+            ui::print(format!("{} · {}", target.describe(), db.location()));
             if !set.exists {
                 ui::print(format!("(no migrations folder at {})", set.dir.display()));
             }
@@ -82,7 +77,7 @@ impl flags::DbStatus {
 }
 
 /// The `db-status --json` document (documented in the README; keep it stable).
-pub fn status_json(target: &Target, status: &plan::Status) -> serde_json::Value {
+pub(crate) fn status_json(target: &Target, status: &plan::Status) -> serde_json::Value {
     json!({
         "env": target.env.name(),
         "database": database_json(target),
@@ -102,7 +97,7 @@ pub fn status_json(target: &Target, status: &plan::Status) -> serde_json::Value 
     })
 }
 
-pub fn database_json(target: &Target) -> serde_json::Value {
+pub(crate) fn database_json(target: &Target) -> serde_json::Value {
     json!({
         "binding": target.db.binding,
         "name": target.db.name,

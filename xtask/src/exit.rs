@@ -4,7 +4,7 @@ use std::fmt;
 
 /// Why a command stopped, as the exit status of the contract (cli.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// A step failed while running; the message says what state the database is in.
     Failed = 1,
     /// Bad usage, configuration or input, found before anything was changed.
@@ -17,9 +17,9 @@ pub enum Exit {
 
 /// An error that knows its exit status. Anything else that reaches `main` exits 1.
 #[derive(Debug)]
-pub struct Stop {
-    pub exit: Exit,
-    pub message: String,
+pub(crate) struct Stop {
+    pub(crate) exit: Exit,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Stop {
@@ -33,9 +33,9 @@ impl std::error::Error for Stop {}
 /// The exit status of a command the xtask ran for the user (`db-seed -- <command>`),
 /// passed on as the xtask's own.
 #[derive(Debug)]
-pub struct ChildStatus {
-    pub code: u8,
-    pub message: String,
+pub(crate) struct ChildStatus {
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ChildStatus {
@@ -47,20 +47,20 @@ impl fmt::Display for ChildStatus {
 impl std::error::Error for ChildStatus {}
 
 /// The process exit code for an error: a child's own status, else the `Exit` of `status_of`.
-pub fn code_of(err: &anyhow::Error) -> u8 {
+pub(crate) fn code_of(err: &anyhow::Error) -> u8 {
     err.chain()
         .find_map(|e| e.downcast_ref::<ChildStatus>())
         .map_or(status_of(err) as u8, |c| c.code)
 }
 
 /// The exit status an error chain asks for: the outermost `Stop` in it, else `Failed`.
-pub fn status_of(err: &anyhow::Error) -> Exit {
+pub(crate) fn status_of(err: &anyhow::Error) -> Exit {
     err.chain()
         .find_map(|e| e.downcast_ref::<Stop>())
         .map_or(Exit::Failed, |stop| stop.exit)
 }
 
-pub fn stop(exit: Exit, message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn stop(exit: Exit, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Stop {
         exit,
         message: message.into(),

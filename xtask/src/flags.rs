@@ -8,21 +8,21 @@ use std::path::PathBuf;
 use crate::exit::usage;
 
 /// One `--flag` of a command. `value` names its argument in `--help`; `None` is a switch.
-pub struct Opt {
-    pub long: &'static str,
-    pub value: Option<&'static str>,
-    pub help: &'static str,
+pub(crate) struct Opt {
+    pub(crate) long: &'static str,
+    pub(crate) value: Option<&'static str>,
+    pub(crate) help: &'static str,
 }
 
 /// One subcommand. `positional` names its one free argument; `trailing` takes `-- <command> ...`.
-pub struct Spec {
-    pub name: &'static str,
-    pub summary: &'static str,
-    pub positional: Option<(&'static str, &'static str)>,
-    pub trailing: bool,
-    pub opts: &'static [Opt],
+pub(crate) struct Spec {
+    pub(crate) name: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) positional: Option<(&'static str, &'static str)>,
+    pub(crate) trailing: bool,
+    pub(crate) opts: &'static [Opt],
     /// Where a command is not built yet, the README section that says so.
-    pub not_yet: Option<&'static str>,
+    pub(crate) not_yet: Option<&'static str>,
 }
 
 const fn switch(long: &'static str, help: &'static str) -> Opt {
@@ -41,7 +41,7 @@ const fn valued(long: &'static str, value: &'static str, help: &'static str) -> 
 }
 
 /// Options every command takes (cli.md, "Options every command takes").
-pub const GLOBAL: &[Opt] = &[
+pub(crate) const GLOBAL: &[Opt] = &[
     valued("env", "name", "`local` (default: wrangler's local D1) or an environment under `env` in wrangler.jsonc; never --preview"),
     valued("database", "binding|name", "which D1 database of that environment (default: its only one)"),
     valued("config", "path", "wrangler config (default: wrangler.jsonc, then wrangler.json, found upwards from here)"),
@@ -56,7 +56,7 @@ pub const GLOBAL: &[Opt] = &[
     switch("force-unlock", "break a stale lock (older than the stated age, or of a dead process) and go on"),
 ];
 
-pub const COMMANDS: &[Spec] = &[
+pub(crate) const COMMANDS: &[Spec] = &[
     Spec {
         name: "db-new",
         summary:
@@ -215,19 +215,19 @@ pub const COMMANDS: &[Spec] = &[
 
 /// The options every command shares, typed.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Global {
-    pub env: Option<String>,
-    pub database: Option<String>,
-    pub config: Option<PathBuf>,
-    pub yes: bool,
-    pub json: bool,
-    pub dry_run: bool,
-    pub lock_timeout: Option<u64>,
-    pub force_unlock: bool,
+pub(crate) struct Global {
+    pub(crate) env: Option<String>,
+    pub(crate) database: Option<String>,
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) yes: bool,
+    pub(crate) json: bool,
+    pub(crate) dry_run: bool,
+    pub(crate) lock_timeout: Option<u64>,
+    pub(crate) force_unlock: bool,
 }
 
 #[derive(Debug, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     /// `--help`, for the whole tool or one command.
     Help(Option<&'static str>),
     Setup,
@@ -242,71 +242,71 @@ pub enum Command {
 }
 
 #[derive(Debug, PartialEq)]
-pub struct Bench {
-    pub runs: Option<usize>,
-    pub sizes: Option<String>,
-    pub skip_build: bool,
+pub(crate) struct Bench {
+    pub(crate) runs: Option<usize>,
+    pub(crate) sizes: Option<String>,
+    pub(crate) skip_build: bool,
 }
 
 #[derive(Debug, PartialEq)]
-pub struct DbReset {
-    pub to: Option<String>,
-    pub seed: bool,
-    pub confirm: Option<String>,
-    pub no_backup: bool,
+pub(crate) struct DbReset {
+    pub(crate) to: Option<String>,
+    pub(crate) seed: bool,
+    pub(crate) confirm: Option<String>,
+    pub(crate) no_backup: bool,
 }
 
 #[derive(Debug, PartialEq)]
-pub struct DbSeed {
-    pub cleanup: bool,
-    pub file: Option<PathBuf>,
-    pub no_backup: bool,
+pub(crate) struct DbSeed {
+    pub(crate) cleanup: bool,
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) no_backup: bool,
     /// `-- <command> ...`: run with the test data in, then clean up.
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, PartialEq)]
-pub struct DbBackup {
-    pub output: Option<PathBuf>,
-    pub list: bool,
-    pub bookmark: bool,
-    pub tz: Option<String>,
+pub(crate) struct DbBackup {
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) list: bool,
+    pub(crate) bookmark: bool,
+    pub(crate) tz: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
-pub struct DbRestore {
-    pub bookmark: Option<String>,
-    pub timestamp: Option<String>,
-    pub backup: Option<String>,
-    pub last: bool,
-    pub no_backup: bool,
-    pub tz: Option<String>,
+pub(crate) struct DbRestore {
+    pub(crate) bookmark: Option<String>,
+    pub(crate) timestamp: Option<String>,
+    pub(crate) backup: Option<String>,
+    pub(crate) last: bool,
+    pub(crate) no_backup: bool,
+    pub(crate) tz: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
-pub struct DbNew {
-    pub name: String,
+pub(crate) struct DbNew {
+    pub(crate) name: String,
 }
 
 #[derive(Debug, PartialEq)]
-pub struct DbStatus {
-    pub check: bool,
+pub(crate) struct DbStatus {
+    pub(crate) check: bool,
 }
 
 #[derive(Debug, PartialEq)]
-pub struct DbMigrate {
-    pub to: Option<String>,
-    pub per_file: bool,
-    pub no_backup: bool,
-    pub verify: Option<String>,
-    pub repair: bool,
-    pub rehearse: bool,
+pub(crate) struct DbMigrate {
+    pub(crate) to: Option<String>,
+    pub(crate) per_file: bool,
+    pub(crate) no_backup: bool,
+    pub(crate) verify: Option<String>,
+    pub(crate) repair: bool,
+    pub(crate) rehearse: bool,
 }
 
 #[derive(Debug, PartialEq)]
-pub struct Flags {
-    pub global: Global,
-    pub command: Command,
+pub(crate) struct Flags {
+    pub(crate) global: Global,
+    pub(crate) command: Command,
 }
 
 /// What the generic pass collects before the command's own typing.
@@ -329,12 +329,12 @@ impl Raw {
     }
 }
 
-pub fn spec(name: &str) -> Option<&'static Spec> {
+pub(crate) fn spec(name: &str) -> Option<&'static Spec> {
     COMMANDS.iter().find(|c| c.name == name)
 }
 
 impl Flags {
-    pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Flags> {
+    pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Flags> {
         let mut args = args.into_iter();
         let mut command: Option<&'static Spec> = None;
         let mut raw = Raw::default();
@@ -545,7 +545,7 @@ fn opt_lines(out: &mut String, opts: &[Opt]) {
 }
 
 /// `--help` text, generated from the tables above so that it cannot drift from the parser.
-pub fn help(command: Option<&str>) -> String {
+pub(crate) fn help(command: Option<&str>) -> String {
     let mut out = String::new();
     match command.and_then(spec) {
         None => {

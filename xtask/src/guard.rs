@@ -35,7 +35,7 @@ fn db_name(target: &Target) -> &str {
 /// Refuses at once, before any wrangler call, what cannot be confirmed: a protected
 /// environment with no terminal and no `--yes` (or `--confirm <name>`), or a `--confirm`
 /// that names another database. A refusal changes nothing and exits 4.
-pub fn precheck(
+pub(crate) fn precheck(
     target: &Target,
     confirm: Confirm<'_>,
     yes: bool,
@@ -48,10 +48,9 @@ pub fn precheck(
     match confirm {
         Confirm::Yes if !yes && !terminal() => Err(refused!(
             "{} is a protected environment and there is no terminal to confirm: pass --yes to run {action} \
-             on {} {}; nothing was changed",
+             on {}; nothing was changed",
             target.env,
-            target.env,
-            target.db.describe()
+            target.describe()
         )),
         Confirm::Name(None) if !terminal() => Err(refused!(
             "{} is a protected environment: to run {action} there, pass --confirm {name} (the database name; \
@@ -67,7 +66,7 @@ pub fn precheck(
 }
 
 /// Whether a confirmation must be typed at the terminal (no flag gave it).
-pub fn needs_prompt(target: &Target, confirm: Confirm<'_>, yes: bool) -> bool {
+pub(crate) fn needs_prompt(target: &Target, confirm: Confirm<'_>, yes: bool) -> bool {
     target.protected
         && match confirm {
             Confirm::Yes => !yes,
@@ -76,8 +75,8 @@ pub fn needs_prompt(target: &Target, confirm: Confirm<'_>, yes: bool) -> bool {
 }
 
 /// Asks at the terminal before `plan` on a protected environment.
-pub fn ask(target: &Target, confirm: Confirm<'_>, plan: &str) -> anyhow::Result<()> {
-    let what = format!("{plan} on {} {}", target.env, target.db.describe());
+pub(crate) fn ask(target: &Target, confirm: Confirm<'_>, plan: &str) -> anyhow::Result<()> {
+    let what = format!("{plan} on {}", target.describe());
     let name = db_name(target);
     let question = match confirm {
         Confirm::Yes => format!("{what}? This is a protected environment. Type y to continue: "),
@@ -105,7 +104,7 @@ pub fn ask(target: &Target, confirm: Confirm<'_>, plan: &str) -> anyhow::Result<
 }
 
 /// Says that a flag gave the confirmation (`--yes`, `--confirm <name>`).
-pub fn confirmed_by_flag(target: &Target, confirm: Confirm<'_>, plan: &str) {
+pub(crate) fn confirmed_by_flag(target: &Target, confirm: Confirm<'_>, plan: &str) {
     if !target.protected {
         return;
     }

@@ -7,11 +7,11 @@ use crate::target::Target;
 use crate::{time, ui, Ctx};
 
 /// Our hold on the lock.
-pub struct Held {
-    pub token: String,
-    pub acquired_at: i64,
+pub(crate) struct Held {
+    pub(crate) token: String,
+    pub(crate) acquired_at: i64,
     /// Set when the release already rode in a request that succeeded.
-    pub released: bool,
+    pub(crate) released: bool,
 }
 
 fn host_name() -> String {
@@ -42,7 +42,7 @@ fn new_row(command: &str) -> LockRow {
 }
 
 /// "db-migrate by alice on ci-7 (pid 4242) since 2026-11-22 01:02:03 UTC, 5 s ago"
-pub fn describe(row: &LockRow) -> String {
+pub(crate) fn describe(row: &LockRow) -> String {
     format!(
         "{} by {} on {} (pid {}) since {} UTC, {} s ago",
         row.command,
@@ -56,7 +56,7 @@ pub fn describe(row: &LockRow) -> String {
 
 /// Why a lock may be broken: older than the stated age, or held by a process of this
 /// host that no longer runs.
-pub fn stale_reason(row: &LockRow, stale_after: u64) -> Option<String> {
+pub(crate) fn stale_reason(row: &LockRow, stale_after: u64) -> Option<String> {
     let age = time::unix_now() - row.acquired_at;
     if age > stale_after as i64 {
         return Some(format!("older than {stale_after} s"));
@@ -74,7 +74,7 @@ pub fn stale_reason(row: &LockRow, stale_after: u64) -> Option<String> {
 
 /// Takes the lock and reads the state under it; waits up to the lock timeout while
 /// another run holds it; breaks a stale lock only with `--force-unlock`.
-pub fn acquire(
+pub(crate) fn acquire(
     ctx: &Ctx,
     target: &Target,
     db: &mut dyn Database,
@@ -125,10 +125,9 @@ pub fn acquire(
                 }
                 None => {
                     return Err(refused!(
-                        "--force-unlock breaks only a stale lock; {} {} is locked by {}, which is not stale \
+                        "--force-unlock breaks only a stale lock; {} is locked by {}, which is not stale \
                          (it becomes so after {} s): wait for it; nothing was changed",
-                        target.env,
-                        target.db.binding,
+                        target.describe(),
                         describe(&holder),
                         ctx.settings.lock_stale_after_secs
                     ))
@@ -144,9 +143,8 @@ pub fn acquire(
                 ),
             };
             return Err(refused!(
-                "{} {} is locked by {}; {hint}; nothing was changed",
-                target.env,
-                target.db.binding,
+                "{} is locked by {}; {hint}; nothing was changed",
+                target.describe(),
                 describe(&holder)
             ));
         }

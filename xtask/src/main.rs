@@ -43,18 +43,18 @@ use settings::Settings;
 use target::{Env, Target};
 
 /// What every command starts from: its flags, the workspace and the parsed config.
-pub struct Ctx {
-    pub global: Global,
+pub(crate) struct Ctx {
+    pub(crate) global: Global,
     /// Where the user ran the command: `--output` and `--backup` paths are relative to it.
-    pub cwd: PathBuf,
-    pub project: Project,
-    pub config: Config,
-    pub settings: Settings,
+    pub(crate) cwd: PathBuf,
+    pub(crate) project: Project,
+    pub(crate) config: Config,
+    pub(crate) settings: Settings,
 }
 
 impl Ctx {
     /// `--env` and `--database` resolved against the config.
-    pub fn target(&self) -> anyhow::Result<Target> {
+    pub(crate) fn target(&self) -> anyhow::Result<Target> {
         let env = Env::parse(self.global.env.as_deref());
         self.config.resolve(
             &env,

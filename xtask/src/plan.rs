@@ -6,34 +6,34 @@ use crate::migrations::lint::Severity;
 use crate::migrations::{parse_name, Migration, MigrationSet};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// Stable identifier for scripts: a lint kind, `missing` or `out-of-order`.
-    pub kind: &'static str,
-    pub migration: String,
-    pub message: String,
+    pub(crate) kind: &'static str,
+    pub(crate) migration: String,
+    pub(crate) message: String,
     /// Whether it stops `db-migrate` (lint errors and drift) or is only reported.
-    pub blocking: bool,
+    pub(crate) blocking: bool,
 }
 
 #[derive(Debug)]
-pub struct Status<'a> {
+pub(crate) struct Status<'a> {
     /// Tracking rows in order, with the file each names where it still exists.
-    pub applied: Vec<(AppliedRow, Option<&'a Migration>)>,
-    pub pending: Vec<&'a Migration>,
-    pub problems: Vec<Problem>,
+    pub(crate) applied: Vec<(AppliedRow, Option<&'a Migration>)>,
+    pub(crate) pending: Vec<&'a Migration>,
+    pub(crate) problems: Vec<Problem>,
     /// Applied migrations whose checksum differs from the one recorded: (file, recorded).
-    pub edited: Vec<(&'a Migration, String)>,
+    pub(crate) edited: Vec<(&'a Migration, String)>,
     /// Applied migrations with no checksum recorded yet (applied by plain wrangler).
-    pub unrecorded: Vec<&'a Migration>,
+    pub(crate) unrecorded: Vec<&'a Migration>,
 }
 
 impl Status<'_> {
-    pub fn blocking(&self) -> impl Iterator<Item = &Problem> {
+    pub(crate) fn blocking(&self) -> impl Iterator<Item = &Problem> {
         self.problems.iter().filter(|p| p.blocking)
     }
 }
 
-pub fn status<'a>(set: &'a MigrationSet, state: &State) -> Status<'a> {
+pub(crate) fn status<'a>(set: &'a MigrationSet, state: &State) -> Status<'a> {
     let mut problems: Vec<Problem> = set
         .findings
         .iter()
@@ -136,7 +136,7 @@ pub fn status<'a>(set: &'a MigrationSet, state: &State) -> Status<'a> {
 }
 
 /// What `db-migrate` applies: every pending migration, or those up to and including `to`.
-pub fn select<'a>(status: &Status<'a>, to: Option<&Migration>) -> Vec<&'a Migration> {
+pub(crate) fn select<'a>(status: &Status<'a>, to: Option<&Migration>) -> Vec<&'a Migration> {
     status
         .pending
         .iter()

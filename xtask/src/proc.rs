@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a stopped group gets between SIGTERM and SIGKILL.
-pub const GRACE: Duration = Duration::from_secs(2);
+pub(crate) const GRACE: Duration = Duration::from_secs(2);
 
 /// Ctrl-C / SIGTERM received so far.
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
@@ -26,7 +26,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// Catches SIGINT and SIGTERM: they stop the running child group instead of the xtask,
 /// which then cleans up and exits 130.
-pub fn install_signal_handlers() {
+pub(crate) fn install_signal_handlers() {
     #[cfg(unix)]
     // SAFETY: the handler only touches an atomic, which is async-signal-safe.
     unsafe {
@@ -37,12 +37,12 @@ pub fn install_signal_handlers() {
 }
 
 /// Whether Ctrl-C or SIGTERM arrived since the xtask started.
-pub fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTS.load(Ordering::SeqCst) > 0
 }
 
 /// Puts the command's process in a new process group (its own pid is the group id).
-pub fn own_group(cmd: &mut Command) -> &mut Command {
+pub(crate) fn own_group(cmd: &mut Command) -> &mut Command {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -63,7 +63,7 @@ fn signal_group(child: &Child, signal: libc::c_int) {
 }
 
 /// Stops the child's whole group: SIGTERM, up to `GRACE` for it to end, then SIGKILL.
-pub fn stop_group(child: &mut Child) {
+pub(crate) fn stop_group(child: &mut Child) {
     #[cfg(unix)]
     {
         signal_group(child, libc::SIGTERM);
@@ -83,7 +83,7 @@ pub fn stop_group(child: &mut Child) {
 
 /// How a child ended.
 #[derive(Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     Exited(ExitStatus),
     /// Past its deadline: the group was stopped.
     TimedOut,
@@ -93,7 +93,7 @@ pub enum Ended {
 
 /// Waits for `child`, stopping its group at `deadline` or on Ctrl-C / SIGTERM. After the
 /// leader exits, stragglers of its group (a workerd the CLI left) are stopped too.
-pub fn wait(child: &mut Child, deadline: Option<Instant>) -> std::io::Result<Ended> {
+pub(crate) fn wait(child: &mut Child, deadline: Option<Instant>) -> std::io::Result<Ended> {
     let seen = INTERRUPTS.load(Ordering::SeqCst);
     loop {
         if let Some(status) = child.try_wait()? {
@@ -114,15 +114,18 @@ pub fn wait(child: &mut Child, deadline: Option<Instant>) -> std::io::Result<End
 }
 
 /// What a captured run printed, and how it ended.
-pub struct Captured {
-    pub ended: Ended,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Captured {
+    pub(crate) ended: Ended,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs `cmd` in its own group with stdin empty and both outputs captured (drained on
 /// threads, so a chatty child never blocks on a full pipe).
-pub fn run_captured(cmd: &mut Command, timeout: Option<Duration>) -> std::io::Result<Captured> {
+pub(crate) fn run_captured(
+    cmd: &mut Command,
+    timeout: Option<Duration>,
+) -> std::io::Result<Captured> {
     own_group(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -154,7 +157,7 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<V
 
 /// Runs `cmd` in its own group with the xtask's stdout and stderr (a command the user
 /// gave: `--verify`, `db-seed -- <command>`, `npm ci`); Ctrl-C stops its group.
-pub fn run_inherited(cmd: &mut Command) -> std::io::Result<Ended> {
+pub(crate) fn run_inherited(cmd: &mut Command) -> std::io::Result<Ended> {
     let mut child = own_group(cmd).stdin(Stdio::null()).spawn()?;
     wait(&mut child, None)
 }

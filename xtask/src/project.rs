@@ -8,17 +8,17 @@ use crate::exit::usage;
 const CONFIG_NAMES: [&str; 2] = ["wrangler.jsonc", "wrangler.json"];
 
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     /// The directory holding the wrangler config: wrangler resolves `migrations_dir` and
     /// `.wrangler/state` against it, so the xtask does too.
-    pub root: PathBuf,
-    pub config_path: PathBuf,
+    pub(crate) root: PathBuf,
+    pub(crate) config_path: PathBuf,
 }
 
 impl Project {
     /// Finds the config: `--config` if given (relative to `cwd`), else the nearest
     /// `wrangler.jsonc` / `wrangler.json` in `cwd` or a parent directory.
-    pub fn locate(cwd: &Path, config: Option<&Path>) -> anyhow::Result<Project> {
+    pub(crate) fn locate(cwd: &Path, config: Option<&Path>) -> anyhow::Result<Project> {
         let config_path = match config {
             Some(path) => {
                 let path = cwd.join(path);
@@ -41,18 +41,13 @@ impl Project {
         Ok(Project { root, config_path })
     }
 
-    /// The file name of the config relative to the root, as wrangler is told it.
-    pub fn config_display(&self) -> String {
-        self.config_path.display().to_string()
-    }
-
     /// wrangler's local persistence folder for D1 (`--local` without `--persist-to`).
-    pub fn local_state_dir(&self) -> PathBuf {
+    pub(crate) fn local_state_dir(&self) -> PathBuf {
         self.root.join(".wrangler").join("state")
     }
 
     /// Scratch files the xtask writes for one run (batches handed to wrangler); ignored by git.
-    pub fn scratch_dir(&self) -> PathBuf {
+    pub(crate) fn scratch_dir(&self) -> PathBuf {
         self.root.join(".wrangler").join("xtask")
     }
 }

@@ -82,7 +82,7 @@ fn named_tables(m: &Migration) -> Vec<String> {
     out
 }
 
-pub fn run(
+pub(crate) fn run(
     ctx: &Ctx,
     target: &Target,
     db: &mut dyn Database,
@@ -96,9 +96,8 @@ pub fn run(
         .join(format!("rehearsal-{}", std::process::id()));
     if dry_run {
         ui::say(format!(
-            "dry run: would copy {} {} into a scratch local D1 under {} and apply the pending migrations there",
-            target.env,
-            target.db.describe(),
+            "dry run: would copy {} into a scratch local D1 under {} and apply the pending migrations there",
+            target.describe(),
             scratch_root.display()
         ));
         return Ok(());
@@ -151,9 +150,8 @@ fn rehearse(
     // 1. The copy: an export (remote) or a snapshot (local), loaded into the scratch D1.
     let dump = scratch_root.join("copy.data");
     ui::say(format!(
-        "rehearsal: copying {} {} into a scratch local D1",
-        target.env,
-        target.db.describe()
+        "rehearsal: copying {} into a scratch local D1",
+        target.describe()
     ));
     match db.backup(&dump)? {
         BackupMade::Export { .. } => {

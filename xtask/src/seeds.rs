@@ -9,30 +9,30 @@ use crate::migrations::lint::MAX_STATEMENT_BYTES;
 use crate::migrations::sql::{self, Statement, Unclosed};
 
 /// Split statements are kept this far under D1's limit.
-pub const SPLIT_TARGET: usize = MAX_STATEMENT_BYTES - 4_000;
+pub(crate) const SPLIT_TARGET: usize = MAX_STATEMENT_BYTES - 4_000;
 
 /// Rows per INSERT sent: D1 allows 25,000 VDBE ops per statement, and each row of a
 /// multi-row VALUES costs a few per column, so a short statement of many tiny rows can
 /// break that limit while staying under 100,000 bytes.
-pub const MAX_ROWS_PER_INSERT: usize = 500;
+pub(crate) const MAX_ROWS_PER_INSERT: usize = 500;
 
 /// One seed or cleanup file, ready to send.
 #[derive(Debug)]
-pub struct SeedFile {
-    pub path: PathBuf,
+pub(crate) struct SeedFile {
+    pub(crate) path: PathBuf,
     /// The file as written (for line numbers in messages).
-    pub original: String,
+    pub(crate) original: String,
     /// The file's SQL with long INSERTs split; one request.
-    pub sql: String,
+    pub(crate) sql: String,
     /// Statements of the file before and after splitting.
-    pub statements: usize,
-    pub sent_statements: usize,
+    pub(crate) statements: usize,
+    pub(crate) sent_statements: usize,
     /// Tables the file writes to (INSERT, REPLACE, UPDATE, DELETE), in first-seen order.
-    pub tables: Vec<String>,
+    pub(crate) tables: Vec<String>,
 }
 
 /// `test-data/<prefix>*.sql` in name order.
-pub fn files_with_prefix(dir: &Path, prefix: &str) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn files_with_prefix(dir: &Path, prefix: &str) -> anyhow::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -53,7 +53,7 @@ pub fn files_with_prefix(dir: &Path, prefix: &str) -> anyhow::Result<Vec<PathBuf
 }
 
 /// The SQL of `files` for one request, in order, each behind a comment naming it.
-pub fn joined_sql(files: &[SeedFile]) -> String {
+pub(crate) fn joined_sql(files: &[SeedFile]) -> String {
     let mut sql = String::new();
     for f in files {
         sql.push_str(&format!("-- xtask: seed file {}\n", f.path.display()));
@@ -65,7 +65,7 @@ pub fn joined_sql(files: &[SeedFile]) -> String {
 
 impl SeedFile {
     /// The file's name without its folder, for messages.
-    pub fn short_name(&self) -> String {
+    pub(crate) fn short_name(&self) -> String {
         self.path
             .file_name()
             .map_or(self.path.display().to_string(), |n| {
@@ -73,7 +73,7 @@ impl SeedFile {
             })
     }
 
-    pub fn load(path: &Path) -> anyhow::Result<SeedFile> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<SeedFile> {
         let shown = path.display();
         let bytes = std::fs::read(path).map_err(|e| usage!("cannot read {shown}: {e}"))?;
         let text = String::from_utf8(bytes).map_err(|e| {
@@ -195,7 +195,7 @@ fn written_table(src: &str, stmt: &Statement) -> Option<String> {
 /// Splits `INSERT ... VALUES (row), (row), ... [tail];` into statements of at most
 /// `limit` bytes and `max_rows` rows, each `<head> <rows> <tail>;`. `None` when the
 /// statement is not of that shape, or a single row does not fit.
-pub fn split_insert(
+pub(crate) fn split_insert(
     src: &str,
     stmt: &Statement,
     limit: usize,

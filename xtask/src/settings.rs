@@ -16,18 +16,18 @@ use jsonc_parser::{JsonValue, ParseOptions};
 
 use crate::exit::usage;
 
-pub const FILE_NAME: &str = "xtask.jsonc";
+pub(crate) const FILE_NAME: &str = "xtask.jsonc";
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Settings {
-    pub protected: Vec<String>,
-    pub retention_days: u32,
+pub(crate) struct Settings {
+    pub(crate) protected: Vec<String>,
+    pub(crate) retention_days: u32,
     /// How long a command waits for another run's lock.
-    pub lock_timeout_secs: u64,
+    pub(crate) lock_timeout_secs: u64,
     /// After how long a lock counts as stale (breakable with --force-unlock).
-    pub lock_stale_after_secs: u64,
+    pub(crate) lock_stale_after_secs: u64,
     /// How long one wrangler process may take before it is stopped.
-    pub wrangler_timeout_secs: u64,
+    pub(crate) wrangler_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -43,7 +43,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn load(root: &Path) -> anyhow::Result<Settings> {
+    pub(crate) fn load(root: &Path) -> anyhow::Result<Settings> {
         let path = root.join(FILE_NAME);
         match std::fs::read_to_string(&path) {
             Ok(text) => Settings::parse(&text, &path.display().to_string()),
@@ -52,7 +52,7 @@ impl Settings {
         }
     }
 
-    pub fn parse(text: &str, shown: &str) -> anyhow::Result<Settings> {
+    pub(crate) fn parse(text: &str, shown: &str) -> anyhow::Result<Settings> {
         let options = ParseOptions {
             allow_loose_object_property_names: false,
             allow_missing_commas: false,

@@ -3,7 +3,7 @@
 use crate::wrangler::Wrangler;
 use crate::{ui, Ctx};
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<()> {
     let mut wrangler = Wrangler::locate(&ctx.project)?;
     let run = wrangler.run(&["--version".to_string()])?;
     if !run.success {

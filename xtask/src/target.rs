@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// The environment a command runs against (cli.md: `--env`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Env {
+pub(crate) enum Env {
     /// wrangler's local D1 for the top-level config (`--local`); the default.
     Local,
     /// `env.<name>` in the config, run with `--env <name> --remote`.
@@ -13,19 +13,19 @@ pub enum Env {
 }
 
 impl Env {
-    pub fn parse(name: Option<&str>) -> Env {
+    pub(crate) fn parse(name: Option<&str>) -> Env {
         match name {
             None | Some("local") => Env::Local,
             Some(other) => Env::Remote(other.to_string()),
         }
     }
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Env::Local => "local",
             Env::Remote(name) => name,
         }
     }
-    pub fn is_remote(&self) -> bool {
+    pub(crate) fn is_remote(&self) -> bool {
         matches!(self, Env::Remote(_))
     }
 }
@@ -38,18 +38,18 @@ impl fmt::Display for Env {
 
 /// One `d1_databases` entry after validation, with its paths resolved.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Database {
-    pub binding: String,
-    pub name: Option<String>,
-    pub id: Option<String>,
-    pub preview_id: Option<String>,
-    pub migrations_dir: PathBuf,
-    pub migrations_table: String,
+pub(crate) struct Database {
+    pub(crate) binding: String,
+    pub(crate) name: Option<String>,
+    pub(crate) id: Option<String>,
+    pub(crate) preview_id: Option<String>,
+    pub(crate) migrations_dir: PathBuf,
+    pub(crate) migrations_table: String,
 }
 
 impl Database {
     /// How the database is named to people: `DB (my-app-db, 0000...)`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(name) = &self.name {
             parts.push(name.as_str());
@@ -64,29 +64,29 @@ impl Database {
         }
     }
     /// A name that is safe in file names: the database name, else the binding.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.binding)
     }
 }
 
 #[derive(Clone, Debug)]
-pub struct Target {
-    pub env: Env,
-    pub db: Database,
+pub(crate) struct Target {
+    pub(crate) env: Env,
+    pub(crate) db: Database,
     /// Guarded environment (cli.md, "Protected environments").
-    pub protected: bool,
-    pub config_path: PathBuf,
+    pub(crate) protected: bool,
+    pub(crate) config_path: PathBuf,
 }
 
 impl Target {
     /// The one way messages name a database: `staging DB (my-app-db, 0000...)`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("{} {}", self.env, self.db.describe())
     }
 
     /// The flags that choose this environment in any `wrangler d1` command. The one place
     /// where an environment becomes wrangler flags; `--preview` is never among them.
-    pub fn location_args(&self) -> Vec<String> {
+    pub(crate) fn location_args(&self) -> Vec<String> {
         match &self.env {
             Env::Local => vec!["--local".into()],
             Env::Remote(name) => vec!["--env".into(), name.clone(), "--remote".into()],
@@ -95,7 +95,7 @@ impl Target {
 
     /// `d1 <subcommand...> <binding> <location> --config <path>`, the argument list of a
     /// wrangler call on this target (without the program).
-    pub fn d1_args(&self, subcommand: &[&str]) -> Vec<String> {
+    pub(crate) fn d1_args(&self, subcommand: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec!["d1".into()];
         args.extend(subcommand.iter().map(|s| s.to_string()));
         args.push(self.db.binding.clone());
@@ -107,7 +107,7 @@ impl Target {
 
     /// `d1 time-travel <sub> <binding> [--env <name>] --config <path> <extra...>`: Time
     /// Travel is always remote and takes neither `--remote` nor `--local`.
-    pub fn time_travel_args(&self, sub: &str, extra: &[&str]) -> Vec<String> {
+    pub(crate) fn time_travel_args(&self, sub: &str, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec![
             "d1".into(),
             "time-travel".into(),

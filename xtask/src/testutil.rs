@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path =
@@ -15,7 +15,7 @@ impl TempDir {
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -32,28 +32,28 @@ thread_local! {
 }
 
 /// Notes what happened, in order, for a test of this thread to read.
-pub fn event(what: &str) {
+pub(crate) fn event(what: &str) {
     EVENTS.with(|e| e.borrow_mut().push(what.to_string()));
 }
 
 /// What happened so far on this thread; the log is emptied.
-pub fn events() -> Vec<String> {
+pub(crate) fn events() -> Vec<String> {
     EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()))
 }
 
 /// Makes this thread's confirmation prompts see a terminal that answers `answer`.
-pub fn answer_prompts(answer: &str) {
+pub(crate) fn answer_prompts(answer: &str) {
     ANSWER.with(|a| *a.borrow_mut() = Some(answer.to_string()));
 }
 
 /// The answer set by `answer_prompts`, if any.
-pub fn prompt_answer() -> Option<String> {
+pub(crate) fn prompt_answer() -> Option<String> {
     ANSWER.with(|a| a.borrow().clone())
 }
 
 /// A workspace in `dir` with the sample's shape: one database, `local`, `staging` and a
 /// protected `production`, and its context for `flags` (`global` flags only).
-pub fn ctx(dir: &Path, global: crate::flags::Global) -> crate::Ctx {
+pub(crate) fn ctx(dir: &Path, global: crate::flags::Global) -> crate::Ctx {
     let config_path = dir.join("wrangler.jsonc");
     std::fs::write(
         &config_path,

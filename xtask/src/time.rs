@@ -5,7 +5,7 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, Zoned};
 
-pub fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     Timestamp::now().as_second()
 }
 
@@ -14,12 +14,12 @@ fn at(secs: i64) -> Timestamp {
 }
 
 /// `2026-11-22 10:00:00`, the form SQLite's CURRENT_TIMESTAMP uses (UTC).
-pub fn format_utc(secs: i64) -> String {
+pub(crate) fn format_utc(secs: i64) -> String {
     at(secs).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// The inverse of `format_utc`.
-pub fn parse_utc(s: &str) -> Option<i64> {
+pub(crate) fn parse_utc(s: &str) -> Option<i64> {
     let dt: DateTime = s.parse().ok()?;
     dt.to_zoned(TimeZone::UTC)
         .ok()
@@ -27,17 +27,17 @@ pub fn parse_utc(s: &str) -> Option<i64> {
 }
 
 /// `20261122T100000Z`: sortable and safe in file names (backup ids and paths).
-pub fn format_compact(secs: i64) -> String {
+pub(crate) fn format_compact(secs: i64) -> String {
     at(secs).strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
 /// `2026-11-22T10:00:00Z`.
-pub fn format_rfc3339(secs: i64) -> String {
+pub(crate) fn format_rfc3339(secs: i64) -> String {
     at(secs).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `2026-11-22 11:00:00 CET (+01:00)`: an instant in `zone`.
-pub fn format_in(secs: i64, zone: &TimeZone) -> String {
+pub(crate) fn format_in(secs: i64, zone: &TimeZone) -> String {
     at(secs)
         .to_zoned(zone.clone())
         .strftime("%Y-%m-%d %H:%M:%S %Z (%:z)")
@@ -46,7 +46,7 @@ pub fn format_in(secs: i64, zone: &TimeZone) -> String {
 
 /// `2026-11-22 10:00:00 UTC = 2026-11-22 11:00:00 CET (+01:00) Europe/Paris`: how a
 /// resolved instant is shown before anything acts on it.
-pub fn describe(secs: i64, zone: &TimeZone) -> String {
+pub(crate) fn describe(secs: i64, zone: &TimeZone) -> String {
     let name = zone.iana_name().unwrap_or("local time");
     format!(
         "{} UTC = {} {name}",
@@ -57,7 +57,7 @@ pub fn describe(secs: i64, zone: &TimeZone) -> String {
 
 /// The zone times without one are read in: `--tz <IANA name>`, else `TZ`, else the
 /// system's zone.
-pub fn zone(tz: Option<&str>) -> Result<TimeZone, String> {
+pub(crate) fn zone(tz: Option<&str>) -> Result<TimeZone, String> {
     match tz {
         Some(name) => TimeZone::get(name).map_err(|e| {
             format!("--tz `{name}` is not a time zone this machine knows ({e}); use an IANA name such as Europe/Paris or UTC")
@@ -67,13 +67,14 @@ pub fn zone(tz: Option<&str>) -> Result<TimeZone, String> {
 }
 
 /// The forms `--timestamp` takes, for error messages and --help.
-pub const FORMS: &str = "RFC 3339 (2026-11-21T15:00:00Z, 2026-11-21T16:00:00+01:00), Unix seconds \
+pub(crate) const FORMS: &str =
+    "RFC 3339 (2026-11-21T15:00:00Z, 2026-11-21T16:00:00+01:00), Unix seconds \
 (1795301734), `<span> ago` (5 minutes ago, 2h ago, 1 hour 30 minutes ago), `yesterday` or `today` \
 with an optional `[at] H[:MM] [am|pm]` (yesterday at 3 PM, today 09:30), or a date and time \
 without a zone, read in the local zone or --tz (2026-11-21 15:00)";
 
 /// Reads `raw` as an instant, relative to `now` (whose zone is the local one).
-pub fn parse_when(raw: &str, now: &Zoned) -> Result<Timestamp, String> {
+pub(crate) fn parse_when(raw: &str, now: &Zoned) -> Result<Timestamp, String> {
     let s = raw.trim();
     let refuse = || format!("`{raw}` is not a time the xtask reads: use {FORMS}");
     if s.is_empty() {

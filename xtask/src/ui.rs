@@ -11,7 +11,7 @@ const SECRET_VARS: &[&str] = &[
 ];
 
 /// Replaces every secret value found in the environment by `[redacted]`.
-pub fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     let mut out = text.to_string();
     for var in SECRET_VARS {
         if let Ok(secret) = std::env::var(var) {
@@ -25,20 +25,20 @@ pub fn redact(text: &str) -> String {
 }
 
 /// One human line on stderr (stdout stays free for `--json`).
-pub fn say(line: impl AsRef<str>) {
+pub(crate) fn say(line: impl AsRef<str>) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{}", redact(line.as_ref()));
 }
 
 /// The one JSON document of a `--json` run, on stdout.
-pub fn json(value: &serde_json::Value) {
+pub(crate) fn json(value: &serde_json::Value) {
     let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", redact(&text));
 }
 
 /// Plain output a person asked for (a listing), on stdout.
-pub fn print(line: impl AsRef<str>) {
+pub(crate) fn print(line: impl AsRef<str>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", redact(line.as_ref()));
 }

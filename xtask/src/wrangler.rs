@@ -10,27 +10,27 @@ use crate::ui;
 /// wrangler 4 refuses to start on an older Node.
 const MIN_NODE: (u64, u64) = (22, 12);
 
-pub struct Wrangler {
+pub(crate) struct Wrangler {
     program: PathBuf,
     /// How long one wrangler process may run before it is stopped.
     timeout: std::time::Duration,
     /// `PATH` for wrangler's process: the folder of a project-installed Node first.
     path_env: Option<OsString>,
     /// How many wrangler processes this run started (reported in `--json`, checked in tests).
-    pub calls: usize,
+    pub(crate) calls: usize,
     /// Processes started after Ctrl-C: one is allowed, for the cleanup.
     calls_after_interrupt: usize,
 }
 
 /// wrangler, found on first use: a command that starts no wrangler process never looks
 /// for it (nor installs it).
-pub struct Lazy {
+pub(crate) struct Lazy {
     project: Project,
     found: Option<Wrangler>,
 }
 
 impl Lazy {
-    pub fn new(project: &Project) -> Lazy {
+    pub(crate) fn new(project: &Project) -> Lazy {
         Lazy {
             project: project.clone(),
             found: None,
@@ -38,14 +38,14 @@ impl Lazy {
     }
 
     /// Uses `wrangler` (found already, for another workspace's database).
-    pub fn with(project: &Project, wrangler: Wrangler) -> Lazy {
+    pub(crate) fn with(project: &Project, wrangler: Wrangler) -> Lazy {
         Lazy {
             project: project.clone(),
             found: Some(wrangler),
         }
     }
 
-    pub fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
+    pub(crate) fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
         if self.found.is_none() {
             self.found = Some(Wrangler::locate(&self.project)?);
         }
@@ -53,21 +53,21 @@ impl Lazy {
     }
 
     /// wrangler processes started so far.
-    pub fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.found.as_ref().map_or(0, |w| w.calls)
     }
 }
 
 /// What one wrangler process did.
-pub struct Run {
-    pub success: bool,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Run {
+    pub(crate) success: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
     /// wrangler's own words for why it failed, without colours, banners or log paths.
-    pub fn error_text(&self) -> String {
+    pub(crate) fn error_text(&self) -> String {
         if let Some(text) = json_error(&self.stdout) {
             return text;
         }
@@ -140,7 +140,7 @@ fn strip_ansi(s: &str) -> String {
 impl Wrangler {
     /// Finds wrangler: `WRANGLER`, then `node_modules/.bin/wrangler`, then `wrangler` on
     /// PATH; failing all three, runs `npm ci` once where a package-lock.json pins it.
-    pub fn locate(project: &Project) -> anyhow::Result<Wrangler> {
+    pub(crate) fn locate(project: &Project) -> anyhow::Result<Wrangler> {
         let timeout = crate::settings::Settings::load(&project.root)
             .map(|s| s.wrangler_timeout_secs)
             .unwrap_or(600);
@@ -188,7 +188,7 @@ impl Wrangler {
 
     /// The wrangler program and the folder of the Node it runs on, for scripts that run it
     /// themselves (the benchmark).
-    pub fn program_and_node_dir(&self) -> (PathBuf, Option<PathBuf>) {
+    pub(crate) fn program_and_node_dir(&self) -> (PathBuf, Option<PathBuf>) {
         let node_dir = self
             .program
             .parent()
@@ -270,7 +270,7 @@ impl Wrangler {
     /// Runs `wrangler <args>`, echoing the command first. Never prompts: stdin is empty,
     /// so wrangler takes it as a script (and the xtask's own guards did the asking). It
     /// runs in a process group of its own, stopped whole at the timeout or on Ctrl-C.
-    pub fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
+    pub(crate) fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
         ui::say(format!("$ {}", display_command(args)));
         if crate::proc::interrupted() && self.calls_after_interrupt > 0 {
             return Err(failed!("interrupted: wrangler was not started"));
@@ -321,7 +321,7 @@ impl Wrangler {
 /// with `-` (SQL opening with a `-- comment`) is taken by yargs for options ("You must
 /// provide either --command or --file", or "Unknown arguments"), so such SQL gets a
 /// leading newline, which SQL ignores.
-pub fn json_command_args(sql: &str) -> [String; 3] {
+pub(crate) fn json_command_args(sql: &str) -> [String; 3] {
     let value = if sql.starts_with('-') {
         format!("\n{sql}")
     } else {
@@ -332,7 +332,7 @@ pub fn json_command_args(sql: &str) -> [String; 3] {
 
 /// How a wrangler command is shown: `wrangler d1 ...`, each argument quoted if it needs
 /// it. SQL passed inline (several lines, or long) is summarised, not printed whole.
-pub fn display_command(args: &[String]) -> String {
+pub(crate) fn display_command(args: &[String]) -> String {
     let mut out = String::from("wrangler");
     for arg in args {
         out.push(' ');
@@ -371,7 +371,7 @@ fn local_bin(root: &Path) -> PathBuf {
 }
 
 /// `npm ci` in the workspace: installs the wrangler and Node that package-lock.json pins.
-pub fn provision(root: &Path) -> anyhow::Result<()> {
+pub(crate) fn provision(root: &Path) -> anyhow::Result<()> {
     let npm = which::which("npm").map_err(|_| {
         usage!(
             "wrangler is not installed and npm is not on PATH: install Node.js (20 or newer) with npm, \

@@ -19,7 +19,7 @@ const D1_OBJECT_DIR: &str = "v3/d1/miniflare-D1DatabaseObject";
 
 /// The file name miniflare gives a local D1 database: a keyed hash of the id it is
 /// stored under (`preview_database_id`, else `database_id`, else the binding).
-pub fn local_db_file_name(db: &target::Database) -> String {
+pub(crate) fn local_db_file_name(db: &target::Database) -> String {
     let name = db
         .preview_id
         .as_deref()
@@ -45,14 +45,14 @@ pub fn local_db_file_name(db: &target::Database) -> String {
 
 /// Where the state is read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// The SQLite file wrangler writes (it need not exist yet: then the database is empty).
     Direct(PathBuf),
     /// The persistence folder is not laid out as expected: ask wrangler, and say why once.
     ViaWrangler(String),
 }
 
-pub fn detect_layout(state_dir: &Path, db: &target::Database) -> Layout {
+pub(crate) fn detect_layout(state_dir: &Path, db: &target::Database) -> Layout {
     let file = state_dir.join(D1_OBJECT_DIR).join(local_db_file_name(db));
     if state_dir.join("v3").is_dir() || !state_dir.is_dir() {
         return Layout::Direct(file);
@@ -74,7 +74,7 @@ pub fn detect_layout(state_dir: &Path, db: &target::Database) -> Layout {
     }
 }
 
-pub struct Local {
+pub(crate) struct Local {
     project: Project,
     target: Target,
     layout: Layout,
@@ -85,7 +85,7 @@ pub struct Local {
 }
 
 impl Local {
-    pub fn new(project: &Project, target: &Target) -> Local {
+    pub(crate) fn new(project: &Project, target: &Target) -> Local {
         Local {
             layout: detect_layout(&project.local_state_dir(), &target.db),
             project: project.clone(),
@@ -97,7 +97,7 @@ impl Local {
     }
 
     /// A local database of another (scratch) workspace, run with this workspace's wrangler.
-    pub fn with_wrangler(project: &Project, target: &Target, wrangler: Wrangler) -> Local {
+    pub(crate) fn with_wrangler(project: &Project, target: &Target, wrangler: Wrangler) -> Local {
         Local {
             wrangler: Lazy::with(project, wrangler),
             ..Local::new(project, target)
@@ -348,7 +348,10 @@ impl Database for Local {
 }
 
 /// Every row of `sql` as a JSON object keyed by column name.
-pub fn rows_as_json(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<serde_json::Value>> {
+pub(crate) fn rows_as_json(
+    conn: &Connection,
+    sql: &str,
+) -> rusqlite::Result<Vec<serde_json::Value>> {
     use rusqlite::types::ValueRef;
     let mut stmt = conn.prepare(sql)?;
     let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
@@ -374,7 +377,7 @@ pub fn rows_as_json(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<serde_
 }
 
 /// Reads the tracking table through a connection; a missing table is an empty state.
-pub fn read_state(conn: &Connection, table: &str) -> rusqlite::Result<State> {
+pub(crate) fn read_state(conn: &Connection, table: &str) -> rusqlite::Result<State> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
         [table],

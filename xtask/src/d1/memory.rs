@@ -11,23 +11,23 @@ use super::{BackupMade, Database, Reply, RestorePoint};
 use crate::target::Target;
 use crate::testutil::{event, TempDir};
 
-pub struct Memory {
+pub(crate) struct Memory {
     target: Target,
     store: Store,
     _dir: TempDir,
     /// The next requests (`run` and `run_meta`) fail with D1's lock conflict although no
     /// lock row is there: another run released it between our attempt and our look.
-    pub vanishing_conflicts: usize,
+    pub(crate) vanishing_conflicts: usize,
     /// The next `run` is refused with this text, nothing of it applied.
-    pub refuse_next: Option<String>,
+    pub(crate) refuse_next: Option<String>,
     /// The next `run` commits, but its reply is lost (a timeout, a dropped connection).
-    pub lose_next_reply: bool,
+    pub(crate) lose_next_reply: bool,
 }
 
 const UUID: &str = "00000000-0000-4000-8000-0000000000aa";
 
 impl Memory {
-    pub fn new(target: &Target) -> Memory {
+    pub(crate) fn new(target: &Target) -> Memory {
         let dir = TempDir::new("memory-d1");
         let mut store = Store::open(dir.path(), &[], &Rules::default()).expect("a fresh store");
         store

@@ -2,11 +2,11 @@
 //! (read directly, written through `wrangler --local`) or a remote database (through
 //! `wrangler --remote`). Commands talk to `dyn Database` and never ask which one it is.
 
-pub mod local;
+pub(crate) mod local;
 #[cfg(test)]
-pub mod memory;
-pub mod ops;
-pub mod remote;
+pub(crate) mod memory;
+pub(crate) mod ops;
+pub(crate) mod remote;
 
 use std::path::{Path, PathBuf};
 
@@ -16,80 +16,80 @@ use crate::target::{Env, Target};
 
 /// One row of wrangler's tracking table.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppliedRow {
-    pub id: i64,
-    pub name: String,
-    pub applied_at: String,
+pub(crate) struct AppliedRow {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) applied_at: String,
 }
 
 /// The user objects of the schema, as one query returns them. SQLite's and D1's own names
 /// are matched as prefixes: in `LIKE '_cf_%'` the `_` is a wildcard, which would hide a
 /// user table such as `xcf_notes`.
-pub const SCHEMA_SQL: &str =
+pub(crate) const SCHEMA_SQL: &str =
     "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL \
      AND substr(name, 1, 7) <> 'sqlite_' AND lower(substr(name, 1, 4)) <> '_cf_' ORDER BY rowid";
 
 /// Whether `name` is SQLite's (`sqlite_*`) or D1's (`_cf_*`) own: never dropped, counted
 /// or exported by the xtask.
-pub fn is_internal(name: &str) -> bool {
+pub(crate) fn is_internal(name: &str) -> bool {
     name.starts_with("sqlite_") || d1_rules::is_d1_internal(name)
 }
 
 /// A foreign key: `child` references `parent`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ForeignKey {
-    pub child: String,
-    pub parent: String,
-    pub on_delete: String,
+pub(crate) struct ForeignKey {
+    pub(crate) child: String,
+    pub(crate) parent: String,
+    pub(crate) on_delete: String,
 }
 
 /// One object of `sqlite_master`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SchemaObject {
-    pub kind: String,
-    pub name: String,
-    pub table: String,
-    pub sql: String,
+pub(crate) struct SchemaObject {
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) table: String,
+    pub(crate) sql: String,
 }
 
 /// The row of the xtask's lock table: who changes this database right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LockRow {
+pub(crate) struct LockRow {
     /// Random per run: a holder releases only its own row.
-    pub token: String,
-    pub holder: String,
-    pub host: String,
-    pub pid: i64,
-    pub command: String,
+    pub(crate) token: String,
+    pub(crate) holder: String,
+    pub(crate) host: String,
+    pub(crate) pid: i64,
+    pub(crate) command: String,
     /// Unix seconds, by the holder's clock.
-    pub acquired_at: i64,
+    pub(crate) acquired_at: i64,
 }
 
 /// What the database says is applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct State {
-    pub applied: Vec<AppliedRow>,
+pub(crate) struct State {
+    pub(crate) applied: Vec<AppliedRow>,
     /// The schema; it also tells which migration of a failed batch broke it, what a reset
     /// drops and what a seed may write to.
-    pub schema: Vec<SchemaObject>,
+    pub(crate) schema: Vec<SchemaObject>,
     /// SHA-256 recorded for each applied migration (the xtask's side table).
-    pub checksums: std::collections::BTreeMap<String, String>,
+    pub(crate) checksums: std::collections::BTreeMap<String, String>,
     /// The lock row, if someone holds the lock.
-    pub lock: Option<LockRow>,
+    pub(crate) lock: Option<LockRow>,
 }
 
 /// Work that rides in the apply request beside the migrations.
 #[derive(Clone, Debug, Default)]
-pub struct Extras {
+pub(crate) struct Extras {
     /// Checksums of migrations applied earlier by plain wrangler, recorded on first sight.
-    pub first_sight: Vec<(String, String)>,
+    pub(crate) first_sight: Vec<(String, String)>,
     /// Release this lock (token, acquired_at) in the same transaction.
-    pub release: Option<(String, i64)>,
+    pub(crate) release: Option<(String, i64)>,
 }
 
 /// The extras for group `i` of `0..=last`: first-sight checksums with the first request,
 /// the lock's release with the last.
-pub fn group_extras(extras: &Extras, i: usize, last: usize) -> Extras {
+pub(crate) fn group_extras(extras: &Extras, i: usize, last: usize) -> Extras {
     Extras {
         first_sight: if i == 0 {
             extras.first_sight.clone()
@@ -105,17 +105,17 @@ pub fn group_extras(extras: &Extras, i: usize, last: usize) -> Extras {
 }
 
 /// The xtask's side table of checksums, next to wrangler's tracking table.
-pub fn checksum_table(table: &str) -> String {
+pub(crate) fn checksum_table(table: &str) -> String {
     format!("{table}_checksums")
 }
 
 /// The xtask's lock table: at most one row.
-pub fn lock_table(table: &str) -> String {
+pub(crate) fn lock_table(table: &str) -> String {
     format!("{table}_lock")
 }
 
 /// Creates the side tables if missing.
-pub fn meta_tables_sql(table: &str) -> String {
+pub(crate) fn meta_tables_sql(table: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {}(name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, \
          recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, how TEXT NOT NULL);\n\
@@ -128,7 +128,7 @@ pub fn meta_tables_sql(table: &str) -> String {
 }
 
 /// Records (or re-records) a checksum.
-pub fn checksum_upsert_sql(table: &str, name: &str, sha256: &str, how: &str) -> String {
+pub(crate) fn checksum_upsert_sql(table: &str, name: &str, sha256: &str, how: &str) -> String {
     format!(
         "INSERT INTO {} (name, sha256, how) VALUES ({}, {}, {}) ON CONFLICT(name) DO UPDATE SET \
          sha256 = excluded.sha256, how = excluded.how, recorded_at = CURRENT_TIMESTAMP;",
@@ -140,7 +140,7 @@ pub fn checksum_upsert_sql(table: &str, name: &str, sha256: &str, how: &str) -> 
 }
 
 /// Takes the lock: fails with a UNIQUE constraint error while another row is there.
-pub fn lock_insert_sql(table: &str, row: &LockRow) -> String {
+pub(crate) fn lock_insert_sql(table: &str, row: &LockRow) -> String {
     format!(
         "INSERT INTO {} (id, token, holder, host, pid, command, acquired_at) VALUES (1, {}, {}, {}, {}, {}, {});",
         quote_ident(&lock_table(table)),
@@ -154,7 +154,7 @@ pub fn lock_insert_sql(table: &str, row: &LockRow) -> String {
 }
 
 /// Releases our lock, and any row older than ours that a restore brought back.
-pub fn lock_release_sql(table: &str, token: &str, acquired_at: i64) -> String {
+pub(crate) fn lock_release_sql(table: &str, token: &str, acquired_at: i64) -> String {
     format!(
         "DELETE FROM {} WHERE token = {} OR acquired_at < {acquired_at};",
         quote_ident(&lock_table(table)),
@@ -162,14 +162,14 @@ pub fn lock_release_sql(table: &str, token: &str, acquired_at: i64) -> String {
     )
 }
 
-pub fn checksums_select_sql(table: &str) -> String {
+pub(crate) fn checksums_select_sql(table: &str) -> String {
     format!(
         "SELECT name, sha256 FROM {} ORDER BY name",
         quote_ident(&checksum_table(table))
     )
 }
 
-pub fn lock_select_sql(table: &str) -> String {
+pub(crate) fn lock_select_sql(table: &str) -> String {
     format!(
         "SELECT token, holder, host, pid, command, acquired_at FROM {}",
         quote_ident(&lock_table(table))
@@ -177,7 +177,7 @@ pub fn lock_select_sql(table: &str) -> String {
 }
 
 /// The lock row from a `lock_select_sql` result row.
-pub fn lock_from_json(row: &serde_json::Value) -> LockRow {
+pub(crate) fn lock_from_json(row: &serde_json::Value) -> LockRow {
     let s = |k: &str| row[k].as_str().unwrap_or_default().to_string();
     LockRow {
         token: s("token"),
@@ -190,14 +190,14 @@ pub fn lock_from_json(row: &serde_json::Value) -> LockRow {
 }
 
 impl State {
-    pub fn is_applied(&self, name: &str) -> bool {
+    pub(crate) fn is_applied(&self, name: &str) -> bool {
         self.applied.iter().any(|r| r.name == name)
     }
 }
 
 /// How a run of migrations reached the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApplyMode {
+pub(crate) enum ApplyMode {
     /// Every file in one request: all of them or none (the default).
     Atomic,
     /// One request per file, as `wrangler d1 migrations apply` does: a failure keeps the
@@ -207,7 +207,7 @@ pub enum ApplyMode {
 
 impl ApplyMode {
     /// The migrations of each request: all in one, or one file each.
-    pub fn groups<'a>(self, migrations: &[&'a Migration]) -> Vec<Vec<&'a Migration>> {
+    pub(crate) fn groups<'a>(self, migrations: &[&'a Migration]) -> Vec<Vec<&'a Migration>> {
         match self {
             ApplyMode::Atomic => vec![migrations.to_vec()],
             ApplyMode::PerFile => migrations.iter().map(|m| vec![*m]).collect(),
@@ -217,18 +217,18 @@ impl ApplyMode {
 
 /// What an apply reported.
 #[derive(Debug, Default)]
-pub struct ApplyReport {
+pub(crate) struct ApplyReport {
     /// wrangler's error for the request that failed, if one did.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The migration that failed, where it could be told.
-    pub failed: Option<String>,
+    pub(crate) failed: Option<String>,
     /// The tracking table as read back in the same request, when the apply could do that.
-    pub after: Option<State>,
+    pub(crate) after: Option<State>,
 }
 
 /// A point the database can be returned to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RestorePoint {
+pub(crate) enum RestorePoint {
     /// A Time Travel bookmark of a remote database.
     Bookmark(String),
     /// A copy of the local database file.
@@ -237,7 +237,7 @@ pub enum RestorePoint {
 
 /// What a backup produced in its scratch file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BackupMade {
+pub(crate) enum BackupMade {
     /// A SQLite copy of the local file.
     Snapshot,
     /// An SQL export, taken at this bookmark.
@@ -246,7 +246,7 @@ pub enum BackupMade {
 
 /// Where a restore takes the database back to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Restore {
+pub(crate) enum Restore {
     Bookmark(String),
     /// A local snapshot file: copied back page for page.
     Snapshot(PathBuf),
@@ -258,13 +258,13 @@ pub enum Restore {
 /// confirmed by D1; `Ok(None)`, done, but the transport returns no rows (the import API,
 /// `wrangler --local --file`); `Err(text)`, D1's or wrangler's refusal, nothing of it
 /// applied.
-pub type Reply = Result<Option<Vec<serde_json::Value>>, String>;
+pub(crate) type Reply = Result<Option<Vec<serde_json::Value>>, String>;
 
 /// The transport to one database: run SQL, read rows, capture and return to a restore
 /// point. Everything the xtask decides (the lock, the apply loop, reading back, the undo
 /// hint) lives once above it, in `ops`; `local`, `remote` and the in-process `memory` (for
 /// the pipeline's unit tests) only move requests.
-pub trait Database {
+pub(crate) trait Database {
     /// The environment and database this transport reaches.
     fn target(&self) -> &Target;
     /// Where the state is read from, for people: a file path or `remote`.
@@ -314,7 +314,7 @@ pub trait Database {
 /// The schema `migrations` make on an empty database, replayed in memory (each file in
 /// its own transaction, as wrangler runs them); `Err((file, error))` names the first that
 /// fails.
-pub fn replayed_schema(
+pub(crate) fn replayed_schema(
     table: &str,
     migrations: &[&Migration],
 ) -> Result<Vec<SchemaObject>, (String, String)> {
@@ -328,7 +328,7 @@ pub fn replayed_schema(
         .map_err(in_memory)
 }
 
-pub fn open(project: &Project, target: &Target) -> anyhow::Result<Box<dyn Database>> {
+pub(crate) fn open(project: &Project, target: &Target) -> anyhow::Result<Box<dyn Database>> {
     match &target.env {
         Env::Local => Ok(Box::new(local::Local::new(project, target))),
         Env::Remote(_) => Ok(Box::new(remote::Remote::new(project, target))),
@@ -337,7 +337,7 @@ pub fn open(project: &Project, target: &Target) -> anyhow::Result<Box<dyn Databa
 
 /// wrangler's tracking table, created exactly as wrangler creates it, so that
 /// `wrangler d1 migrations list` and the xtask read the same rows.
-pub fn create_tracking_table_sql(table: &str) -> String {
+pub(crate) fn create_tracking_table_sql(table: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {}(\n\t\tid         INTEGER PRIMARY KEY AUTOINCREMENT,\n\t\tname       TEXT UNIQUE,\n\t\tapplied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL\n);",
         quote_ident(table)
@@ -345,7 +345,7 @@ pub fn create_tracking_table_sql(table: &str) -> String {
 }
 
 /// The row wrangler inserts after a migration file, byte for byte the same statement.
-pub fn tracking_insert_sql(table: &str, name: &str) -> String {
+pub(crate) fn tracking_insert_sql(table: &str, name: &str) -> String {
     format!(
         "INSERT INTO {} (name)\nvalues ({});",
         quote_ident(table),
@@ -353,17 +353,17 @@ pub fn tracking_insert_sql(table: &str, name: &str) -> String {
     )
 }
 
-pub fn quote_ident(s: &str) -> String {
+pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-pub fn quote_string(s: &str) -> String {
+pub(crate) fn quote_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The SQL of one request applying `migrations` in order, each followed by its tracking
 /// row and its checksum, preceded by the tables' creation, followed by the `extras`.
-pub fn batch_sql(table: &str, migrations: &[&Migration], extras: &Extras) -> String {
+pub(crate) fn batch_sql(table: &str, migrations: &[&Migration], extras: &Extras) -> String {
     let mut sql = create_tracking_table_sql(table);
     sql.push('\n');
     sql.push_str(&meta_tables_sql(table));
@@ -406,7 +406,7 @@ pub fn batch_sql(table: &str, migrations: &[&Migration], extras: &Extras) -> Str
 /// One request that reads the whole state (and takes the lock first when `lock` is given):
 /// the tables are created if missing, as `wrangler d1 migrations list` does; the last four
 /// statements are the reads.
-pub fn state_request_sql(table: &str, lock: Option<&LockRow>) -> String {
+pub(crate) fn state_request_sql(table: &str, lock: Option<&LockRow>) -> String {
     let mut sql = create_tracking_table_sql(table);
     sql.push('\n');
     sql.push_str(&meta_tables_sql(table));
@@ -425,7 +425,7 @@ pub fn state_request_sql(table: &str, lock: Option<&LockRow>) -> String {
 }
 
 /// The state from the result items of `state_request_sql`.
-pub fn state_from_items(items: &[serde_json::Value]) -> Option<State> {
+pub(crate) fn state_from_items(items: &[serde_json::Value]) -> Option<State> {
     if items.len() < 4 || items.iter().any(|i| i["success"] != true) {
         return None;
     }
@@ -453,7 +453,7 @@ pub fn state_from_items(items: &[serde_json::Value]) -> Option<State> {
 /// The reply of `wrangler d1 execute ... --command <sql> --json`: its result items when
 /// wrangler exited 0 and D1 reported success for every statement (wrangler can exit 0 on a
 /// failed statement: anything else is a failure, in words).
-pub fn command_reply(run: &crate::wrangler::Run) -> Reply {
+pub(crate) fn command_reply(run: &crate::wrangler::Run) -> Reply {
     if !run.success {
         return Err(run.error_text());
     }
@@ -465,12 +465,12 @@ pub fn command_reply(run: &crate::wrangler::Run) -> Reply {
 }
 
 /// Whether D1's error is the lock's primary key refusing a second holder.
-pub fn is_lock_conflict(error: &str, table: &str) -> bool {
+pub(crate) fn is_lock_conflict(error: &str, table: &str) -> bool {
     error.contains("UNIQUE constraint failed") && error.contains(&lock_table(table))
 }
 
 /// The result items of `wrangler d1 execute --command ... --json`: one per statement.
-pub fn execute_items(stdout: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+pub(crate) fn execute_items(stdout: &str) -> anyhow::Result<Vec<serde_json::Value>> {
     let start = stdout.find('[').unwrap_or(0);
     let value: serde_json::Value = serde_json::from_str(stdout[start..].trim()).map_err(|e| {
         crate::exit::failed!(
@@ -487,7 +487,7 @@ pub fn execute_items(stdout: &str) -> anyhow::Result<Vec<serde_json::Value>> {
 }
 
 /// Tracking rows from one result item (`SELECT id, name, applied_at ...`).
-pub fn rows_to_state(item: &serde_json::Value) -> State {
+pub(crate) fn rows_to_state(item: &serde_json::Value) -> State {
     let applied = item["results"]
         .as_array()
         .into_iter()
@@ -506,7 +506,7 @@ pub fn rows_to_state(item: &serde_json::Value) -> State {
 
 /// Replays migrations on `conn` (a copy of the database, or its schema alone), each in
 /// its own transaction as wrangler would run them, and names the first that fails.
-pub fn replay(
+pub(crate) fn replay(
     conn: &rusqlite::Connection,
     table: &str,
     migrations: &[&Migration],
@@ -531,7 +531,7 @@ pub fn replay(
 }
 
 /// Schema objects from the rows of `SCHEMA_SQL`, however they were read.
-pub fn schema_from_rows(rows: &[serde_json::Value]) -> Vec<SchemaObject> {
+pub(crate) fn schema_from_rows(rows: &[serde_json::Value]) -> Vec<SchemaObject> {
     rows.iter()
         .map(|o| SchemaObject {
             kind: o["type"].as_str().unwrap_or_default().into(),
@@ -544,7 +544,7 @@ pub fn schema_from_rows(rows: &[serde_json::Value]) -> Vec<SchemaObject> {
 
 /// The foreign keys of a schema, found by SQLite itself on an in-memory copy (so no
 /// pragma has to run on D1).
-pub fn foreign_keys(schema: &[SchemaObject]) -> Vec<ForeignKey> {
+pub(crate) fn foreign_keys(schema: &[SchemaObject]) -> Vec<ForeignKey> {
     let Some(conn) = schema_copy(schema) else {
         return Vec::new();
     };
@@ -569,7 +569,7 @@ pub fn foreign_keys(schema: &[SchemaObject]) -> Vec<ForeignKey> {
 /// tables), children before parents, except the tables named in `keep`; foreign keys are
 /// deferred so that cycles and the order of a partial graph cannot fail it. SQLite's and
 /// D1's own objects are kept.
-pub fn drop_all_sql(schema: &[SchemaObject], keep: &[String]) -> String {
+pub(crate) fn drop_all_sql(schema: &[SchemaObject], keep: &[String]) -> String {
     let mut sql = String::from("PRAGMA defer_foreign_keys = true;\n");
     for kind in ["trigger", "view"] {
         for o in schema.iter().filter(|o| o.kind == kind) {
@@ -604,7 +604,7 @@ pub fn drop_all_sql(schema: &[SchemaObject], keep: &[String]) -> String {
 
 /// The SQL that replaces the whole database by an SQL export: every object of `schema`
 /// dropped, then the export, for one request.
-pub fn replacing_sql(file: &Path, schema: &[SchemaObject]) -> anyhow::Result<String> {
+pub(crate) fn replacing_sql(file: &Path, schema: &[SchemaObject]) -> anyhow::Result<String> {
     let dump = std::fs::read_to_string(file)
         .map_err(|e| crate::exit::usage!("cannot read {} as SQL text: {e}", file.display()))?;
     Ok(format!("{}\n{dump}\n", drop_all_sql(schema, &[])))
@@ -612,7 +612,10 @@ pub fn replacing_sql(file: &Path, schema: &[SchemaObject]) -> anyhow::Result<Str
 
 /// Row counts of `tables`: one row with a column per table, at most `COUNTS_PER_QUERY`
 /// tables a query (D1 allows 100 columns; a `UNION ALL` would stop at five terms).
-pub fn row_counts(db: &mut dyn Database, tables: &[&str]) -> anyhow::Result<Vec<(String, i64)>> {
+pub(crate) fn row_counts(
+    db: &mut dyn Database,
+    tables: &[&str],
+) -> anyhow::Result<Vec<(String, i64)>> {
     let mut out = Vec::new();
     for chunk in tables.chunks(COUNTS_PER_QUERY) {
         let sql = row_counts_sql(chunk);
@@ -627,10 +630,10 @@ pub fn row_counts(db: &mut dyn Database, tables: &[&str]) -> anyhow::Result<Vec<
 }
 
 /// Tables counted in one query.
-pub const COUNTS_PER_QUERY: usize = 50;
+pub(crate) const COUNTS_PER_QUERY: usize = 50;
 
 /// `SELECT (SELECT count(*) FROM "a") AS n0, ...`: no compound SELECT at all.
-pub fn row_counts_sql(tables: &[&str]) -> String {
+pub(crate) fn row_counts_sql(tables: &[&str]) -> String {
     let columns: Vec<String> = tables
         .iter()
         .enumerate()
@@ -640,7 +643,7 @@ pub fn row_counts_sql(tables: &[&str]) -> String {
 }
 
 /// An in-memory database holding `schema` (tables first, then the rest), for `replay`.
-pub fn schema_copy(schema: &[SchemaObject]) -> Option<rusqlite::Connection> {
+pub(crate) fn schema_copy(schema: &[SchemaObject]) -> Option<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_in_memory().ok()?;
     let mut ordered: Vec<&SchemaObject> = schema.iter().filter(|o| o.kind == "table").collect();
     ordered.extend(schema.iter().filter(|o| o.kind != "table"));

@@ -20,7 +20,7 @@ fn table<D: Database + ?Sized>(db: &D) -> String {
 
 /// The state in one bookkeeping request (the tables are created if missing, as
 /// `wrangler d1 migrations list` does).
-pub fn read_state<D: Database + ?Sized>(db: &mut D) -> anyhow::Result<State> {
+pub(crate) fn read_state<D: Database + ?Sized>(db: &mut D) -> anyhow::Result<State> {
     let label = db.target().describe();
     match db.run_meta(&state_request_sql(&table(db), None))? {
         Ok(Some(items)) => state_from_items(&items).ok_or_else(|| {
@@ -37,13 +37,16 @@ pub fn read_state<D: Database + ?Sized>(db: &mut D) -> anyhow::Result<State> {
 
 /// Runs `sql` as one request. `Ok(Err(text))` is D1's or wrangler's refusal (nothing of it
 /// applied); `Err` means it could not be run.
-pub fn execute(db: &mut dyn Database, sql: &str) -> anyhow::Result<Result<(), String>> {
+pub(crate) fn execute(db: &mut dyn Database, sql: &str) -> anyhow::Result<Result<(), String>> {
     Ok(db.run(sql, None)?.map(|_| ()))
 }
 
 /// Runs `sql` as one request and reads the state back: in the same request where the
 /// transport returns rows, else in a read of its own right after it.
-pub fn execute_and_read(db: &mut dyn Database, sql: &str) -> anyhow::Result<Result<State, String>> {
+pub(crate) fn execute_and_read(
+    db: &mut dyn Database,
+    sql: &str,
+) -> anyhow::Result<Result<State, String>> {
     let reads = state_request_sql(&table(db), None);
     match db.run(sql, Some(&reads))? {
         Err(e) => Ok(Err(e)),
@@ -59,7 +62,7 @@ pub fn execute_and_read(db: &mut dyn Database, sql: &str) -> anyhow::Result<Resu
 
 /// Takes the lock and reads the state in one request. `Ok(Err(row))` names the holder;
 /// a holder with an empty token released the lock between our attempt and our look at it.
-pub fn lock_and_state(
+pub(crate) fn lock_and_state(
     db: &mut dyn Database,
     row: &LockRow,
 ) -> anyhow::Result<Result<State, LockRow>> {
@@ -92,7 +95,7 @@ pub fn lock_and_state(
 }
 
 /// Releases our lock (and rows older than it that a restore brought back).
-pub fn unlock(db: &mut dyn Database, token: &str, acquired_at: i64) -> anyhow::Result<()> {
+pub(crate) fn unlock(db: &mut dyn Database, token: &str, acquired_at: i64) -> anyhow::Result<()> {
     let sql = lock_release_sql(&table(db), token, acquired_at);
     match db.run_meta(&sql)? {
         Ok(_) => Ok(()),
@@ -107,7 +110,7 @@ pub fn unlock(db: &mut dyn Database, token: &str, acquired_at: i64) -> anyhow::R
 
 /// Deletes a holder's lock row: a stale one (`--force-unlock`), or our own after a
 /// request whose answer was lost.
-pub fn break_lock(db: &mut dyn Database, holder: &LockRow) -> anyhow::Result<()> {
+pub(crate) fn break_lock(db: &mut dyn Database, holder: &LockRow) -> anyhow::Result<()> {
     let sql = format!(
         "DELETE FROM {} WHERE token = {};",
         quote_ident(&lock_table(&table(db))),
@@ -131,7 +134,7 @@ fn tracking_read_sql(table: &str) -> String {
 }
 
 /// The wrangler argument lists `apply` would run, for `--dry-run`.
-pub fn apply_commands(
+pub(crate) fn apply_commands(
     db: &dyn Database,
     migrations: &[&Migration],
     mode: ApplyMode,
@@ -155,7 +158,7 @@ pub fn apply_commands(
 /// files each request carries. An `Err` means the attempt could not be made or judged; a
 /// failed attempt is reported in `ApplyReport::error`, with the migration that broke it
 /// where it can be told, and the caller reads the tracking table back.
-pub fn apply(
+pub(crate) fn apply(
     db: &mut dyn Database,
     migrations: &[&Migration],
     mode: ApplyMode,
@@ -216,7 +219,7 @@ fn failed_migration(
 /// Restores in place: a restore point through the transport, an SQL export by emptying
 /// the database and loading the file in one request (`before.schema` says what to drop).
 /// Returns the bookmark Time Travel reports as the one before.
-pub fn restore(
+pub(crate) fn restore(
     db: &mut dyn Database,
     source: &Restore,
     before: &State,
@@ -242,7 +245,7 @@ pub fn restore(
 
 /// The raw command that returns the database to `point`: wrangler's Time Travel restore
 /// for a bookmark; a local snapshot has no wrangler command, `db-restore` copies it back.
-pub fn undo_command(target: &Target, point: &RestorePoint) -> String {
+pub(crate) fn undo_command(target: &Target, point: &RestorePoint) -> String {
     match point {
         RestorePoint::Bookmark(b) => {
             display_command(&target.time_travel_args("restore", &["--bookmark", b]))
@@ -252,6 +255,6 @@ pub fn undo_command(target: &Target, point: &RestorePoint) -> String {
 }
 
 /// Refusals of a restore point the transport cannot return to.
-pub fn no_bookmarks() -> anyhow::Error {
+pub(crate) fn no_bookmarks() -> anyhow::Error {
     usage!("the local database has no Time Travel: restore it with --backup <id or path> or --last")
 }

@@ -14,7 +14,7 @@ use crate::wrangler::Lazy;
 /// argument may not exceed 128 KiB on Linux.
 const COMMAND_LIMIT: usize = 100_000;
 
-pub struct Remote {
+pub(crate) struct Remote {
     project: Project,
     target: Target,
     wrangler: Lazy,
@@ -29,7 +29,7 @@ enum Transport {
 }
 
 impl Remote {
-    pub fn new(project: &Project, target: &Target) -> Remote {
+    pub(crate) fn new(project: &Project, target: &Target) -> Remote {
         Remote {
             project: project.clone(),
             target: target.clone(),

@@ -5,23 +5,23 @@ use std::fmt;
 use super::sql::{self, Unclosed};
 
 /// D1 rejects any single statement longer than this (SQLITE_TOOBIG).
-pub const MAX_STATEMENT_BYTES: usize = 100_000;
+pub(crate) const MAX_STATEMENT_BYTES: usize = 100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
+pub(crate) enum Severity {
     Warning,
     Error,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    pub severity: Severity,
+pub(crate) struct Finding {
+    pub(crate) severity: Severity,
     /// A stable identifier for scripts (`--json`): `bad-name`, `transaction`, ...
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The migration file name, or the folder for findings about the whole set.
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
+    pub(crate) file: String,
+    pub(crate) line: Option<usize>,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Finding {
@@ -39,15 +39,15 @@ impl fmt::Display for Finding {
 
 /// What one file's lint learned beyond its findings.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct FileFacts {
+pub(crate) struct FileFacts {
     /// `PRAGMA defer_foreign_keys` is on when the file ends: the batch switches it off
     /// after this file so that later files run with the checks wrangler would give them.
-    pub leaves_fk_deferred: bool,
+    pub(crate) leaves_fk_deferred: bool,
     /// The last statement has no `;` (the batch adds one).
-    pub unterminated_tail: bool,
+    pub(crate) unterminated_tail: bool,
 }
 
-pub fn lint_sql(file: &str, src: &str, findings: &mut Vec<Finding>) -> FileFacts {
+pub(crate) fn lint_sql(file: &str, src: &str, findings: &mut Vec<Finding>) -> FileFacts {
     let mut facts = FileFacts::default();
     let mut push = |severity, kind, line, message: String| {
         findings.push(Finding {
@@ -180,7 +180,7 @@ pub fn lint_sql(file: &str, src: &str, findings: &mut Vec<Finding>) -> FileFacts
 /// table's column limit are parse errors. A statement that names a table made by an
 /// earlier file stops at "no such table" and is left to the apply; so are the rarer limits
 /// that need the schema (more than 100 columns in an index or a result).
-pub fn check_d1_rules(
+pub(crate) fn check_d1_rules(
     conn: &rusqlite::Connection,
     file: &str,
     src: &str,
@@ -233,7 +233,7 @@ fn is_transaction(first_word: &str) -> bool {
 }
 
 /// An in-memory SQLite with D1's limits, for `check_d1_rules`.
-pub fn d1_connection() -> Option<rusqlite::Connection> {
+pub(crate) fn d1_connection() -> Option<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_in_memory().ok()?;
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;\nCREATE TABLE _cf_KV(key TEXT PRIMARY KEY, value BLOB);",

@@ -1,8 +1,8 @@
 //! The migrations folder: which files there are, in wrangler's order, with their checksums
 //! and lint findings.
 
-pub mod lint;
-pub mod sql;
+pub(crate) mod lint;
+pub(crate) mod sql;
 
 use std::path::{Path, PathBuf};
 
@@ -12,29 +12,29 @@ use crate::exit::usage;
 use lint::{FileFacts, Finding, Severity};
 
 #[derive(Clone, Debug)]
-pub struct Migration {
+pub(crate) struct Migration {
     /// The numeric prefix, as wrangler orders by it.
-    pub number: u64,
+    pub(crate) number: u64,
     /// The file name with `.sql`: the key of wrangler's tracking table.
-    pub name: String,
-    pub path: PathBuf,
-    pub sql: String,
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) sql: String,
     /// Lower-case hex SHA-256 of the file's bytes.
-    pub sha256: String,
-    pub facts: FileFacts,
+    pub(crate) sha256: String,
+    pub(crate) facts: FileFacts,
 }
 
 #[derive(Debug)]
-pub struct MigrationSet {
-    pub dir: PathBuf,
+pub(crate) struct MigrationSet {
+    pub(crate) dir: PathBuf,
     /// Whether the folder exists; a missing folder holds no migrations.
-    pub exists: bool,
+    pub(crate) exists: bool,
     /// Well-formed migrations in wrangler's order (number, then name).
-    pub migrations: Vec<Migration>,
-    pub findings: Vec<Finding>,
+    pub(crate) migrations: Vec<Migration>,
+    pub(crate) findings: Vec<Finding>,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
     for b in digest {
@@ -44,7 +44,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// `<digits>_<name>.sql` -> the number, or why the name is not one wrangler can order.
-pub fn parse_name(file: &str) -> Result<u64, String> {
+pub(crate) fn parse_name(file: &str) -> Result<u64, String> {
     let stem = file
         .strip_suffix(".sql")
         .ok_or_else(|| "does not end in `.sql`".to_string())?;
@@ -68,7 +68,7 @@ pub fn parse_name(file: &str) -> Result<u64, String> {
 impl MigrationSet {
     /// Reads and lints every `*.sql` file directly in `dir` (wrangler's default pattern).
     /// Only I/O failures are errors here; problems with the files become findings.
-    pub fn scan(dir: &Path) -> anyhow::Result<MigrationSet> {
+    pub(crate) fn scan(dir: &Path) -> anyhow::Result<MigrationSet> {
         let mut set = MigrationSet {
             dir: dir.to_path_buf(),
             exists: dir.is_dir(),
@@ -309,7 +309,7 @@ impl MigrationSet {
         });
     }
 
-    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+    pub(crate) fn errors(&self) -> impl Iterator<Item = &Finding> {
         self.findings
             .iter()
             .filter(|f| f.severity == Severity::Error)
@@ -317,7 +317,7 @@ impl MigrationSet {
 
     /// The migration a `--to` names: its number (`3`, `0003`) or its file name (with or
     /// without `.sql`).
-    pub fn find(&self, version: &str) -> anyhow::Result<&Migration> {
+    pub(crate) fn find(&self, version: &str) -> anyhow::Result<&Migration> {
         let by_number = version.bytes().all(|b| b.is_ascii_digit());
         let found: Vec<&Migration> = self
             .migrations
@@ -353,7 +353,7 @@ impl MigrationSet {
     }
 
     /// The number `db-new` gives the next file: one past the highest, as wrangler does.
-    pub fn next_number(&self) -> u64 {
+    pub(crate) fn next_number(&self) -> u64 {
         self.migrations.iter().map(|m| m.number).max().unwrap_or(0) + 1
     }
 }

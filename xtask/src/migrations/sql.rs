@@ -51,31 +51,31 @@ fn step(state: State, class: Class) -> State {
 
 /// A token of a statement: its byte range in the source and whether it is a bare word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Token {
-    pub start: usize,
-    pub end: usize,
-    pub word: bool,
+pub(crate) struct Token {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) word: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Statement {
+pub(crate) struct Statement {
     /// Byte range in the source, from the first token through the closing `;` if any.
-    pub start: usize,
-    pub end: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
     /// 1-based line of the first token.
-    pub line: usize,
+    pub(crate) line: usize,
     /// The tokens other than white space and comments.
-    pub tokens: Vec<Token>,
+    pub(crate) tokens: Vec<Token>,
     /// Whether a `;` ends it (the last statement of a file may go without).
-    pub terminated: bool,
+    pub(crate) terminated: bool,
 }
 
 impl Statement {
-    pub fn text<'a>(&self, src: &'a str) -> &'a str {
+    pub(crate) fn text<'a>(&self, src: &'a str) -> &'a str {
         &src[self.start..self.end]
     }
     /// The first `n` bare words, upper-cased: enough to classify the statement.
-    pub fn leading_words(&self, src: &str, n: usize) -> Vec<String> {
+    pub(crate) fn leading_words(&self, src: &str, n: usize) -> Vec<String> {
         self.tokens
             .iter()
             .take(n)
@@ -92,7 +92,7 @@ impl Statement {
 
 /// Something that leaves the end of the source inside a construct.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Unclosed {
+pub(crate) enum Unclosed {
     /// A `'...'`, `"..."`, `` `...` `` or `[...]` with no closing quote, opened on this line.
     Quote {
         quote: char,
@@ -108,11 +108,11 @@ pub enum Unclosed {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Split {
-    pub statements: Vec<Statement>,
-    pub unclosed: Option<Unclosed>,
+pub(crate) struct Split {
+    pub(crate) statements: Vec<Statement>,
+    pub(crate) unclosed: Option<Unclosed>,
     /// Lines where a `/*` appears inside a block comment: SQLite comments do not nest.
-    pub nested_comment_lines: Vec<usize>,
+    pub(crate) nested_comment_lines: Vec<usize>,
 }
 
 fn is_id_byte(b: u8) -> bool {
@@ -137,7 +137,7 @@ fn keyword_class(word: &[u8]) -> Class {
 }
 
 /// Splits `src` into statements. Never fails: what is left open at the end is reported.
-pub fn split(src: &str) -> Split {
+pub(crate) fn split(src: &str) -> Split {
     let bytes = src.as_bytes();
     let mut out = Split::default();
     let mut state = State::Start;

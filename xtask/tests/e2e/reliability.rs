@@ -142,7 +142,7 @@ const MIGRATE_STEPS: &[Step] = &[
         args: &["db-migrate", "--env", "staging"],
         words: &[
             "migration 0002_posts.sql failed",
-            "staging DB now has",
+            "staging DB (e2e-staging, 00000000-0000-0000-0000-000000000002) now has",
             "to return to the state before this run",
         ],
     },

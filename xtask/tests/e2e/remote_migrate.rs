@@ -187,7 +187,7 @@ fn an_unconfirmed_query_item_is_caught_although_wrangler_exits_0() {
             "migration 0001_users.sql failed",
             "wrangler exited 0, but D1 did not report success",
             "nothing from this run was applied",
-            "staging DB has no migration applied",
+            "staging DB (e2e-staging, 00000000-0000-0000-0000-000000000002) has no migration applied",
         ],
     );
     let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");

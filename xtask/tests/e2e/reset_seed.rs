@@ -53,7 +53,7 @@ fn reset_leaves_exactly_the_migrations_schema() {
         0,
         &[
             "restore point: snapshot",
-            "reset local DB: 2 migrations applied",
+            "reset local DB (e2e-local, 00000000-0000-0000-0000-000000000001): 2 migrations applied",
         ],
     );
     assert_eq!(
