@@ -56,12 +56,23 @@ impl Act<'_> {
     /// (said so, and taken as done). `Ok(Err(text))`: D1 refused the request, nothing of it
     /// is in the database and the lock is still ours.
     pub(crate) fn commit(&mut self, sql: &str) -> anyhow::Result<Result<State, String>> {
+        Ok(self.commit_reading(sql, None)?.map(|(state, _)| state))
+    }
+
+    /// `commit`, with the rows of `select` (one statement) read after the change, in the
+    /// same request where the transport allows.
+    pub(crate) fn commit_reading(
+        &mut self,
+        sql: &str,
+        select: Option<&str>,
+    ) -> anyhow::Result<Result<(State, Vec<serde_json::Value>), String>> {
         let release = crate::d1::lock_release_sql(
             &self.target.db.migrations_table,
             &self.held.token,
             self.held.acquired_at,
         );
-        match crate::d1::ops::execute_and_read(self.db, &format!("{sql}\n{release}\n"))? {
+        let sql = format!("{sql}\n{release}\n");
+        match crate::d1::ops::execute_and_query(self.db, &sql, select)? {
             Ok(after) => {
                 self.held.released = true;
                 Ok(Ok(after))
@@ -81,7 +92,11 @@ impl Act<'_> {
                      request, is in the database: the request committed and only its reply was lost",
                     e.lines().next().unwrap_or_default().trim()
                 ));
-                Ok(Ok(after))
+                let rows = match select {
+                    Some(s) => self.db.query(s)?,
+                    None => Vec::new(),
+                };
+                Ok(Ok((after, rows)))
             }
         }
     }

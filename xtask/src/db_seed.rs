@@ -15,6 +15,14 @@ use crate::{d1, flags, plan, ui, Ctx};
 
 impl flags::DbSeed {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        if let Some(from) = &self.from {
+            return crate::seed_from::run(ctx, &self, from);
+        }
+        if self.output.is_some() || self.limit.is_some() || self.report {
+            return Err(usage!(
+                "--output, --limit and --report go with --from <env> (test data made from an environment)"
+            ));
+        }
         let target = ctx.target()?;
         if target.protected {
             return Err(refused!(
@@ -59,6 +67,7 @@ impl flags::DbSeed {
                 .collect::<anyhow::Result<Vec<_>>>()?
         };
 
+        let reserved = crate::seed_from::reserved_ranges(ctx, true)?;
         let mut db = d1::open(&ctx.project, &target)?;
         let verb = if self.cleanup {
             "clean up with"
@@ -86,6 +95,7 @@ impl flags::DbSeed {
             cleanup_files: &cleanup_files,
             verb,
             counts: Vec::new(),
+            reserved: &reserved,
         };
         let guard = Guard {
             command: if self.cleanup {
@@ -136,6 +146,7 @@ impl flags::DbSeed {
             ui::say("cleaning up");
             let mut cleanup = Cleanup {
                 files: &cleanup_files,
+                reserved: &reserved,
             };
             let guard = Guard {
                 command: "db-seed cleanup",
@@ -172,6 +183,8 @@ struct Seed<'a> {
     cleanup_files: &'a [SeedFile],
     verb: &'static str,
     counts: Vec<(String, i64)>,
+    /// The id ranges reserved for test data: a cleanup leaves no row in them.
+    reserved: &'a [(i64, i64)],
 }
 
 impl Change for Seed<'_> {
@@ -182,7 +195,8 @@ impl Change for Seed<'_> {
     }
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
-        load(act, self.files)?;
+        let verify = self.command.cleanup.then_some(self.reserved);
+        load(act, self.files, verify)?;
         self.counts = counts(act.db, self.files, &act.before.schema)?;
         Ok(())
     }
@@ -197,6 +211,7 @@ fn files_plan(verb: &str, files: &[SeedFile]) -> String {
 /// The cleanup after `db-seed -- <command>`: no restore point, the same lock.
 struct Cleanup<'a> {
     files: &'a [SeedFile],
+    reserved: &'a [(i64, i64)],
 }
 
 impl Change for Cleanup<'_> {
@@ -205,7 +220,7 @@ impl Change for Cleanup<'_> {
     }
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
-        load(act, self.files)
+        load(act, self.files, Some(self.reserved))
     }
 }
 
@@ -284,8 +299,13 @@ pub(crate) fn preflight(file: &SeedFile, schema: &[SchemaObject]) -> anyhow::Res
 }
 
 /// Sends every file, in order, with the lock's release, as one request: all of them or
-/// none.
-fn load(act: &mut Act<'_>, files: &[SeedFile]) -> anyhow::Result<()> {
+/// none. A cleanup (`verify`: the reserved id ranges) counts, in the same request, the
+/// rows left whose id or reference lies in those ranges, and fails naming the tables.
+fn load(
+    act: &mut Act<'_>,
+    files: &[SeedFile],
+    verify: Option<&[(i64, i64)]>,
+) -> anyhow::Result<()> {
     let names: Vec<String> = files.iter().map(SeedFile::short_name).collect();
     let statements: usize = files.iter().map(|f| f.sent_statements).sum();
     ui::say(format!(
@@ -293,8 +313,51 @@ fn load(act: &mut Act<'_>, files: &[SeedFile]) -> anyhow::Result<()> {
         names.join(", "),
         if statements == 1 { "" } else { "s" }
     ));
-    match act.commit(&crate::seeds::joined_sql(files))? {
-        Ok(_) => Ok(()),
+    let skip = crate::seed_from::own_tables(act.target);
+    let check =
+        verify.and_then(|ranges| crate::anonymize::leftover_sql(&act.before.schema, &skip, ranges));
+    let select = check.as_ref().map(|(sql, _)| sql.as_str());
+    match act.commit_reading(&crate::seeds::joined_sql(files), select)? {
+        Ok((_, rows)) => {
+            let Some((_, tables)) = &check else {
+                if verify.is_some() {
+                    ui::say(
+                        "note: the cleanup is not verified: no reserved id range is known (no `BETWEEN a AND b` \
+                         in test-data/cleanup*.sql, no test_ranges in xtask.jsonc)",
+                    );
+                }
+                return Ok(());
+            };
+            let row = rows.first();
+            let left: Vec<String> = tables
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    let n = row.and_then(|r| r[format!("n{i}")].as_i64()).unwrap_or(0);
+                    (n > 0).then(|| format!("{t} ({n} row{})", if n == 1 { "" } else { "s" }))
+                })
+                .collect();
+            let ranges: Vec<String> = verify
+                .unwrap_or_default()
+                .iter()
+                .map(|(a, b)| format!("{a}-{b}"))
+                .collect();
+            if !left.is_empty() {
+                return Err(failed!(
+                    "the cleanup ran, but rows are left in the reserved test ranges ({}): {}; add them to \
+                     test-data/cleanup*.sql and run `cargo xtask db-seed --cleanup`",
+                    ranges.join(", "),
+                    left.join(", ")
+                ));
+            }
+            ui::say(format!(
+                "cleanup verified: no row of {} table{} left in the reserved ranges ({})",
+                tables.len(),
+                if tables.len() == 1 { "" } else { "s" },
+                ranges.join(", ")
+            ));
+            Ok(())
+        }
         Err(e) => Err(failed!(
             "loading {} failed: {e}\nthe file{} went as one request, so none of {} is in the database",
             names.join(", "),

@@ -145,6 +145,25 @@ pub(crate) const COMMANDS: &[Spec] = &[
                 "no-backup",
                 "take no restore point first",
             ),
+            valued(
+                "from",
+                "env",
+                "write anonymized seed and cleanup files from that environment's data (rules in xtask.jsonc)",
+            ),
+            valued(
+                "output",
+                "path",
+                "with --from: the seed file (default test-data/seed-from-<env>.sql; the cleanup goes beside it)",
+            ),
+            valued(
+                "limit",
+                "rows",
+                "with --from: at most this many rows a table, plus the parents they reference",
+            ),
+            switch(
+                "report",
+                "with --from: print a rules template for the source's schema, write nothing",
+            ),
         ],
         not_yet: None,
     },
@@ -263,6 +282,11 @@ pub(crate) struct DbSeed {
     pub(crate) no_backup: bool,
     /// `-- <command> ...`: run with the test data in, then clean up.
     pub(crate) command: Vec<String>,
+    /// `--from <env>`: write anonymized seed files from that environment instead.
+    pub(crate) from: Option<String>,
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) limit: Option<usize>,
+    pub(crate) report: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -501,6 +525,20 @@ impl Flags {
                 cleanup: raw.switch("cleanup"),
                 file: raw.value("file").map(PathBuf::from),
                 no_backup: raw.switch("no-backup"),
+                from: raw.value("from"),
+                output: raw.value("output").map(PathBuf::from),
+                limit: match raw.value("limit") {
+                    None => None,
+                    Some(v) => Some(
+                        v.parse()
+                            .ok()
+                            .filter(|n| (1..=1_000_000).contains(n))
+                            .ok_or_else(|| {
+                                usage!("`--limit {v}`: give a number of rows from 1 to 1000000")
+                            })?,
+                    ),
+                },
+                report: raw.switch("report"),
                 command: raw.trailing,
             }),
             "bench" => Command::Bench(Bench {
@@ -643,6 +681,10 @@ mod tests {
                 cleanup: false,
                 file: None,
                 no_backup: true,
+                from: None,
+                output: None,
+                limit: None,
+                report: false,
                 command: vec![
                     "cargo".into(),
                     "test".into(),

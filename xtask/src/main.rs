@@ -1,6 +1,7 @@
 //! cargo xtask: safe, repeatable Cloudflare D1 migrations, test data and backups, on top of
 //! the real `wrangler d1` CLI. `cargo xtask --help` lists the commands.
 
+mod anonymize;
 mod backups;
 mod bench;
 mod change;
@@ -22,6 +23,7 @@ mod plan;
 mod proc;
 mod project;
 mod rehearse;
+mod seed_from;
 mod seeds;
 mod settings;
 mod setup;

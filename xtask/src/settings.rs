@@ -7,6 +7,9 @@
 //!   "lock_timeout_secs": 60,              // how long to wait for another run's lock
 //!   "lock_stale_after_secs": 900,         // when a lock may be broken with --force-unlock
 //!   "wrangler_timeout_secs": 600,         // when a hanging wrangler process is stopped
+//!   "anonymize": { "users.email": "email", "users.name": "name", "orders.note": { "const": "-" } },
+//!   "anonymize_key_file": ".anonymize.key",  // else XTASK_ANONYMIZE_KEY
+//!   "test_ranges": { "*": [950000, 999999], "users": [960000, 969999] },
 //! }
 //! ```
 
@@ -14,6 +17,7 @@ use std::path::Path;
 
 use jsonc_parser::{JsonValue, ParseOptions};
 
+use crate::anonymize::Kind;
 use crate::exit::usage;
 
 pub(crate) const FILE_NAME: &str = "xtask.jsonc";
@@ -28,6 +32,12 @@ pub(crate) struct Settings {
     pub(crate) lock_stale_after_secs: u64,
     /// How long one wrangler process may take before it is stopped.
     pub(crate) wrangler_timeout_secs: u64,
+    /// `db-seed --from`: a rule per `table.column` (lower case).
+    pub(crate) anonymize: std::collections::BTreeMap<String, Kind>,
+    /// `db-seed --from`: where the key is, relative to the root (else XTASK_ANONYMIZE_KEY).
+    pub(crate) anonymize_key_file: Option<String>,
+    /// `db-seed --from`: the id range of each table (`*` for all others).
+    pub(crate) test_ranges: std::collections::BTreeMap<String, (i64, i64)>,
 }
 
 impl Default for Settings {
@@ -38,6 +48,9 @@ impl Default for Settings {
             lock_timeout_secs: 60,
             lock_stale_after_secs: 900,
             wrangler_timeout_secs: 600,
+            anonymize: Default::default(),
+            anonymize_key_file: None,
+            test_ranges: Default::default(),
         }
     }
 }
@@ -106,14 +119,54 @@ impl Settings {
                         _ => settings.wrangler_timeout_secs = secs.max(1),
                     }
                 }
+                ("anonymize", JsonValue::Object(rules)) => {
+                    for (column, kind) in rules {
+                        let parts: Vec<&str> = column.split('.').collect();
+                        if parts.len() != 2 || parts.iter().any(|p| p.trim().is_empty()) {
+                            return Err(usage!(
+                                "{shown}: anonymize: `{column}` is not `table.column`"
+                            ));
+                        }
+                        let kind = Kind::from_json(&kind).map_err(|e| usage!("{shown}: anonymize.{column}: {e}"))?;
+                        settings.anonymize.insert(column.to_lowercase(), kind);
+                    }
+                }
+                ("anonymize_key_file", JsonValue::String(path)) if !path.trim().is_empty() => {
+                    settings.anonymize_key_file = Some(path.to_string());
+                }
+                ("test_ranges", JsonValue::Object(ranges)) => {
+                    for (table, range) in ranges {
+                        let bounds: Option<Vec<i64>> = match range {
+                            JsonValue::Array(items) => items
+                                .iter()
+                                .map(|v| match v {
+                                    JsonValue::Number(n) => n.parse::<i64>().ok(),
+                                    _ => None,
+                                })
+                                .collect(),
+                            _ => None,
+                        };
+                        match bounds.as_deref() {
+                            Some(&[lo, hi]) if 0 < lo && lo <= hi => {
+                                settings.test_ranges.insert(table.to_lowercase(), (lo, hi));
+                            }
+                            _ => {
+                                return Err(usage!(
+                                    "{shown}: test_ranges.{table} must be [first, last], two whole numbers with 0 < first <= last"
+                                ))
+                            }
+                        }
+                    }
+                }
                 ("protected" | "time_travel_retention_days" | "lock_timeout_secs" | "lock_stale_after_secs"
-                | "wrangler_timeout_secs", _) => {
+                | "wrangler_timeout_secs" | "anonymize" | "anonymize_key_file" | "test_ranges", _) => {
                     return Err(usage!("{shown}: {key} has the wrong type: see the README's Settings section"))
                 }
                 (other, _) => {
                     return Err(usage!(
                         "{shown}: unknown setting `{other}`: the settings are protected, time_travel_retention_days, \
-                         lock_timeout_secs, lock_stale_after_secs, wrangler_timeout_secs"
+                         lock_timeout_secs, lock_stale_after_secs, wrangler_timeout_secs, anonymize, \
+                         anonymize_key_file, test_ranges"
                     ))
                 }
             }
@@ -138,6 +191,34 @@ mod tests {
         .unwrap();
         assert_eq!(s.protected, vec!["production", "prod-eu"]);
         assert_eq!(s.retention_days, 7);
+        let s = Settings::parse(
+            r#"{"anonymize": {"Users.Email": "email", "orders.note": {"const": "-"}, "a.n": {"const": 3}},
+                "anonymize_key_file": "k", "test_ranges": {"*": [950000, 999999]}}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(s.anonymize["users.email"], Kind::Email);
+        assert_eq!(
+            s.anonymize["orders.note"],
+            Kind::Const(rusqlite::types::Value::Text("-".into()))
+        );
+        assert_eq!(
+            s.anonymize["a.n"],
+            Kind::Const(rusqlite::types::Value::Integer(3))
+        );
+        assert_eq!(s.test_ranges["*"], (950000, 999999));
+        assert_eq!(s.anonymize_key_file.as_deref(), Some("k"));
+        // The sample's own settings parse.
+        let sample =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../xtask.jsonc"))
+                .unwrap();
+        assert!(
+            Settings::parse(&sample, "xtask.jsonc")
+                .unwrap()
+                .anonymize
+                .len()
+                >= 10
+        );
     }
 
     #[test]
@@ -147,6 +228,22 @@ mod tests {
             (r#"{"protected": ["staging"]}"#, "must keep \"production\""),
             (r#"{"time_travel_retention_days": 0}"#, "1 to 365"),
             (r#"{"retention": 3}"#, "unknown setting `retention`"),
+            (
+                r#"{"anonymize": {"users": "email"}}"#,
+                "is not `table.column`",
+            ),
+            (
+                r#"{"anonymize": {"users.email": "mask"}}"#,
+                "unknown rule `mask`",
+            ),
+            (
+                r#"{"anonymize": {"users.email": {"const": [1]}}}"#,
+                "takes a string",
+            ),
+            (
+                r#"{"test_ranges": {"users": [10, 5]}}"#,
+                "0 < first <= last",
+            ),
             ("{", "x:1:"),
         ] {
             let err = Settings::parse(text, "x").unwrap_err();

@@ -41,22 +41,44 @@ pub(crate) fn execute(db: &mut dyn Database, sql: &str) -> anyhow::Result<Result
     Ok(db.run(sql, None)?.map(|_| ()))
 }
 
-/// Runs `sql` as one request and reads the state back: in the same request where the
-/// transport returns rows, else in a read of its own right after it.
-pub(crate) fn execute_and_read(
+/// Runs `sql` as one request and reads the state back, with the rows of one more read
+/// (`select`, a single statement): in the same request where the transport returns rows,
+/// else in reads of their own right after it.
+pub(crate) fn execute_and_query(
     db: &mut dyn Database,
     sql: &str,
-) -> anyhow::Result<Result<State, String>> {
-    let reads = state_request_sql(&table(db), None);
+    select: Option<&str>,
+) -> anyhow::Result<Result<(State, Vec<serde_json::Value>), String>> {
+    let mut reads = select.map_or(String::new(), |s| format!("{s};\n"));
+    reads.push_str(&state_request_sql(&table(db), None));
     match db.run(sql, Some(&reads))? {
         Err(e) => Ok(Err(e)),
-        Ok(None) => db.state().map(Ok),
-        Ok(Some(items)) => state_from_items(&items).map(Ok).ok_or_else(|| {
-            failed!(
-                "the change on {} was sent, but its read-back is not in the answer",
-                db.target().describe()
-            )
-        }),
+        Ok(None) => {
+            let state = db.state()?;
+            let rows = match select {
+                Some(s) => db.query(s)?,
+                None => Vec::new(),
+            };
+            Ok(Ok((state, rows)))
+        }
+        Ok(Some(items)) => {
+            let state = state_from_items(&items).ok_or_else(|| {
+                failed!(
+                    "the change on {} was sent, but its read-back is not in the answer",
+                    db.target().describe()
+                )
+            })?;
+            // The state is the last four items; the select comes just before them.
+            let rows = match select {
+                Some(_) => items
+                    .len()
+                    .checked_sub(5)
+                    .and_then(|i| items[i]["results"].as_array().cloned())
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            Ok(Ok((state, rows)))
+        }
     }
 }
 

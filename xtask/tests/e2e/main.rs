@@ -19,4 +19,5 @@ mod provisioning;
 mod reliability;
 mod remote_migrate;
 mod reset_seed;
+mod seed_from;
 mod tidy;
