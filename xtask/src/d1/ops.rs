@@ -93,9 +93,9 @@ pub(crate) fn lock_and_state(
     match db.run_meta(&state_request_sql(&table, Some(row)))? {
         Ok(Some(items)) => state_from_items(&items)
             .map(Ok)
-            .ok_or_else(|| failed!("taking the lock on {label}: D1 did not confirm the request")),
+            .ok_or_else(|| failed!("reading the tracking table of {label} (taking the lock): D1 did not confirm the request; nothing was changed")),
         Ok(None) => Err(failed!(
-            "taking the lock on {label}: the request returned no rows"
+            "reading the tracking table of {label} (taking the lock): the request returned no rows; nothing was changed"
         )),
         Err(e) if is_lock_conflict(&e, &table) => {
             let holder = db.query(&lock_select_sql(&table))?;
@@ -111,7 +111,7 @@ pub(crate) fn lock_and_state(
             )))
         }
         Err(e) => Err(failed!(
-            "taking the lock on {label} failed: {e}\nnothing was changed"
+            "reading the tracking table of {label} (taking the lock) failed: {e}\nnothing was changed"
         )),
     }
 }
