@@ -22,6 +22,7 @@ pub(crate) struct D1Entry {
     pub(crate) database_id: Option<String>,
     pub(crate) preview_database_id: Option<String>,
     pub(crate) migrations_dir: Option<String>,
+    pub(crate) migrations_pattern: Option<String>,
     pub(crate) migrations_table: Option<String>,
 }
 
@@ -102,7 +103,11 @@ impl Config {
             Some(_) => return Err(reader.wrong_type("env", "an object")),
         }
         if top.get("migrations_pattern").is_some() {
-            return Err(reader.pattern("migrations_pattern"));
+            return Err(usage!(
+                "{}: migrations_pattern is set at the top level: wrangler reads it only inside a d1_databases \
+                 entry, beside migrations_dir; move it there",
+                reader.file
+            ));
         }
         Ok(Config {
             file: file.to_path_buf(),
@@ -192,6 +197,10 @@ impl Config {
                 id: entry.database_id.clone(),
                 preview_id: entry.preview_database_id.clone(),
                 migrations_dir: self.root.join(dir),
+                migrations_pattern: entry
+                    .migrations_pattern
+                    .as_deref()
+                    .and_then(|p| crate::migrations::pattern::relative_to_dir(p, dir).ok()),
                 migrations_table: entry
                     .migrations_table
                     .clone()
@@ -272,14 +281,6 @@ impl Reader {
         usage!("{}: {field} must be {expected}", self.file)
     }
 
-    fn pattern(&self, field: &str) -> anyhow::Error {
-        usage!(
-            "{}: {field} is set, but the xtask supports only wrangler's `<digits>_<name>.sql` \
-             files: remove it and name the migration files that way",
-            self.file
-        )
-    }
-
     fn d1_databases(&self, obj: &JsonObject, prefix: &str) -> anyhow::Result<Option<Vec<D1Entry>>> {
         let field = format!("{prefix}d1_databases");
         let array = match obj.get("d1_databases") {
@@ -300,9 +301,6 @@ impl Reader {
                     self.wrong_type(&path, "an object { binding, database_name, database_id }")
                 );
             };
-            if o.get("migrations_pattern").is_some() {
-                return Err(self.pattern(&format!("{path}.migrations_pattern")));
-            }
             let binding = self.string(o, &path, "binding")?.ok_or_else(|| {
                 usage!("{}: {path}.binding is missing: every D1 entry needs a binding name such as \"DB\"", self.file)
             })?;
@@ -312,9 +310,22 @@ impl Reader {
                 database_id: self.string(o, &path, "database_id")?,
                 preview_database_id: self.string(o, &path, "preview_database_id")?,
                 migrations_dir: self.string(o, &path, "migrations_dir")?,
+                migrations_pattern: self.string(o, &path, "migrations_pattern")?,
                 migrations_table: self.string(o, &path, "migrations_table")?,
-                path,
+                path: path.clone(),
             };
+            if let Some(p) = &entry.migrations_pattern {
+                let Some(dir) = &entry.migrations_dir else {
+                    return Err(usage!(
+                        "{}: {path}.migrations_pattern is set without migrations_dir: wrangler requires both, and the \
+                         pattern must start with `<migrations_dir>/`; add \"migrations_dir\" (for example \"migrations\")",
+                        self.file
+                    ));
+                };
+                crate::migrations::pattern::relative_to_dir(p, dir).map_err(|why| {
+                    usage!("{}: {path}.migrations_pattern \"{p}\" {why}", self.file)
+                })?;
+            }
             if entries.iter().any(|e: &D1Entry| e.binding == entry.binding) {
                 return Err(usage!(
                     "{}: {}.binding \"{}\" is used twice in {field}: give each database its own binding",
@@ -512,11 +523,26 @@ mod tests {
     }
 
     #[test]
-    fn migrations_pattern_is_refused_clearly() {
+    fn migrations_pattern_is_read_as_wrangler_reads_it() {
         let text = r#"{"d1_databases": [{"binding": "DB", "migrations_pattern": "*.sql"}]}"#;
         usage_error(
             parse(text),
-            &["d1_databases[0].migrations_pattern", "<digits>_<name>.sql"],
+            &[
+                "d1_databases[0].migrations_pattern",
+                "without migrations_dir",
+            ],
+        );
+        let text = r#"{"d1_databases": [{"binding": "DB", "migrations_dir": "drizzle", "migrations_pattern": "migrations/*.sql"}]}"#;
+        usage_error(parse(text), &["must start with `drizzle/`"]);
+        let text = r#"{"d1_databases": [{"binding": "DB", "migrations_dir": "./drizzle/", "migrations_pattern": "drizzle/*/migration.sql"}]}"#;
+        let target = resolve(text, "local", None).unwrap();
+        assert_eq!(
+            target.db.migrations_pattern.as_deref(),
+            Some("*/migration.sql")
+        );
+        usage_error(
+            parse(r#"{"migrations_pattern": "x"}"#),
+            &["inside a d1_databases entry"],
         );
     }
 

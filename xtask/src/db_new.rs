@@ -12,23 +12,15 @@ impl flags::DbNew {
         let target = ctx.target()?;
         let slug = slug(&self.name)?;
         let dir = &target.db.migrations_dir;
-        let set = MigrationSet::scan(dir)?;
-        let number = set.next_number();
-        // Four digits as wrangler writes them, or as wide as the folder already uses.
-        let width = set
-            .migrations
-            .iter()
-            .filter_map(|m| m.name.split('_').next().map(str::len))
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        let name = format!("{number:0width$}_{slug}.sql");
+        let set = MigrationSet::for_db(&target.db)?;
+        let (number, name) = new_name(&set, &slug)?;
         let path = dir.join(&name);
         if ctx.global.dry_run {
             ui::say(format!("would create {}", path.display()));
         } else {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| failed!("cannot create {}: {e}", dir.display()))?;
+            let folder = path.parent().unwrap_or(dir);
+            std::fs::create_dir_all(folder)
+                .map_err(|e| failed!("cannot create {}: {e}", folder.display()))?;
             // `create_new`: never overwrite, even if a file appeared since the scan.
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
@@ -54,6 +46,59 @@ impl flags::DbNew {
         }
         Ok(())
     }
+}
+
+/// The next migration's number and name (its path below the folder). Without a
+/// `migrations_pattern`: `<number>_<slug>.sql`, four digits as wrangler writes them or as
+/// wide as the folder uses. With one that nests (Drizzle's `*/migration.sql`): a folder
+/// `<number>_<slug>/` holding the pattern's file name, the number a UTC timestamp
+/// (`YYYYMMDDHHMMSS`, as Drizzle writes it) unless the folder numbers its migrations.
+fn new_name(set: &MigrationSet, slug: &str) -> anyhow::Result<(u64, String)> {
+    let next = set.next_number();
+    let width = set
+        .migrations
+        .iter()
+        .filter_map(|m| m.name.split('_').next().map(str::len))
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let flat = format!("{next:0width$}_{slug}.sql");
+    let Some(pattern) = &set.pattern else {
+        return Ok((next, flat));
+    };
+    if crate::migrations::pattern::matches(pattern, &flat) {
+        return Ok((next, flat));
+    }
+    let file = pattern.rsplit('/').next().unwrap_or_default();
+    let literal = !file.contains(['*', '?', '[']);
+    if pattern.matches('/').count() == 1 && literal {
+        let stamps = set
+            .migrations
+            .iter()
+            .all(|m| m.number >= 10_000_000_000_000);
+        let number = if stamps {
+            let now: u64 = jiff::Timestamp::now()
+                .strftime("%Y%m%d%H%M%S")
+                .to_string()
+                .parse()
+                .unwrap_or(next);
+            now.max(next)
+        } else {
+            next
+        };
+        let name = if stamps {
+            format!("{number}_{slug}/{file}")
+        } else {
+            format!("{number:0width$}_{slug}/{file}")
+        };
+        if crate::migrations::pattern::matches(pattern, &name) {
+            return Ok((number, name));
+        }
+    }
+    Err(usage!(
+        "db-new cannot make a file that migrations_pattern `{pattern}` matches: create the migration with \
+         the tool that owns that layout (for Drizzle, `drizzle-kit generate`)"
+    ))
 }
 
 /// The `<name>` part of the file name: spaces become `_`, and nothing that would leave

@@ -17,7 +17,7 @@ use crate::{d1, flags, ui, Ctx};
 impl flags::DbReset {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
-        let set = MigrationSet::scan(&target.db.migrations_dir)?;
+        let set = MigrationSet::for_db(&target.db)?;
         let lint_errors: Vec<String> = set.errors().map(|f| format!("  {f}")).collect();
         if !lint_errors.is_empty() {
             return Err(refused!(

@@ -246,7 +246,7 @@ impl flags::DbSeed {
 
 /// Seeding needs the schema the seeds were written for: every migration applied.
 pub(crate) fn refuse_pending(target: &Target, state: &State) -> anyhow::Result<()> {
-    let set = MigrationSet::scan(&target.db.migrations_dir)?;
+    let set = MigrationSet::for_db(&target.db)?;
     let status = plan::status(&set, state);
     if !status.pending.is_empty() {
         let names: Vec<&str> = status.pending.iter().map(|m| m.name.as_str()).collect();

@@ -10,7 +10,7 @@ use crate::{d1, flags, plan, ui, Ctx};
 impl flags::DbStatus {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
-        let set = MigrationSet::scan(&target.db.migrations_dir)?;
+        let set = MigrationSet::for_db(&target.db)?;
         let mut db = d1::open(&ctx.project, &target)?;
         let state = db.state()?;
         let status = plan::status(&set, &state);

@@ -136,6 +136,7 @@ fn rehearse(
             id: Some("rehearsal".into()),
             preview_id: None,
             migrations_dir: target.db.migrations_dir.clone(),
+            migrations_pattern: target.db.migrations_pattern.clone(),
             migrations_table: target.db.migrations_table.clone(),
         },
         protected: false,

@@ -44,6 +44,8 @@ pub(crate) struct Database {
     pub(crate) id: Option<String>,
     pub(crate) preview_id: Option<String>,
     pub(crate) migrations_dir: PathBuf,
+    /// `migrations_pattern` below `migrations_dir` (`*/migration.sql`), when set.
+    pub(crate) migrations_pattern: Option<String>,
     pub(crate) migrations_table: String,
 }
 
@@ -138,6 +140,7 @@ mod tests {
                 id: Some("00000000-0000-0000-0000-000000000001".into()),
                 preview_id: None,
                 migrations_dir: PathBuf::from("/w/migrations"),
+                migrations_pattern: None,
                 migrations_table: "d1_migrations".into(),
             },
             protected: false,

@@ -453,6 +453,7 @@ mod tests {
             id: id.map(String::from),
             preview_id: preview.map(String::from),
             migrations_dir: PathBuf::new(),
+            migrations_pattern: None,
             migrations_table: "d1_migrations".into(),
         }
     }

@@ -2,6 +2,7 @@
 //! and lint findings.
 
 pub(crate) mod lint;
+pub(crate) mod pattern;
 pub(crate) mod sql;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ pub(crate) struct MigrationSet {
     /// Well-formed migrations in wrangler's order (number, then name).
     pub(crate) migrations: Vec<Migration>,
     pub(crate) findings: Vec<Finding>,
+    /// `migrations_pattern` below the folder, when one is configured.
+    pub(crate) pattern: Option<String>,
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -65,17 +68,64 @@ pub(crate) fn parse_name(file: &str) -> Result<u64, String> {
         .map_err(|_| "has a number too large to order".to_string())
 }
 
+/// The number of a migration below a folder (`migrations_pattern`): a file directly in
+/// it is `<digits>_<name>.sql`; a nested one takes it from its first folder,
+/// `<digits>_<name>/...` (Drizzle's `<timestamp>_<name>/migration.sql`).
+pub(crate) fn parse_path(name: &str) -> Result<u64, String> {
+    let Some((first, _)) = name.split_once('/') else {
+        return parse_name(name);
+    };
+    let (digits, rest) = first.split_once('_').ok_or_else(|| {
+        format!("folder `{first}` does not match `<digits>_<name>` (no `_` after the number)")
+    })?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || rest.is_empty() {
+        return Err(format!("folder `{first}` does not match `<digits>_<name>`"));
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err("holds a control character".into());
+    }
+    digits
+        .parse::<u64>()
+        .map_err(|_| "has a number too large to order".to_string())
+}
+
 impl MigrationSet {
+    /// The migrations of a database: its folder, through its `migrations_pattern` if set.
+    pub(crate) fn for_db(db: &crate::target::Database) -> anyhow::Result<MigrationSet> {
+        MigrationSet::scan_with(&db.migrations_dir, db.migrations_pattern.as_deref())
+    }
+
     /// Reads and lints every `*.sql` file directly in `dir` (wrangler's default pattern).
-    /// Only I/O failures are errors here; problems with the files become findings.
     pub(crate) fn scan(dir: &Path) -> anyhow::Result<MigrationSet> {
+        MigrationSet::scan_with(dir, None)
+    }
+
+    /// Reads and lints the migrations in `dir`: every `*.sql` directly in it, or every file
+    /// below it that `pattern` matches. Only I/O failures are errors here; problems with
+    /// the files become findings.
+    pub(crate) fn scan_with(dir: &Path, pattern: Option<&str>) -> anyhow::Result<MigrationSet> {
         let mut set = MigrationSet {
             dir: dir.to_path_buf(),
             exists: dir.is_dir(),
             migrations: Vec::new(),
             findings: Vec::new(),
+            pattern: pattern.map(String::from),
         };
         if !set.exists {
+            return Ok(set);
+        }
+        if let Some(p) = pattern {
+            let (names, not_utf8) = pattern::files(dir, p)
+                .map_err(|e| usage!("cannot read the migrations folder {}: {e}", dir.display()))?;
+            for name in not_utf8 {
+                set.error(
+                    "bad-name",
+                    &name,
+                    None,
+                    "path is not UTF-8: rename it".into(),
+                );
+            }
+            set.read(dir, names)?;
             return Ok(set);
         }
         let entries = std::fs::read_dir(dir)
@@ -111,8 +161,15 @@ impl MigrationSet {
             }
         }
         names.sort();
+        set.read(dir, names)?;
+        Ok(set)
+    }
+
+    /// Reads, checks and orders the files `names` (paths below `dir`).
+    fn read(&mut self, dir: &Path, names: Vec<String>) -> anyhow::Result<()> {
+        let set = self;
         for name in names {
-            let number = match parse_name(&name) {
+            let number = match parse_path(&name) {
                 Ok(n) => n,
                 Err(why) => {
                     set.error(
@@ -170,11 +227,11 @@ impl MigrationSet {
             });
         }
         set.migrations
-            .sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.name.cmp(&b.name)));
+            .sort_by(|a, b| pattern::compare(&a.name, &b.name));
         set.check_numbering();
         set.check_cascades();
         set.check_d1_rules();
-        Ok(set)
+        Ok(())
     }
 
     fn check_numbering(&mut self) {
@@ -184,7 +241,7 @@ impl MigrationSet {
             let (a, b) = (&pair[0], &pair[1]);
             if a.number == b.number {
                 dups.push((a.name.clone(), b.name.clone()));
-            } else if b.number > a.number + 1 {
+            } else if b.number > a.number + 1 && self.pattern.is_none() {
                 gaps.push((
                     b.name.clone(),
                     format!(
@@ -315,8 +372,8 @@ impl MigrationSet {
             .filter(|f| f.severity == Severity::Error)
     }
 
-    /// The migration a `--to` names: its number (`3`, `0003`) or its file name (with or
-    /// without `.sql`).
+    /// The migration a `--to` names: its number (`3`, `0003`), its file name (with or
+    /// without `.sql`) or, in a nested layout, its folder (`20250101120000_init`).
     pub(crate) fn find(&self, version: &str) -> anyhow::Result<&Migration> {
         let by_number = version.bytes().all(|b| b.is_ascii_digit());
         let found: Vec<&Migration> = self
@@ -326,7 +383,9 @@ impl MigrationSet {
                 if by_number {
                     version.parse::<u64>().ok() == Some(m.number)
                 } else {
-                    m.name == version || m.name.strip_suffix(".sql") == Some(version)
+                    m.name == version
+                        || m.name.strip_suffix(".sql") == Some(version)
+                        || m.name.split_once('/').map(|(folder, _)| folder) == Some(version)
                 }
             })
             .collect();

@@ -12,6 +12,7 @@ mod config_errors;
 mod d1_rules;
 mod dev_server;
 mod drift_lock;
+mod drizzle;
 mod emulator_wrangler;
 mod local_migrate;
 mod processes;
