@@ -84,6 +84,7 @@ impl flags::DbMigrate {
             to,
             mode,
             verify: self.verify.as_deref(),
+            allow_drift: self.allow_drift,
             chosen: Vec::new(),
             first_sight: Vec::new(),
             after: State::default(),
@@ -116,7 +117,7 @@ impl flags::DbMigrate {
         mode: ApplyMode,
         before: &State,
     ) -> anyhow::Result<()> {
-        let status = plan::status(set, before);
+        let status = plan::status_with_schema(set, before, &target.db.migrations_table);
         let chosen = plan::select(&status, to);
         ui::say(format!("{}: {} to apply", target.describe(), chosen.len()));
         ui::say("dry run: nothing is changed; this would run:");
@@ -165,6 +166,8 @@ struct Migrate<'a> {
     to: Option<&'a Migration>,
     mode: ApplyMode,
     verify: Option<&'a str>,
+    /// `--allow-drift`: a live schema that differs from the migrations' does not stop it.
+    allow_drift: bool,
     /// The plan: what to apply.
     chosen: Vec<&'a Migration>,
     /// Checksums of migrations plain wrangler applied, to record on first sight.
@@ -175,9 +178,14 @@ struct Migrate<'a> {
 
 impl Change for Migrate<'_> {
     fn plan(&mut self, state: &State) -> anyhow::Result<Option<String>> {
-        let status = plan::status(self.set, state);
+        let status = plan::status_with_schema(self.set, state, &self.target.db.migrations_table);
+        let allowed = |p: &&plan::Problem| self.allow_drift && p.kind == "schema-drift";
+        for p in status.blocking().filter(allowed) {
+            ui::say(format!("warning (--allow-drift): {}", p.message));
+        }
         let blocking: Vec<String> = status
             .blocking()
+            .filter(|p| !allowed(p))
             .map(|p| format!("  {}", p.message))
             .collect();
         if !blocking.is_empty() {

@@ -13,7 +13,7 @@ impl flags::DbStatus {
         let set = MigrationSet::for_db(&target.db)?;
         let mut db = d1::open(&ctx.project, &target)?;
         let state = db.state()?;
-        let status = plan::status(&set, &state);
+        let status = plan::status_with_schema(&set, &state, &target.db.migrations_table);
 
         if ctx.global.json {
             let mut doc = status_json(&target, &status);

@@ -110,6 +110,10 @@ pub(crate) const COMMANDS: &[Spec] = &[
                 "rehearse",
                 "apply the pending migrations to a scratch copy of the database and report; change nothing",
             ),
+            switch(
+                "allow-drift",
+                "apply although the live schema differs from what the applied migrations make (schema-drift)",
+            ),
         ],
         not_yet: None,
     },
@@ -325,6 +329,7 @@ pub(crate) struct DbMigrate {
     pub(crate) verify: Option<String>,
     pub(crate) repair: bool,
     pub(crate) rehearse: bool,
+    pub(crate) allow_drift: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -500,6 +505,7 @@ impl Flags {
                 verify: raw.value("verify"),
                 repair: raw.switch("repair"),
                 rehearse: raw.switch("rehearse"),
+                allow_drift: raw.switch("allow-drift"),
             }),
             "db-backup" => Command::DbBackup(DbBackup {
                 output: raw.value("output").map(PathBuf::from),
@@ -668,6 +674,7 @@ mod tests {
                 verify: None,
                 repair: false,
                 rehearse: false,
+                allow_drift: false,
             })
         );
     }

@@ -20,5 +20,6 @@ mod provisioning;
 mod reliability;
 mod remote_migrate;
 mod reset_seed;
+mod schema_drift;
 mod seed_from;
 mod tidy;
