@@ -43,7 +43,24 @@ impl flags::DbMigrate {
         if self.repair && (self.to.is_some() || self.verify.is_some() || self.rehearse) {
             return Err(usage!("--repair only re-records checksums: it does not go with --to, --verify or --rehearse"));
         }
+        if self.baseline.is_some()
+            && (self.to.is_some()
+                || self.verify.is_some()
+                || self.rehearse
+                || self.repair
+                || self.per_file
+                || self.no_backup)
+        {
+            return Err(usage!(
+                "--baseline only records migrations as applied: it does not go with --to, --verify, --rehearse, \
+                 --repair, --per-file or --no-backup"
+            ));
+        }
+        let baseline = self.baseline.as_deref().map(|v| set.find(v)).transpose()?;
         let mut db = d1::open(&ctx.project, &target)?;
+        if let Some(upto) = baseline {
+            return crate::baseline::run(ctx, &target, db.as_mut(), &set, upto);
+        }
         if self.rehearse {
             return crate::rehearse::run(ctx, &target, db.as_mut(), &set, to, ctx.global.dry_run);
         }

@@ -110,6 +110,11 @@ pub(crate) const COMMANDS: &[Spec] = &[
                 "rehearse",
                 "apply the pending migrations to a scratch copy of the database and report; change nothing",
             ),
+            valued(
+                "baseline",
+                "version",
+                "record every migration up to this one as applied without running it (a schema made without wrangler)",
+            ),
             switch(
                 "allow-drift",
                 "apply although the live schema differs from what the applied migrations make (schema-drift)",
@@ -330,6 +335,7 @@ pub(crate) struct DbMigrate {
     pub(crate) repair: bool,
     pub(crate) rehearse: bool,
     pub(crate) allow_drift: bool,
+    pub(crate) baseline: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -506,6 +512,7 @@ impl Flags {
                 repair: raw.switch("repair"),
                 rehearse: raw.switch("rehearse"),
                 allow_drift: raw.switch("allow-drift"),
+                baseline: raw.value("baseline"),
             }),
             "db-backup" => Command::DbBackup(DbBackup {
                 output: raw.value("output").map(PathBuf::from),
@@ -675,6 +682,7 @@ mod tests {
                 repair: false,
                 rehearse: false,
                 allow_drift: false,
+                baseline: None,
             })
         );
     }

@@ -3,6 +3,7 @@
 
 mod anonymize;
 mod backups;
+mod baseline;
 mod bench;
 mod change;
 mod config;

@@ -229,10 +229,18 @@ pub(crate) fn schema_drift(set: &MigrationSet, state: &State, table: &str) -> Ve
         if !want.contains_key(&(kind.clone(), name.clone())) {
             out.push(problem(
                 name,
-                format!(
-                    "{kind} `{name}` is in the database, but no applied migration makes it (made by hand?): \
-                     add a migration that creates it, or drop it"
-                ),
+                if state.applied.is_empty() {
+                    format!(
+                        "{kind} `{name}` is in the database, but no migration is recorded as applied: if the \
+                         schema was made without wrangler, record the migrations that made it with \
+                         `cargo xtask db-migrate --baseline <version>`"
+                    )
+                } else {
+                    format!(
+                        "{kind} `{name}` is in the database, but no applied migration makes it (made by hand?): \
+                         add a migration that creates it, or drop it"
+                    )
+                },
                 true,
             ));
         }

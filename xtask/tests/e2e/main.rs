@@ -8,6 +8,7 @@
 mod support;
 
 mod backup_restore;
+mod baseline;
 mod config_errors;
 mod d1_rules;
 mod dev_server;
