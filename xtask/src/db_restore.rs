@@ -19,16 +19,42 @@ impl flags::DbRestore {
             self.timestamp.is_some(),
             self.backup.is_some(),
             self.last,
+            self.from_env.is_some(),
         ]
         .iter()
         .filter(|g| **g)
         .count();
         if given != 1 {
             return Err(usage!(
-                "give exactly one of --bookmark <id>, --timestamp <time>, --backup <id or path>, --last"
+                "give exactly one of --bookmark <id>, --timestamp <time>, --backup <id or path>, --last, \
+                 --from-env <env>"
             ));
         }
         let target = ctx.target()?;
+        // Set aside until the change: the export of another environment.
+        let mut copied: Option<std::path::PathBuf> = None;
+        let from_env = match &self.from_env {
+            Some(env) => {
+                let (file, from) = copy_from_env(ctx, &target, env)?;
+                copied = Some(file.clone());
+                Some((Restore::Sql(file), from))
+            }
+            None => None,
+        };
+        let result = self.restore(ctx, &target, from_env);
+        if let Some(file) = copied {
+            let _ = std::fs::remove_file(file);
+        }
+        result
+    }
+
+    fn restore(
+        &self,
+        ctx: &Ctx,
+        target: &Target,
+        from_env: Option<(Restore, String)>,
+    ) -> anyhow::Result<()> {
+        let target = target.clone();
         // A --timestamp is read and checked before any wrangler call.
         let instant = match &self.timestamp {
             Some(raw) => {
@@ -44,8 +70,9 @@ impl flags::DbRestore {
             None => None,
         };
         let mut db = d1::open(&ctx.project, &target)?;
-        let (source, from) = match instant {
-            Some(secs) => {
+        let (source, from) = match (instant, from_env) {
+            (_, Some(copied)) => copied,
+            (Some(secs), None) => {
                 let rfc = time::format_rfc3339(secs);
                 let bookmark = db.bookmark_at(&rfc)?;
                 ui::say(format!("Time Travel maps {rfc} to bookmark {bookmark}"));
@@ -54,7 +81,7 @@ impl flags::DbRestore {
                     format!("the state at {rfc} (bookmark {bookmark})"),
                 )
             }
-            None => self.source(ctx, &target)?,
+            (None, None) => self.source(ctx, &target)?,
         };
         if !target.env.is_remote() && matches!(source, Restore::Bookmark(_)) {
             return Err(usage!(
@@ -106,6 +133,11 @@ impl flags::DbRestore {
     }
     /// What to restore, checked before anything runs, and how to name it to people.
     fn source(&self, ctx: &Ctx, target: &Target) -> anyhow::Result<(Restore, String)> {
+        self.named_source(ctx, target)
+    }
+
+    /// `--bookmark`, `--backup` or `--last`.
+    fn named_source(&self, ctx: &Ctx, target: &Target) -> anyhow::Result<(Restore, String)> {
         if let Some(b) = &self.bookmark {
             if !b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
                 return Err(usage!(
@@ -220,6 +252,78 @@ pub(crate) fn check_timestamp(
         ));
     }
     Ok(secs)
+}
+
+/// `--from-env <env>`: that environment's export, read into a scratch file, for the local
+/// database only (never the other way). A protected source is confirmed, and the user is
+/// told that its data now sits on this machine.
+fn copy_from_env(
+    ctx: &Ctx,
+    target: &Target,
+    env: &str,
+) -> anyhow::Result<(std::path::PathBuf, String)> {
+    if target.env.is_remote() {
+        return Err(usage!(
+            "--from-env copies into the local database only (it never writes to {}): drop --env {}",
+            target.env,
+            target.env
+        ));
+    }
+    let source = ctx.config.resolve(
+        &crate::target::Env::parse(Some(env)),
+        ctx.global.database.as_deref(),
+        &ctx.settings.protected,
+    )?;
+    if !source.env.is_remote() {
+        return Err(usage!(
+            "--from-env names the environment to copy from: `local` is where it copies to"
+        ));
+    }
+    let plan = format!(
+        "copy all data of {} into the local database (a read there; the local database is replaced)",
+        source.describe()
+    );
+    crate::guard::precheck(
+        &source,
+        Confirm::Yes,
+        ctx.global.yes,
+        "db-restore --from-env",
+    )?;
+    if crate::guard::needs_prompt(&source, Confirm::Yes, ctx.global.yes) {
+        crate::guard::ask(&source, Confirm::Yes, &plan)?;
+    } else {
+        crate::guard::confirmed_by_flag(&source, Confirm::Yes, &plan);
+    }
+    if ctx.global.dry_run {
+        return Ok((
+            std::path::PathBuf::new(),
+            format!("an export of {}", source.describe()),
+        ));
+    }
+    let scratch = backups::scratch_file(&ctx.project, "sql")?;
+    let mut db = d1::open(&ctx.project, &source)?;
+    let bookmark = match db.backup(&scratch) {
+        Ok(d1::BackupMade::Export { bookmark }) => bookmark,
+        Ok(d1::BackupMade::Snapshot) => String::new(),
+        Err(e) => {
+            let _ = std::fs::remove_file(&scratch);
+            return Err(e);
+        }
+    };
+    if source.protected {
+        ui::say(format!(
+            "note: real data of {} now sits on this machine (the local database, and its backups in \
+             backups/local/); delete them when done",
+            source.env
+        ));
+    }
+    Ok((
+        scratch,
+        format!(
+            "an export of {} (at bookmark {bookmark})",
+            source.describe()
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -210,6 +210,11 @@ pub(crate) const COMMANDS: &[Spec] = &[
                  (local zone); not in the future, within the retention window (remote)",
             ),
             valued("tz", "zone", "the IANA time zone for times without one (default: TZ, then the system's)"),
+            valued(
+                "from-env",
+                "env",
+                "copy that environment's data into the local database (an export, read only; local only)",
+            ),
             valued("backup", "id|path", "an entry of the backup index, or a backup file"),
             switch("last", "the newest restore point or backup of this environment and database"),
             switch(
@@ -314,6 +319,7 @@ pub(crate) struct DbRestore {
     pub(crate) last: bool,
     pub(crate) no_backup: bool,
     pub(crate) tz: Option<String>,
+    pub(crate) from_env: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -527,6 +533,7 @@ impl Flags {
                 last: raw.switch("last"),
                 no_backup: raw.switch("no-backup"),
                 tz: raw.value("tz"),
+                from_env: raw.value("from-env"),
             }),
             "db-reset" => Command::DbReset(DbReset {
                 to: raw.value("to"),

@@ -153,10 +153,14 @@ pub(crate) fn lock_insert_sql(table: &str, row: &LockRow) -> String {
     )
 }
 
-/// Releases our lock, and any row older than ours that a restore brought back.
+/// Releases our lock, and any row older than ours that a restore brought back. The table
+/// is created first if missing: a restore from an export of a database that never had it
+/// (plain wrangler's, an empty one) removes it along with the lock row.
 pub(crate) fn lock_release_sql(table: &str, token: &str, acquired_at: i64) -> String {
+    let meta = meta_tables_sql(table);
+    let create_lock = meta.lines().last().unwrap_or_default();
     format!(
-        "DELETE FROM {} WHERE token = {} OR acquired_at < {acquired_at};",
+        "{create_lock}\nDELETE FROM {} WHERE token = {} OR acquired_at < {acquired_at};",
         quote_ident(&lock_table(table)),
         quote_string(token)
     )

@@ -21,6 +21,7 @@ mod provisioning;
 mod reliability;
 mod remote_migrate;
 mod reset_seed;
+mod restore_from_env;
 mod schema_drift;
 mod seed_from;
 mod tidy;
