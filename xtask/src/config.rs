@@ -26,7 +26,7 @@ pub(crate) struct D1Entry {
     pub(crate) migrations_table: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) file: PathBuf,
     root: PathBuf,
@@ -118,6 +118,18 @@ impl Config {
     }
 
     /// The environment names a user can pass to `--env`.
+    /// The bindings of an environment's databases, in the config's order (none where the
+    /// environment has no `d1_databases`).
+    pub(crate) fn bindings(&self, env: &Env) -> Vec<String> {
+        let entries = match env {
+            Env::Local => self.top.as_ref(),
+            Env::Remote(name) => self.envs.get(name).and_then(|e| e.as_ref()),
+        };
+        entries
+            .map(|e| e.iter().map(|d| d.binding.clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn env_names(&self) -> Vec<String> {
         std::iter::once("local".to_string())
             .chain(self.envs.keys().cloned())

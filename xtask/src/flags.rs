@@ -259,7 +259,7 @@ pub(crate) struct Global {
     pub(crate) force_unlock: bool,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Command {
     /// `--help`, for the whole tool or one command.
     Help(Option<&'static str>),
@@ -274,14 +274,14 @@ pub(crate) enum Command {
     Bench(Bench),
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Bench {
     pub(crate) runs: Option<usize>,
     pub(crate) sizes: Option<String>,
     pub(crate) skip_build: bool,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DbReset {
     pub(crate) to: Option<String>,
     pub(crate) seed: bool,
@@ -289,7 +289,7 @@ pub(crate) struct DbReset {
     pub(crate) no_backup: bool,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DbSeed {
     pub(crate) cleanup: bool,
     pub(crate) file: Option<PathBuf>,
@@ -303,7 +303,7 @@ pub(crate) struct DbSeed {
     pub(crate) report: bool,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DbBackup {
     pub(crate) output: Option<PathBuf>,
     pub(crate) list: bool,
@@ -311,7 +311,7 @@ pub(crate) struct DbBackup {
     pub(crate) tz: Option<String>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DbRestore {
     pub(crate) bookmark: Option<String>,
     pub(crate) timestamp: Option<String>,
@@ -322,17 +322,17 @@ pub(crate) struct DbRestore {
     pub(crate) from_env: Option<String>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DbNew {
     pub(crate) name: String,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DbStatus {
     pub(crate) check: bool,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct DbMigrate {
     pub(crate) to: Option<String>,
     pub(crate) per_file: bool,
@@ -344,7 +344,7 @@ pub(crate) struct DbMigrate {
     pub(crate) baseline: Option<String>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Flags {
     pub(crate) global: Global,
     pub(crate) command: Command,

@@ -1,6 +1,7 @@
 //! cargo xtask: safe, repeatable Cloudflare D1 migrations, test data and backups, on top of
 //! the real `wrangler d1` CLI. `cargo xtask --help` lists the commands.
 
+mod all;
 mod anonymize;
 mod backups;
 mod baseline;
@@ -46,6 +47,7 @@ use settings::Settings;
 use target::{Env, Target};
 
 /// What every command starts from: its flags, the workspace and the parsed config.
+#[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) global: Global,
     /// Where the user ran the command: `--output` and `--backup` paths are relative to it.
@@ -113,6 +115,25 @@ fn run() -> anyhow::Result<()> {
         config,
         settings,
     };
+    if ctx.global.env.as_deref() == Some("all") {
+        return match command {
+            Command::DbStatus(cmd) => crate::all::status_of_every_env(&ctx, cmd.check),
+            _ => Err(usage!(
+                "--env all goes with db-status only (one view of every environment); other commands take one \
+                 environment at a time"
+            )),
+        };
+    }
+    if ctx.global.database.as_deref() == Some("all") {
+        return match command {
+            Command::DbStatus(_) | Command::DbMigrate(_) | Command::DbBackup(_) => {
+                crate::all::every_database(&ctx, command)
+            }
+            _ => Err(usage!(
+                "--database all goes with db-status, db-migrate and db-backup; name one database for the others"
+            )),
+        };
+    }
     match command {
         Command::Help(_) => Ok(()),
         Command::Setup => setup::run(&ctx),

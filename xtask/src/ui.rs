@@ -30,8 +30,35 @@ pub(crate) fn say(line: impl AsRef<str>) {
     let _ = writeln!(err, "{}", redact(line.as_ref()));
 }
 
+thread_local! {
+    /// Documents set aside by `collect_json` instead of printed.
+    static COLLECTED: std::cell::RefCell<Option<Vec<serde_json::Value>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with its `--json` documents set aside and returned, for a command that prints
+/// one document for several runs (`--database all`).
+pub(crate) fn collect_json<R>(f: impl FnOnce() -> R) -> (R, Vec<serde_json::Value>) {
+    COLLECTED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let docs = COLLECTED
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_default();
+    (out, docs)
+}
+
 /// The one JSON document of a `--json` run, on stdout.
 pub(crate) fn json(value: &serde_json::Value) {
+    let set_aside = COLLECTED.with(|c| match c.borrow_mut().as_mut() {
+        Some(docs) => {
+            docs.push(value.clone());
+            true
+        }
+        None => false,
+    });
+    if set_aside {
+        return;
+    }
     let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", redact(&text));

@@ -15,6 +15,7 @@ mod dev_server;
 mod drift_lock;
 mod drizzle;
 mod emulator_wrangler;
+mod every;
 mod local_migrate;
 mod processes;
 mod provisioning;

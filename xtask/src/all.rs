@@ -1,0 +1,271 @@
+//! Several databases at once: `--database all` (db-status, db-migrate, db-backup: each
+//! database of the environment in turn, each with its own restore point, lock and report;
+//! a failure stops the rest) and `db-status --env all` (one table of every environment and
+//! database, the remote reads in parallel).
+
+use serde_json::json;
+
+use crate::exit::{failed, status_of, stop, usage, Exit};
+use crate::flags::{Command, Global};
+use crate::migrations::MigrationSet;
+use crate::target::{Env, Target};
+use crate::{d1, plan, ui, Ctx};
+
+/// Runs `command` once per database of the environment, in the config's order.
+pub(crate) fn every_database(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    let env = Env::parse(ctx.global.env.as_deref());
+    let bindings = ctx.config.bindings(&env);
+    if bindings.is_empty() {
+        return Err(usage!(
+            "{} has no d1_databases in {}: nothing for --database all to do",
+            env,
+            ctx.project.config_path.display()
+        ));
+    }
+    let is_status = matches!(command, Command::DbStatus(_));
+    let mut docs = Vec::new();
+    let mut done: Vec<String> = Vec::new();
+    let mut pending_exit: Option<anyhow::Error> = None;
+    for (i, binding) in bindings.iter().enumerate() {
+        let one = Ctx {
+            global: Global {
+                database: Some(binding.clone()),
+                ..ctx.global.clone()
+            },
+            ..ctx.clone()
+        };
+        ui::say(format!(
+            "── {env} {binding} ({} of {}) ──",
+            i + 1,
+            bindings.len()
+        ));
+        let run = || match command.clone() {
+            Command::DbStatus(c) => c.run(&one),
+            Command::DbMigrate(c) => c.run(&one),
+            Command::DbBackup(c) => c.run(&one),
+            _ => unreachable!("main lets only these through"),
+        };
+        let (result, mut out) = ui::collect_json(run);
+        docs.append(&mut out);
+        match result {
+            Ok(()) => done.push(binding.clone()),
+            // `db-status --check` finding pending work is a verdict, not a failure: go on.
+            Err(e) if is_status && status_of(&e) == Exit::Pending => {
+                ui::say(format!("check: {e:#}"));
+                done.push(binding.clone());
+                pending_exit = Some(e);
+            }
+            Err(e) => {
+                let rest = &bindings[i + 1..];
+                if ctx.global.json {
+                    print_docs(&env, docs, &done, Some(binding));
+                }
+                return Err(stop(
+                    status_of(&e),
+                    format!(
+                        "{e:#}\n--database all stopped at {binding}: done: {}; not run: {}",
+                        list(&done),
+                        list(rest)
+                    ),
+                ));
+            }
+        }
+    }
+    if ctx.global.json {
+        print_docs(&env, docs, &done, None);
+    }
+    match pending_exit {
+        Some(_) => Err(stop(
+            Exit::Pending,
+            "at least one database has pending migrations or blocking problems".to_string(),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The one `--json` document of `--database all`: an entry per database that ran.
+fn print_docs(env: &Env, docs: Vec<serde_json::Value>, done: &[String], failed: Option<&String>) {
+    ui::json(&json!({
+        "env": env.name(),
+        "databases": docs,
+        "done": done,
+        "failed": failed,
+    }));
+}
+
+/// One row of `db-status --env all`.
+struct Row {
+    target: Target,
+    result: Result<Summary, String>,
+}
+
+struct Summary {
+    applied: usize,
+    pending: usize,
+    problems: usize,
+    blocking: usize,
+    newest: Option<String>,
+}
+
+fn summarize(ctx: &Ctx, target: &Target) -> anyhow::Result<Summary> {
+    let set = MigrationSet::for_db(&target.db)?;
+    let mut db = d1::open(&ctx.project, target)?;
+    let state = db.state()?;
+    let status = plan::status_with_schema(&set, &state, &target.db.migrations_table);
+    Ok(Summary {
+        applied: status.applied.len(),
+        pending: status.pending.len(),
+        problems: status.problems.len(),
+        blocking: status.blocking().count(),
+        newest: state.applied.last().map(|r| r.name.clone()),
+    })
+}
+
+/// `db-status --env all`: every environment of the config (local first) and each of its
+/// databases (or the one `--database` names), read in parallel, shown as one table.
+pub(crate) fn status_of_every_env(ctx: &Ctx, check: bool) -> anyhow::Result<()> {
+    let only = ctx.global.database.as_deref().filter(|d| *d != "all");
+    let mut targets = Vec::new();
+    for name in ctx.config.env_names() {
+        let env = Env::parse(Some(&name));
+        for binding in ctx.config.bindings(&env) {
+            if only.is_some_and(|o| o != binding) {
+                continue;
+            }
+            targets.push(
+                ctx.config
+                    .resolve(&env, Some(&binding), &ctx.settings.protected)?,
+            );
+        }
+    }
+    if targets.is_empty() {
+        return Err(usage!(
+            "no environment of {} has {}: nothing to show",
+            ctx.project.config_path.display(),
+            only.map_or("d1_databases".to_string(), |o| format!("a database `{o}`"))
+        ));
+    }
+    let rows: Vec<Row> = std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|t| scope.spawn(move || summarize(ctx, t).map_err(|e| format!("{e:#}"))))
+            .collect();
+        handles
+            .into_iter()
+            .zip(&targets)
+            .map(|(h, t)| Row {
+                target: t.clone(),
+                result: h
+                    .join()
+                    .unwrap_or_else(|_| Err("the read stopped unexpectedly".into())),
+            })
+            .collect()
+    });
+    let header = [
+        "ENV", "DATABASE", "APPLIED", "PENDING", "PROBLEMS", "NEWEST",
+    ];
+    let mut table: Vec<[String; 6]> = vec![header.map(String::from)];
+    for r in &rows {
+        let db = r.target.db.label().to_string();
+        let env = r.target.env.name().to_string();
+        table.push(match &r.result {
+            Ok(s) => [
+                env,
+                db,
+                s.applied.to_string(),
+                s.pending.to_string(),
+                if s.blocking > 0 {
+                    format!("{} ({} blocking)", s.problems, s.blocking)
+                } else {
+                    s.problems.to_string()
+                },
+                s.newest.clone().unwrap_or_else(|| "-".into()),
+            ],
+            Err(e) => [
+                env,
+                db,
+                "?".into(),
+                "?".into(),
+                "?".into(),
+                format!("error: {}", e.lines().next().unwrap_or_default()),
+            ],
+        });
+    }
+    if ctx.global.json {
+        ui::json(&json!({
+            "environments": rows.iter().map(|r| {
+                let mut doc = json!({
+                    "env": r.target.env.name(),
+                    "database": crate::db_status::database_json(&r.target),
+                });
+                match &r.result {
+                    Ok(s) => {
+                        doc["applied"] = json!(s.applied);
+                        doc["pending"] = json!(s.pending);
+                        doc["problems"] = json!(s.problems);
+                        doc["blocking"] = json!(s.blocking);
+                        doc["newest"] = json!(s.newest);
+                    }
+                    Err(e) => doc["error"] = json!(e),
+                }
+                doc
+            }).collect::<Vec<_>>(),
+        }));
+    } else {
+        let widths: Vec<usize> = (0..6)
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|row| row[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for row in &table {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            ui::print(cells.join("  ").trim_end());
+        }
+    }
+    let errors: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            r.result
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {e}", r.target.describe()))
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(failed!("could not read {}", errors.join("\n")));
+    }
+    let open: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let s = r.result.as_ref().ok()?;
+            (s.pending > 0 || s.blocking > 0)
+                .then(|| format!("{} {}", r.target.env, r.target.db.label()))
+        })
+        .collect();
+    if check && !open.is_empty() {
+        return Err(stop(
+            Exit::Pending,
+            format!(
+                "pending migrations or blocking problems in: {}",
+                open.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
