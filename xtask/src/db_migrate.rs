@@ -436,18 +436,8 @@ impl Change for Repair<'_> {
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
         // The lock's release rides in the same request.
-        let sql = format!(
-            "{}\n{}",
-            self.sql,
-            crate::d1::lock_release_sql(
-                &self.target.db.migrations_table,
-                &act.held.token,
-                act.held.acquired_at,
-            )
-        );
-        crate::d1::ops::execute(act.db, &sql)?
+        act.commit(&self.sql)?
             .map_err(|e| failed!("repair failed: {e}; nothing was changed"))?;
-        act.held.released = true;
         for line in &self.said {
             ui::say(line);
         }

@@ -170,11 +170,7 @@ fn describe_plan(
 ) -> (String, Vec<String>) {
     // The tracking and side tables go too, but they are the xtask's, not the user's.
     let table = &target.db.migrations_table;
-    let own = [
-        table.clone(),
-        crate::d1::checksum_table(table),
-        crate::d1::lock_table(table),
-    ];
+    let own = crate::d1::own_tables(table);
     let dropped: Vec<String> = before
         .schema
         .iter()

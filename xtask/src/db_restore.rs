@@ -283,17 +283,7 @@ fn copy_from_env(
         "copy all data of {} into the local database (a read there; the local database is replaced)",
         source.describe()
     );
-    crate::guard::precheck(
-        &source,
-        Confirm::Yes,
-        ctx.global.yes,
-        "db-restore --from-env",
-    )?;
-    if crate::guard::needs_prompt(&source, Confirm::Yes, ctx.global.yes) {
-        crate::guard::ask(&source, Confirm::Yes, &plan)?;
-    } else {
-        crate::guard::confirmed_by_flag(&source, Confirm::Yes, &plan);
-    }
+    crate::guard::confirm_read(&source, ctx.global.yes, "db-restore --from-env", &plan)?;
     if ctx.global.dry_run {
         return Ok((
             std::path::PathBuf::new(),

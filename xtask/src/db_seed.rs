@@ -313,7 +313,7 @@ fn load(
         names.join(", "),
         if statements == 1 { "" } else { "s" }
     ));
-    let skip = crate::seed_from::own_tables(act.target);
+    let skip = crate::d1::own_tables(&act.target.db.migrations_table);
     let check =
         verify.and_then(|ranges| crate::anonymize::leftover_sql(&act.before.schema, &skip, ranges));
     let select = check.as_ref().map(|(sql, _)| sql.as_str());

@@ -103,6 +103,24 @@ pub(crate) fn ask(target: &Target, confirm: Confirm<'_>, plan: &str) -> anyhow::
     }
 }
 
+/// Confirms a read of a protected environment that brings its data onto this machine
+/// (`db-seed --from`, `db-restore --from-env`): refused at once without a terminal or
+/// `--yes`, asked at a terminal, or said to be confirmed by `--yes`. Nothing is read first.
+pub(crate) fn confirm_read(
+    target: &Target,
+    yes: bool,
+    action: &str,
+    plan: &str,
+) -> anyhow::Result<()> {
+    precheck(target, Confirm::Yes, yes, action)?;
+    if needs_prompt(target, Confirm::Yes, yes) {
+        ask(target, Confirm::Yes, plan)
+    } else {
+        confirmed_by_flag(target, Confirm::Yes, plan);
+        Ok(())
+    }
+}
+
 /// Says that a flag gave the confirmation (`--yes`, `--confirm <name>`).
 pub(crate) fn confirmed_by_flag(target: &Target, confirm: Confirm<'_>, plan: &str) {
     if !target.protected {

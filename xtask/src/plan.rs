@@ -189,11 +189,7 @@ pub(crate) fn schema_drift(set: &MigrationSet, state: &State, table: &str) -> Ve
             )]
         }
     };
-    let own = [
-        table.to_string(),
-        crate::d1::checksum_table(table),
-        crate::d1::lock_table(table),
-    ];
+    let own = crate::d1::own_tables(table);
     let keep = |o: &&SchemaObject| {
         !crate::d1::is_internal(&o.name) && !own.iter().any(|t| t.eq_ignore_ascii_case(&o.table))
     };

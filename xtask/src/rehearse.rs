@@ -20,17 +20,13 @@ use crate::{plan, ui, Ctx};
 
 /// Rows per table (the user's tables; not the tracking and side tables).
 fn counts(db: &mut dyn Database, state: &State, table: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    let own = crate::d1::own_tables(table);
     let tables: Vec<&str> = state
         .schema
         .iter()
         .filter(|o| o.kind == "table")
         .map(|o| o.name.as_str())
-        .filter(|n| {
-            *n != table
-                && *n != crate::d1::checksum_table(table)
-                && *n != crate::d1::lock_table(table)
-                && !crate::d1::is_internal(n)
-        })
+        .filter(|n| !own.iter().any(|t| t == n) && !crate::d1::is_internal(n))
         .collect();
     crate::d1::row_counts(db, &tables)
 }

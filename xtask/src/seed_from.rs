@@ -9,7 +9,6 @@ use rusqlite::Connection;
 use serde_json::json;
 
 use crate::anonymize::{self, Options};
-use crate::change::Confirm;
 use crate::d1::{self, BackupMade};
 use crate::exit::{failed, usage};
 use crate::target::{Env, Target};
@@ -37,7 +36,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<
         &ctx.settings.protected,
     )?;
     let (seed_path, cleanup_path) = outputs(ctx, cmd.output.as_deref(), target.env.name())?;
-    let skip = own_tables(&target);
+    let skip = d1::own_tables(&target.db.migrations_table);
     let key = if cmd.report { None } else { key(ctx)? };
     if ctx.global.dry_run {
         ui::say(format!(
@@ -54,13 +53,12 @@ pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<
         return Ok(());
     }
     // Reading a protected environment is allowed here, and confirmed.
-    guard::precheck(&target, Confirm::Yes, ctx.global.yes, "db-seed --from")?;
-    let plan = "copy every row into test data on this machine (a read: nothing is changed there)";
-    if guard::needs_prompt(&target, Confirm::Yes, ctx.global.yes) {
-        guard::ask(&target, Confirm::Yes, plan)?;
-    } else {
-        guard::confirmed_by_flag(&target, Confirm::Yes, plan);
-    }
+    guard::confirm_read(
+        &target,
+        ctx.global.yes,
+        "db-seed --from",
+        "copy every row into test data on this machine (a read: nothing is changed there)",
+    )?;
 
     let conn = copy(ctx, &target)?;
     if cmd.report {
@@ -102,16 +100,6 @@ pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<
         }));
     }
     Ok(())
-}
-
-/// wrangler's tracking table and the xtask's own: never test data.
-pub(crate) fn own_tables(target: &Target) -> Vec<String> {
-    let table = &target.db.migrations_table;
-    vec![
-        table.clone(),
-        d1::checksum_table(table),
-        d1::lock_table(table),
-    ]
 }
 
 /// The seed file (`--output`, else `test-data/seed-from-<env>.sql`) and its cleanup beside

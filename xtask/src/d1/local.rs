@@ -259,9 +259,7 @@ impl Database for Local {
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let Some(path) = self.db_file().map(Path::to_path_buf) else {
             return match self.command(sql)? {
-                Ok(items) => Ok(items
-                    .and_then(|items| items.last()?.get("results")?.as_array().cloned())
-                    .unwrap_or_default()),
+                Ok(items) => Ok(super::result_rows(items.as_ref().and_then(|i| i.last()))),
                 Err(e) => Err(failed!("query on the local database failed: {e}")),
             };
         };

@@ -113,10 +113,7 @@ impl Database for Memory {
             .execute(sql, true)
             .map_err(|e| anyhow::anyhow!(e.0))?
             .items;
-        Ok(items
-            .last()
-            .and_then(|i| i["results"].as_array().cloned())
-            .unwrap_or_default())
+        Ok(super::result_rows(items.last()))
     }
 
     fn restore_point(&mut self, _scratch: &Path) -> anyhow::Result<RestorePoint> {

@@ -114,16 +114,29 @@ pub(crate) fn lock_table(table: &str) -> String {
     format!("{table}_lock")
 }
 
+/// wrangler's tracking table and the xtask's two beside it: never user data (not
+/// dropped by a reset, counted, compared for schema drift or copied into test data).
+pub(crate) fn own_tables(table: &str) -> [String; 3] {
+    [table.to_string(), checksum_table(table), lock_table(table)]
+}
+
+/// Creates the lock table if missing.
+fn lock_table_sql(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {}(id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, \
+         holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, command TEXT NOT NULL, \
+         acquired_at INTEGER NOT NULL);",
+        quote_ident(&lock_table(table))
+    )
+}
+
 /// Creates the side tables if missing.
 pub(crate) fn meta_tables_sql(table: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {}(name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, \
-         recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, how TEXT NOT NULL);\n\
-         CREATE TABLE IF NOT EXISTS {}(id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, \
-         holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, command TEXT NOT NULL, \
-         acquired_at INTEGER NOT NULL);",
+         recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, how TEXT NOT NULL);\n{}",
         quote_ident(&checksum_table(table)),
-        quote_ident(&lock_table(table))
+        lock_table_sql(table)
     )
 }
 
@@ -157,10 +170,9 @@ pub(crate) fn lock_insert_sql(table: &str, row: &LockRow) -> String {
 /// is created first if missing: a restore from an export of a database that never had it
 /// (plain wrangler's, an empty one) removes it along with the lock row.
 pub(crate) fn lock_release_sql(table: &str, token: &str, acquired_at: i64) -> String {
-    let meta = meta_tables_sql(table);
-    let create_lock = meta.lines().last().unwrap_or_default();
     format!(
-        "{create_lock}\nDELETE FROM {} WHERE token = {} OR acquired_at < {acquired_at};",
+        "{}\nDELETE FROM {} WHERE token = {} OR acquired_at < {acquired_at};",
+        lock_table_sql(table),
         quote_ident(&lock_table(table)),
         quote_string(token)
     )
@@ -426,6 +438,12 @@ pub(crate) fn state_request_sql(table: &str, lock: Option<&LockRow>) -> String {
         lock_select_sql(table)
     ));
     sql
+}
+
+/// The rows of one result item (`{"results": [...], "success": true}`).
+pub(crate) fn result_rows(item: Option<&serde_json::Value>) -> Vec<serde_json::Value> {
+    item.and_then(|i| i["results"].as_array().cloned())
+        .unwrap_or_default()
 }
 
 /// The state from the result items of `state_request_sql`.

@@ -4,9 +4,9 @@
 
 use super::{
     batch_sql, group_extras, is_lock_conflict, lock_from_json, lock_release_sql, lock_select_sql,
-    lock_table, quote_ident, quote_string, replacing_sql, replay, rows_to_state, schema_copy,
-    state_from_items, state_request_sql, ApplyMode, ApplyReport, Database, Extras, LockRow,
-    Restore, RestorePoint, State,
+    lock_table, quote_ident, quote_string, replacing_sql, replay, result_rows, rows_to_state,
+    schema_copy, state_from_items, state_request_sql, ApplyMode, ApplyReport, Database, Extras,
+    LockRow, Restore, RestorePoint, State,
 };
 use crate::exit::{failed, usage};
 use crate::migrations::Migration;
@@ -70,11 +70,7 @@ pub(crate) fn execute_and_query(
             })?;
             // The state is the last four items; the select comes just before them.
             let rows = match select {
-                Some(_) => items
-                    .len()
-                    .checked_sub(5)
-                    .and_then(|i| items[i]["results"].as_array().cloned())
-                    .unwrap_or_default(),
+                Some(_) => result_rows(items.len().checked_sub(5).map(|i| &items[i])),
                 None => Vec::new(),
             };
             Ok(Ok((state, rows)))

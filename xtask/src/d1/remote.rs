@@ -196,9 +196,7 @@ impl Database for Remote {
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let run = self.wrangler(&self.args_for(sql, &Transport::Command))?;
         match super::command_reply(&run) {
-            Ok(items) => Ok(items
-                .and_then(|items| items.last()?.get("results")?.as_array().cloned())
-                .unwrap_or_default()),
+            Ok(items) => Ok(super::result_rows(items.as_ref().and_then(|i| i.last()))),
             Err(e) => Err(failed!("query on {} failed: {e}", self.target.describe())),
         }
     }

@@ -125,19 +125,7 @@ impl Dev {
 }
 
 fn integrity(ws: &Workspace) -> String {
-    let dir = ws
-        .dir
-        .join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.extension().is_some_and(|e| e == "sqlite")
-                && p.file_name().is_some_and(|n| n != "metadata.sqlite")
-        })
-        .unwrap();
-    let conn = rusqlite::Connection::open(file).unwrap();
+    let conn = rusqlite::Connection::open(ws.local_file()).unwrap();
     conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap()
 }

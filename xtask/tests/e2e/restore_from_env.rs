@@ -5,16 +5,7 @@ use crate::support::*;
 
 /// Rows of `users` in the local file; `None` when there is no such table.
 fn local_users(ws: &Workspace) -> Option<i64> {
-    let dir = ws
-        .dir
-        .join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
-    let file = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "sqlite") && !p.ends_with("metadata.sqlite"))
-        .unwrap();
-    let conn = rusqlite::Connection::open(file).unwrap();
+    let conn = rusqlite::Connection::open(ws.local_file()).unwrap();
     conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))
         .ok()
 }

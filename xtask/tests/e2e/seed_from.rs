@@ -77,19 +77,6 @@ fn staging_content(emu: &d1_emulator::Emulator) -> String {
     out
 }
 
-/// The local D1 file wrangler wrote (there is one database in the workspace).
-fn local_file(ws: &Workspace) -> std::path::PathBuf {
-    let dir = ws
-        .dir
-        .join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "sqlite") && !p.ends_with("metadata.sqlite"))
-        .expect("a local D1 file")
-}
-
 #[test]
 fn staging_becomes_anonymized_test_data_that_loads_locally_and_cleans_up() {
     let ws = Workspace::sample("seed-from");
@@ -151,7 +138,7 @@ fn staging_becomes_anonymized_test_data_that_loads_locally_and_cleans_up() {
         "test-data/seed-from-staging.sql",
     ])
     .expect(0, &["loaded 1 file", "users 8"]);
-    let conn = rusqlite::Connection::open(local_file(&ws)).unwrap();
+    let conn = rusqlite::Connection::open(ws.local_file()).unwrap();
     let n = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(n("SELECT count(*) FROM pragma_foreign_key_check"), 0);
     assert_eq!(
@@ -208,7 +195,7 @@ fn a_cleanup_that_leaves_rows_in_the_reserved_ranges_fails_naming_the_table() {
         ],
     );
     // The verification counts through SQLite, not the xtask's report.
-    let conn = rusqlite::Connection::open(local_file(&ws)).unwrap();
+    let conn = rusqlite::Connection::open(ws.local_file()).unwrap();
     let left: i64 = conn
         .query_row(
             "SELECT count(*) FROM products WHERE id BETWEEN 900000 AND 999999",

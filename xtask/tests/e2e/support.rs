@@ -231,6 +231,23 @@ impl Workspace {
         .collect()
     }
 
+    /// The local D1 file wrangler wrote (the workspace's one local database), to check
+    /// through SQLite itself.
+    pub fn local_file(&self) -> PathBuf {
+        let dir = self
+            .dir
+            .join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.extension().is_some_and(|e| e == "sqlite")
+                    && p.file_name().is_some_and(|n| n != "metadata.sqlite")
+            })
+            .unwrap_or_else(|| panic!("no local D1 file in {}", dir.display()))
+    }
+
     /// What raw `wrangler d1 migrations list --local` says is pending.
     pub fn wrangler_pending(&self) -> Vec<String> {
         let run = self.wrangler(&["d1", "migrations", "list", "DB", "--local"]);
