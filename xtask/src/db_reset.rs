@@ -171,10 +171,16 @@ fn describe_plan(
     // The tracking and side tables go too, but they are the xtask's, not the user's.
     let table = &target.db.migrations_table;
     let own = crate::d1::own_tables(table);
+    // A virtual table's shadow tables go with it.
+    let shadows = crate::d1::schema::shadow_tables(&before.schema);
     let dropped: Vec<String> = before
         .schema
         .iter()
-        .filter(|o| o.kind != "index" && !own.contains(&o.name))
+        .filter(|o| {
+            o.kind != "index"
+                && !own.contains(&o.name)
+                && !shadows.contains(&o.name.to_ascii_lowercase())
+        })
         .map(|o| format!("{} {}", o.kind, o.name))
         .collect();
     let plan = format!(

@@ -7,6 +7,9 @@ pub(crate) mod local;
 pub(crate) mod memory;
 pub(crate) mod ops;
 pub(crate) mod remote;
+pub(crate) mod schema;
+
+pub(crate) use schema::{drop_all_sql, schema_copy};
 
 use std::path::{Path, PathBuf};
 
@@ -564,66 +567,6 @@ pub(crate) fn schema_from_rows(rows: &[serde_json::Value]) -> Vec<SchemaObject> 
         .collect()
 }
 
-/// The foreign keys of a schema, found by SQLite itself on an in-memory copy (so no
-/// pragma has to run on D1).
-pub(crate) fn foreign_keys(schema: &[SchemaObject]) -> Vec<ForeignKey> {
-    let Some(conn) = schema_copy(schema) else {
-        return Vec::new();
-    };
-    let Ok(mut stmt) = conn.prepare(
-        "SELECT m.name, p.\"table\", p.on_delete FROM sqlite_master AS m, pragma_foreign_key_list(m.name) AS p \
-         WHERE m.type = 'table' ORDER BY m.rowid, p.id",
-    ) else {
-        return Vec::new();
-    };
-    stmt.query_map([], |r| {
-        Ok(ForeignKey {
-            child: r.get(0)?,
-            parent: r.get(1)?,
-            on_delete: r.get(2)?,
-        })
-    })
-    .map(|rows| rows.flatten().collect())
-    .unwrap_or_default()
-}
-
-/// SQL that drops every table, view and trigger of `schema` (indexes go with their
-/// tables), children before parents, except the tables named in `keep`; foreign keys are
-/// deferred so that cycles and the order of a partial graph cannot fail it. SQLite's and
-/// D1's own objects are kept.
-pub(crate) fn drop_all_sql(schema: &[SchemaObject], keep: &[String]) -> String {
-    let mut sql = String::from("PRAGMA defer_foreign_keys = true;\n");
-    for kind in ["trigger", "view"] {
-        for o in schema.iter().filter(|o| o.kind == kind) {
-            sql.push_str(&format!(
-                "DROP {} IF EXISTS {};\n",
-                kind.to_uppercase(),
-                quote_ident(&o.name)
-            ));
-        }
-    }
-    let mut tables: Vec<String> = schema
-        .iter()
-        .filter(|o| o.kind == "table" && !is_internal(&o.name) && !keep.contains(&o.name))
-        .map(|o| o.name.clone())
-        .collect();
-    let fks = foreign_keys(schema);
-    // Children first: repeatedly drop a table that no remaining table references.
-    while !tables.is_empty() {
-        let free = tables.iter().position(|t| {
-            !fks.iter().any(|fk| {
-                fk.parent.eq_ignore_ascii_case(t)
-                    && !fk.child.eq_ignore_ascii_case(t)
-                    && tables.iter().any(|c| c.eq_ignore_ascii_case(&fk.child))
-            })
-        });
-        // A cycle: any order works while the keys are deferred.
-        let next = tables.remove(free.unwrap_or(0));
-        sql.push_str(&format!("DROP TABLE IF EXISTS {};\n", quote_ident(&next)));
-    }
-    sql
-}
-
 /// The SQL that replaces the whole database by an SQL export: every object of `schema`
 /// dropped, then the export, for one request.
 pub(crate) fn replacing_sql(file: &Path, schema: &[SchemaObject]) -> anyhow::Result<String> {
@@ -664,17 +607,6 @@ pub(crate) fn row_counts_sql(tables: &[&str]) -> String {
     format!("SELECT {}", columns.join(", "))
 }
 
-/// An in-memory database holding `schema` (tables first, then the rest), for `replay`.
-pub(crate) fn schema_copy(schema: &[SchemaObject]) -> Option<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open_in_memory().ok()?;
-    let mut ordered: Vec<&SchemaObject> = schema.iter().filter(|o| o.kind == "table").collect();
-    ordered.extend(schema.iter().filter(|o| o.kind != "table"));
-    for o in ordered {
-        conn.execute_batch(&o.sql).ok()?;
-    }
-    Some(conn)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -709,48 +641,6 @@ mod tests {
         .unwrap()
         .flatten()
         .collect()
-    }
-
-    #[test]
-    fn drops_children_first_and_survives_cycles() {
-        let s = schema(&[
-            "CREATE TABLE a(id INTEGER PRIMARY KEY, b_id INTEGER REFERENCES b(id))",
-            "CREATE TABLE b(id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a(id))",
-            "CREATE TABLE users(id INTEGER PRIMARY KEY)",
-            "CREATE TABLE posts(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id) ON DELETE CASCADE)",
-            "CREATE TABLE \"odd\"\"name\"(x)",
-            "CREATE INDEX i ON posts(user_id)",
-            "CREATE VIEW v AS SELECT * FROM users",
-            "CREATE TRIGGER t AFTER INSERT ON users BEGIN SELECT 1; END",
-        ]);
-        let fks = foreign_keys(&s);
-        assert!(fks.contains(&ForeignKey {
-            child: "posts".into(),
-            parent: "users".into(),
-            on_delete: "CASCADE".into()
-        }));
-        let sql = drop_all_sql(&s, &[]);
-        let pos = |needle: &str| {
-            sql.find(needle)
-                .unwrap_or_else(|| panic!("{needle} missing in\n{sql}"))
-        };
-        assert!(pos("DROP TABLE IF EXISTS \"posts\"") < pos("DROP TABLE IF EXISTS \"users\""));
-        assert!(pos("DROP TRIGGER IF EXISTS \"t\"") < pos("DROP TABLE IF EXISTS \"users\""));
-        assert!(sql.contains("DROP VIEW IF EXISTS \"v\""));
-        assert!(sql.contains("DROP TABLE IF EXISTS \"odd\"\"name\""));
-        // It runs on SQLite with foreign keys on and leaves nothing but internals.
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
-        for o in &s {
-            conn.execute_batch(&o.sql).unwrap();
-        }
-        conn.execute_batch("INSERT INTO a VALUES (1, NULL); INSERT INTO b VALUES (1, 1); UPDATE a SET b_id = 1; INSERT INTO users VALUES (1); INSERT INTO posts VALUES (1, 1);").unwrap();
-        conn.execute_batch(&format!("BEGIN; {sql} COMMIT;"))
-            .unwrap();
-        let left: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(left, 0);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod support;
 mod backup_restore;
 mod baseline;
 mod config_errors;
+mod conformance;
 mod d1_rules;
 mod dev_server;
 mod drift_lock;
