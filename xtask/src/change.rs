@@ -146,6 +146,8 @@ pub(crate) fn run(
     }
     let action = guard.command;
     guard::precheck(target, guard.confirm, ctx.global.yes, action)?;
+    // Everything that needs no database is checked before anything is written.
+    db.ready()?;
     // A prompt never holds the lock: plan from an unlocked read, ask, then lock.
     let confirmed = if guard::needs_prompt(target, guard.confirm, ctx.global.yes) {
         let state = db.state()?;

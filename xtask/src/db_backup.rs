@@ -121,7 +121,7 @@ fn inspect(file: &Path, table: &str, kind: Kind) -> anyhow::Result<State> {
         Kind::Snapshot => Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
         _ => {
             let conn = Connection::open_in_memory()?;
-            conn.execute_batch(&std::fs::read_to_string(file)?)?;
+            crate::d1::load::load_sql_file(&conn, file, "the export")?;
             conn
         }
     };

@@ -320,15 +320,26 @@ impl Change for Migrate<'_> {
             .filter(|m| after.is_applied(&m.name))
             .map(|m| m.name.as_str())
             .collect();
-        let culprit = outcome
-            .failed
-            .clone()
-            .or_else(|| missing.first().map(|m| m.name.clone()))
-            .unwrap_or_default();
         let why = outcome.error.clone().unwrap_or_else(|| {
             "wrangler reported success, but the tracking table does not record it".into()
         });
-        let mut msg = format!("migration {culprit} failed: {why}\n");
+        // wrangler names the SQL that failed, not its file: the file is named only when a
+        // replay on a copy found it (or the request held one file), never guessed.
+        let mut msg = match (&outcome.failed, missing.as_slice()) {
+            _ if outcome.no_file_failed => format!(
+                "applying failed: {why}\nsent again in a request that cannot commit, every file of it ran: \
+                 the failure was not in a migration file (a damaged or lost reply, or a fault of D1); \
+                 running the command again is safe\n"
+            ),
+            (Some(culprit), _) => format!("migration {culprit} failed: {why}\n"),
+            (None, [one]) => format!("migration {} failed: {why}\n", one.name),
+            (None, many) => format!(
+                "one of the {} migrations sent together failed ({}), and a replay on a copy could not tell \
+                 which: {why}\n",
+                many.len(),
+                many.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        };
         // Printed even when nothing is applied (by the pipeline's undo line): a request
         // that timed out may still land.
         msg.push_str(&describe_after(target, &after, &applied_now, &missing));

@@ -224,14 +224,11 @@ fn copy(ctx: &Ctx, target: &Target) -> anyhow::Result<Connection> {
             .map_err(|e| failed!("cannot open a scratch database: {e}"))?;
         match made {
             BackupMade::Export { .. } => {
-                let sql = std::fs::read_to_string(&scratch)
-                    .map_err(|e| failed!("cannot read the export {}: {e}", scratch.display()))?;
-                conn.execute_batch(&sql).map_err(|e| {
-                    failed!(
-                        "the export of {} does not load into SQLite: {e}",
-                        target.describe()
-                    )
-                })?;
+                crate::d1::load::load_sql_file(
+                    &conn,
+                    &scratch,
+                    &format!("the export of {}", target.describe()),
+                )?;
             }
             BackupMade::Snapshot => {
                 let mut conn = conn;

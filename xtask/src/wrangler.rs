@@ -52,6 +52,15 @@ impl Lazy {
         self.found.as_mut().expect("set just above").run(args)
     }
 
+    /// Finds wrangler now (and checks its Node), so that a missing one is found before
+    /// anything is written.
+    pub(crate) fn ready(&mut self) -> anyhow::Result<()> {
+        if self.found.is_none() {
+            self.found = Some(Wrangler::locate(&self.project)?);
+        }
+        Ok(())
+    }
+
     /// wrangler processes started so far.
     pub(crate) fn calls(&self) -> usize {
         self.found.as_ref().map_or(0, |w| w.calls)

@@ -343,6 +343,10 @@ impl Database for Local {
     fn wrangler_calls(&self) -> usize {
         self.wrangler.calls()
     }
+
+    fn ready(&mut self) -> anyhow::Result<()> {
+        self.wrangler.ready()
+    }
 }
 
 /// Every row of `sql` as a JSON object keyed by column name.

@@ -2,6 +2,7 @@
 //! (read directly, written through `wrangler --local`) or a remote database (through
 //! `wrangler --remote`). Commands talk to `dyn Database` and never ask which one it is.
 
+pub(crate) mod load;
 pub(crate) mod local;
 #[cfg(test)]
 pub(crate) mod memory;
@@ -241,6 +242,9 @@ pub(crate) struct ApplyReport {
     pub(crate) error: Option<String>,
     /// The migration that failed, where it could be told.
     pub(crate) failed: Option<String>,
+    /// The files of the failed request all ran when sent again in a request that could
+    /// not commit: the failure was not in a file (a damaged reply, a fault of D1).
+    pub(crate) no_file_failed: bool,
     /// The tracking table as read back in the same request, when the apply could do that.
     pub(crate) after: Option<State>,
 }
@@ -328,6 +332,12 @@ pub(crate) trait Database {
     }
     /// wrangler processes started so far.
     fn wrangler_calls(&self) -> usize;
+
+    /// Makes sure the transport can run (wrangler found, its Node new enough) before a
+    /// command writes anything: a restore point, an index entry or a file.
+    fn ready(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// The schema `migrations` make on an empty database, replayed in memory (each file in
@@ -541,13 +551,18 @@ pub(crate) fn replay(
         create_tracking_table_sql(table)
     ))
     .ok()?;
+    // D1's limits and authorizer, so that a file fails here where it fails on D1 (a
+    // refused function or PRAGMA, a statement too long); transactions are the replay's own.
+    d1_rules::apply_limits(conn).ok()?;
     for m in migrations {
-        let sql = format!(
-            "BEGIN;\n{}\n;\n{}\nCOMMIT;",
-            m.sql,
-            tracking_insert_sql(table, &m.name)
-        );
-        if let Err(e) = conn.execute_batch(&sql) {
+        conn.execute_batch("BEGIN;").ok()?;
+        let ran = d1_rules::authorized(conn, || conn.execute_batch(&m.sql)).and_then(|()| {
+            conn.execute_batch(&format!(
+                "{};\nCOMMIT;",
+                tracking_insert_sql(table, &m.name)
+            ))
+        });
+        if let Err(e) = ran {
             let _ = conn.execute_batch("ROLLBACK;");
             return Some((m.name.clone(), e.to_string()));
         }

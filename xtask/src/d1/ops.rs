@@ -202,11 +202,13 @@ pub(crate) fn apply(
         match db.run(&sql, Some(&read_back))? {
             Ok(items) => after = items.as_ref().and_then(|i| i.last()).map(rows_to_state),
             Err(error) => {
+                let (failed, no_file_failed) = failed_migration(db, &table, group, before);
                 return Ok(ApplyReport {
                     error: Some(error),
-                    failed: failed_migration(&*db, &table, group, before),
+                    failed,
+                    no_file_failed,
                     after: None,
-                })
+                });
             }
         }
         done += group.len();
@@ -214,24 +216,90 @@ pub(crate) fn apply(
     Ok(ApplyReport {
         error: None,
         failed: None,
+        no_file_failed: false,
         after,
     })
 }
 
-/// The migration of a failed group: the file itself when it is one, else found by
-/// replaying the group on a copy of the database (with its rows where the transport has
-/// one, else on the schema alone): wrangler only says which SQL failed, not in which file.
+/// The migration of a failed group, and whether D1 showed that no file of it fails: the
+/// file itself when it is one; else found by D1 itself, bisecting with requests that
+/// cannot commit; else by replaying the group on a copy of the database (with its rows
+/// where the transport has one, else on the schema alone). wrangler only says which SQL
+/// failed, not in which file.
 fn failed_migration(
-    db: &dyn Database,
+    db: &mut dyn Database,
     table: &str,
     group: &[&Migration],
     before: &State,
-) -> Option<String> {
+) -> (Option<String>, bool) {
     if let [one] = group {
-        return Some(one.name.clone());
+        return (Some(one.name.clone()), false);
     }
-    let conn = db.copy().or_else(|| schema_copy(&before.schema))?;
-    replay(&conn, table, group).map(|(name, _)| name)
+    match bisect(db, table, group) {
+        Bisected::Culprit(name) => return (Some(name), false),
+        Bisected::NoFile => return (None, true),
+        Bisected::Unknown => {}
+    }
+    let replayed = db
+        .copy()
+        .or_else(|| schema_copy(&before.schema))
+        .and_then(|conn| replay(&conn, table, group).map(|(name, _)| name));
+    (replayed, false)
+}
+
+/// A statement that always fails, so that a request ending with it never commits.
+const SENTINEL_TABLE: &str = "xtask: rollback sentinel";
+
+/// What bisecting a failed group found.
+enum Bisected {
+    /// The first file that fails.
+    Culprit(String),
+    /// Every file ran: the failure was not in a file.
+    NoFile,
+    /// A reply could not be judged.
+    Unknown,
+}
+
+/// Whether `group` runs up to a statement that always fails, in a request that therefore
+/// never commits (D1 runs a request as one transaction): `Some(true)` if the files got as
+/// far as the sentinel, `Some(false)` if one of them failed, `None` if the reply cannot
+/// be judged.
+fn runs_to_sentinel(db: &mut dyn Database, table: &str, group: &[&Migration]) -> Option<bool> {
+    let sql = format!(
+        "{}\nSELECT * FROM {};\n",
+        batch_sql(table, group, &Extras::default()),
+        quote_ident(SENTINEL_TABLE)
+    );
+    match db.run(&sql, None) {
+        Ok(Err(e)) => Some(e.contains(SENTINEL_TABLE)),
+        // The sentinel cannot succeed: a reply that says so is not to be trusted.
+        Ok(Ok(_)) | Err(_) => None,
+    }
+}
+
+/// Finds the first file of a failed group: the whole group is tried again, then halves,
+/// each followed by the sentinel. About log2(n) + 1 requests, spent only after a failure.
+fn bisect(db: &mut dyn Database, table: &str, group: &[&Migration]) -> Bisected {
+    ui::say(format!(
+        "finding which of the {} files failed, with requests that are rolled back",
+        group.len()
+    ));
+    match runs_to_sentinel(db, table, group) {
+        Some(true) => return Bisected::NoFile,
+        Some(false) => {}
+        None => return Bisected::Unknown,
+    }
+    // group[..good] gets through; group[..bad] fails.
+    let (mut good, mut bad) = (0, group.len());
+    while bad - good > 1 {
+        let mid = (good + bad) / 2;
+        match runs_to_sentinel(db, table, &group[..mid]) {
+            Some(true) => good = mid,
+            Some(false) => bad = mid,
+            None => return Bisected::Unknown,
+        }
+    }
+    Bisected::Culprit(group[good].name.clone())
 }
 
 /// Restores in place: a restore point through the transport, an SQL export by emptying

@@ -242,7 +242,20 @@ impl Database for Remote {
         let bookmark = self.bookmark(None)?;
         let mut args = self.target.d1_args(&["export"]);
         args.extend(["--output".into(), scratch.display().to_string()]);
+        crate::ui::say(format!(
+            "exporting {} (wrangler waits for D1 to write the file, then downloads it)",
+            self.target.describe()
+        ));
+        let started = std::time::Instant::now();
         let run = self.wrangler(&args)?;
+        if run.success {
+            let size = std::fs::metadata(scratch).map_or(0, |m| m.len());
+            crate::ui::say(format!(
+                "exported {} in {:.1} s",
+                super::load::megabytes(size),
+                started.elapsed().as_secs_f64()
+            ));
+        }
         if !run.success || !scratch.is_file() {
             let _ = std::fs::remove_file(scratch);
             return Err(failed!(
@@ -256,5 +269,9 @@ impl Database for Remote {
 
     fn wrangler_calls(&self) -> usize {
         self.wrangler.calls()
+    }
+
+    fn ready(&mut self) -> anyhow::Result<()> {
+        self.wrangler.ready()
     }
 }

@@ -18,6 +18,7 @@ mod drizzle;
 mod emulator_wrangler;
 mod every;
 mod local_migrate;
+mod messages;
 mod processes;
 mod provisioning;
 mod reliability;
