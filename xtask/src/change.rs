@@ -257,6 +257,9 @@ fn locked(
         )?),
         None => None,
     };
+    if let Some(c) = &captured {
+        ui::known("restore_point", c.json());
+    }
     let mut act = Act {
         target,
         db,

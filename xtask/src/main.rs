@@ -61,20 +61,28 @@ impl Ctx {
     /// `--env` and `--database` resolved against the config.
     pub(crate) fn target(&self) -> anyhow::Result<Target> {
         let env = Env::parse(self.global.env.as_deref());
-        self.config.resolve(
+        let target = self.config.resolve(
             &env,
             self.global.database.as_deref(),
             &self.settings.protected,
-        )
+        )?;
+        ui::known("env", serde_json::json!(target.env.name()));
+        ui::known("database", db_status::database_json(&target));
+        Ok(target)
     }
 }
 
 fn main() -> ExitCode {
     proc::install_signal_handlers();
+    // `--json` as typed, so that even an argument error answers with a document.
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if proc::interrupted() => {
             ui::say(format!("interrupted: {err:#}"));
+            if json {
+                ui::json_error(130, "interrupted", &format!("{err:#}"));
+            }
             ExitCode::from(130)
         }
         Err(err) => {
@@ -85,7 +93,21 @@ fn main() -> ExitCode {
                 "error"
             };
             ui::say(format!("{label}: {err:#}"));
-            ExitCode::from(code_of(&err))
+            let code = code_of(&err);
+            if json {
+                let kind = if code != exit as u8 {
+                    "command"
+                } else {
+                    match exit {
+                        Exit::Failed => "failed",
+                        Exit::Usage => "usage",
+                        Exit::Pending => "pending",
+                        Exit::Refused => "refused",
+                    }
+                };
+                ui::json_error(code, kind, &ui::redact(&format!("{err:#}")));
+            }
+            ExitCode::from(code)
         }
     }
 }

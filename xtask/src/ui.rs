@@ -47,6 +47,41 @@ pub(crate) fn collect_json<R>(f: impl FnOnce() -> R) -> (R, Vec<serde_json::Valu
     (out, docs)
 }
 
+/// Whether a JSON document has gone to stdout.
+static PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// What is known about the run so far (environment, database, restore point), for the
+/// document a failing `--json` run prints.
+static KNOWN: std::sync::Mutex<Option<serde_json::Map<String, serde_json::Value>>> =
+    std::sync::Mutex::new(None);
+
+/// Records a fact about the run for a failure's JSON document.
+pub(crate) fn known(key: &str, value: serde_json::Value) {
+    if let Ok(mut known) = KNOWN.lock() {
+        known
+            .get_or_insert_with(serde_json::Map::new)
+            .insert(key.to_string(), value);
+    }
+}
+
+/// The document a failed `--json` run prints, unless the command printed its own: an
+/// `error` object (`exit`, `kind`, `message`) and what is known.
+pub(crate) fn json_error(exit: u8, kind: &str, message: &str) {
+    if PRINTED.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let mut doc = KNOWN
+        .lock()
+        .ok()
+        .and_then(|k| k.clone())
+        .unwrap_or_default();
+    doc.insert(
+        "error".into(),
+        serde_json::json!({"exit": exit, "kind": kind, "message": message}),
+    );
+    json(&serde_json::Value::Object(doc));
+}
+
 /// The one JSON document of a `--json` run, on stdout.
 pub(crate) fn json(value: &serde_json::Value) {
     let set_aside = COLLECTED.with(|c| match c.borrow_mut().as_mut() {
@@ -59,6 +94,7 @@ pub(crate) fn json(value: &serde_json::Value) {
     if set_aside {
         return;
     }
+    PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
     let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", redact(&text));

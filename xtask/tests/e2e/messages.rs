@@ -119,3 +119,36 @@ fn a_missing_wrangler_leaves_no_trace() {
     assert!(!run.stderr.contains("to return to"), "{}", run.stderr);
     assert!(!ws.dir.join("backups").exists(), "a backup was written");
 }
+
+/// With `--json`, a failure still prints one document on stdout: an `error` object with
+/// the exit status, its kind and the message, and what is known.
+#[test]
+fn json_failures_print_one_document() {
+    let ws = Workspace::new("messages-json");
+    ws.migration("0001_ok.sql", "CREATE TABLE a (id INTEGER PRIMARY KEY);\n")
+        .migration(
+            "0002_bad.sql",
+            "INSERT INTO a (id) VALUES (1);\nINSERT INTO a (id) VALUES (1);\n",
+        );
+    let unknown = ws.xtask(&["db-migrate", "--env", "nope", "--json"]);
+    unknown.expect(2, &[]);
+    let doc = unknown.json();
+    assert_eq!(doc["error"]["exit"], 2);
+    assert_eq!(doc["error"]["kind"], "usage");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("nope"));
+
+    let refused = ws.xtask(&["db-migrate", "--env", "production", "--json"]);
+    refused.expect(4, &[]);
+    let doc = refused.json();
+    assert_eq!(doc["error"]["kind"], "refused");
+    assert_eq!(doc["env"], "production");
+    assert_eq!(doc["database"]["name"], "e2e-prod");
+
+    let failed = ws.xtask(&["db-migrate", "--json"]);
+    failed.expect(1, &["0002_bad.sql"]);
+    let doc = failed.json();
+    assert_eq!(doc["error"]["exit"], 1);
+    assert_eq!(doc["error"]["kind"], "failed");
+    assert!(doc["restore_point"]["backup"].is_string(), "{doc}");
+    assert_eq!(doc["env"], "local");
+}
