@@ -6,7 +6,8 @@
 //! # D1's rules, applied by default
 //!
 //! An emulator that accepts what D1 refuses certifies bugs, so it is strict. Each rule,
-//! with its evidence (the section numbers are those of `shared/docs/d1-as-it-is.md`):
+//! with its evidence (the numbers name the kind of rule: 1 limits, 2 authorizer, 3 splitting, 4
+//! transactions, 5 import, 6 errors, 7 time and rate, 8 export):
 //!
 //! | rule | what the emulator does | evidence |
 //! |---|---|---|

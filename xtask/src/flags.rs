@@ -63,7 +63,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
             "create <migrations_dir>/<NNNN>_<name>.sql with the next number (never overwrites)",
         positional: Some((
             "name",
-            "what the migration does, e.g. add_orders (spaces become _)",
+            "what the migration does, in one or more words: add orders, add_orders (spaces become _)",
         )),
         trailing: false,
         opts: &[],
@@ -456,6 +456,10 @@ impl Flags {
                 }
                 Some(spec) => match (spec.positional, &raw.positional) {
                     (Some(_), None) => raw.positional = Some(arg),
+                    // `db-new add tags`: the words of a name, as people type them.
+                    (Some(_), Some(words)) if spec.name == "db-new" => {
+                        raw.positional = Some(format!("{words} {arg}"))
+                    }
                     _ => {
                         return Err(usage!(
                             "unexpected argument `{arg}` for `{}`: see `cargo xtask {} --help`",
@@ -737,7 +741,14 @@ mod tests {
         assert!(usage_error("db-migrate --to").contains("needs a value"));
         assert!(usage_error("db-status --check=yes").contains("takes no value"));
         assert!(usage_error("db-new").contains("needs a name"));
-        assert!(usage_error("db-new a b").contains("unexpected argument `b`"));
+        assert!(usage_error("db-reset extra").contains("unexpected argument `extra`"));
+        // A name in several words, as the README types it: `db-new add tags`.
+        assert_eq!(
+            parse("db-new add tags").unwrap().command,
+            Command::DbNew(DbNew {
+                name: "add tags".into()
+            })
+        );
         assert!(usage_error("db-migrat").contains("unknown command"));
         assert!(usage_error("db-status --to 3").contains("unknown flag `--to`"));
         assert!(usage_error("db-status -x").contains("unknown flag `-x`"));

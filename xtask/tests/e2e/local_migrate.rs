@@ -77,7 +77,7 @@ fn db_new_shows_pending_then_applies() {
     ws.xtask(&["db-migrate"])
         .expect(0, &["applied 1 migration"]);
 
-    let run = ws.xtask(&["db-new", "add tags", "--json"]);
+    let run = ws.xtask(&["db-new", "add", "tags", "--json"]);
     run.expect(0, &["created"]);
     assert_eq!(run.json()["name"], "0002_add_tags.sql");
     let path = ws.dir.join("migrations/0002_add_tags.sql");

@@ -86,3 +86,110 @@ fn formatted() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The README's worked example runs as written: its `cargo xtask` and `echo` lines run in
+/// a copy of the sample workspace, each exits as the block says (`# exit N`, else 0), and
+/// every output line of the block that holds no path, time or elision is printed.
+#[test]
+fn the_readme_worked_example_runs_as_written() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let section = readme
+        .split("## Worked example")
+        .nth(1)
+        .expect("README has a worked example");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the worked example is a ```sh block");
+    let ws = crate::support::Workspace::sample("readme-example");
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    // Each command with the output lines that follow it.
+    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+    for line in block.lines() {
+        match line.strip_prefix("$ ") {
+            Some(cmd) if cmd.starts_with("cargo xtask ") || cmd.starts_with("echo ") => {
+                steps.push((cmd.to_string(), Vec::new()))
+            }
+            _ => steps
+                .last_mut()
+                .expect("the block starts with a command")
+                .1
+                .push(line.to_string()),
+        }
+    }
+    assert!(steps.len() >= 4, "{steps:?}");
+    for (cmd, output) in &steps {
+        if let Some(rest) = cmd.strip_prefix("echo ") {
+            let (text, file) = rest.rsplit_once(" >> ").expect("echo '...' >> file");
+            let text = text.trim_matches('\'');
+            let path = ws.dir.join(file);
+            let mut old = std::fs::read_to_string(&path).unwrap_or_default();
+            old.push_str(text);
+            old.push('\n');
+            std::fs::write(&path, old).unwrap();
+            continue;
+        }
+        let args: Vec<&str> = cmd["cargo xtask ".len()..].split_whitespace().collect();
+        let expected_exit = output
+            .iter()
+            .find_map(|l| l.split("# exit ").nth(1))
+            .map_or(0, |n| n.trim().parse::<i32>().unwrap());
+        let run = ws.xtask(&args);
+        run.expect(expected_exit, &[]);
+        let printed = format!("{}{}", run.stdout, run.stderr);
+        for line in output {
+            let line = line.split("# exit").next().unwrap().trim_end();
+            let variable = ["…", "...", "/path", "2026", "$ "]
+                .iter()
+                .any(|v| line.contains(v));
+            if !line.is_empty() && !variable {
+                assert!(
+                    printed.contains(line),
+                    "`{cmd}` did not print `{line}`; it printed:\n{printed}"
+                );
+            }
+        }
+    }
+}
+
+/// Every relative link of the repository's Markdown resolves to a file inside it: a clone
+/// has nothing beside it.
+#[test]
+fn markdown_links_stay_inside_the_repository() {
+    let root = repo_root().canonicalize().unwrap();
+    let mut files = vec![root.join("README.md"), root.join("RELIABILITY.md")];
+    if let Ok(entries) = std::fs::read_dir(root.join("docs")) {
+        files.extend(entries.flatten().map(|e| e.path()));
+    }
+    let mut bad = Vec::new();
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "md"))
+    {
+        let text = std::fs::read_to_string(file).unwrap();
+        for piece in text.split("](").skip(1) {
+            let target = piece.split(')').next().unwrap_or_default();
+            let target = target.split('#').next().unwrap_or_default();
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let resolved = file.parent().unwrap().join(target);
+            let inside = resolved
+                .canonicalize()
+                .map(|p| p.starts_with(&root))
+                .unwrap_or(false);
+            if !inside {
+                bad.push(format!("{}: {target}", file.display()));
+            }
+        }
+        if text.contains("../shared") {
+            bad.push(format!("{}: mentions ../shared", file.display()));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "links that leave the repository:\n{}",
+        bad.join("\n")
+    );
+}
