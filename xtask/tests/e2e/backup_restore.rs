@@ -350,8 +350,11 @@ fn restore_staging_to_seconds_ago_and_record_bookmarks() {
     let emu = ws.emulator();
     let xt = |args: &[&str], extra: &[(&str, &str)]| ws.xtask_remote(&emu, args, extra);
     xt(&["db-migrate", "--env", "staging"], &[]).expect(0, &[]);
-    let between = std::time::Instant::now() + std::time::Duration::from_millis(1500);
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // A moment 2 s after the first migration and 2 s before the second; each command
+    // below names it as "N seconds ago" computed just before it runs, so no command
+    // depends on how long another took.
+    let between = std::time::Instant::now() + std::time::Duration::from_millis(2000);
+    std::thread::sleep(std::time::Duration::from_secs(4));
     ws.migration("0002_posts.sql", POSTS);
     xt(&["db-migrate", "--env", "staging"], &[]).expect(0, &["applied 1 migration"]);
 
@@ -371,17 +374,19 @@ fn restore_staging_to_seconds_ago_and_record_bookmarks() {
     list.expect(0, &[&bookmark, "JST (+09:00)", " UTC)"]);
 
     // "N seconds ago": printed in UTC and local time with its bookmark; a dry run stops.
-    let ago = format!(
-        "{} seconds ago",
-        between.elapsed().as_secs_f64().round() as u64
-    );
+    let ago = || {
+        format!(
+            "{} seconds ago",
+            between.elapsed().as_secs_f64().round() as u64
+        )
+    };
     let dry = xt(
         &[
             "db-restore",
             "--env",
             "staging",
             "--timestamp",
-            &ago,
+            &ago(),
             "--dry-run",
         ],
         &[("TZ", "Europe/Paris")],
@@ -390,7 +395,7 @@ fn restore_staging_to_seconds_ago_and_record_bookmarks() {
     let (_, applied) = ws.remote_tables_and_applied(&emu, "staging");
     assert_eq!(applied.len(), 2, "a dry run changes nothing");
     let run = xt(
-        &["db-restore", "--env", "staging", "--timestamp", &ago],
+        &["db-restore", "--env", "staging", "--timestamp", &ago()],
         &[],
     );
     run.expect(0, &["restored", "to return to the state before this run"]);
