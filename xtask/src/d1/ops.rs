@@ -193,12 +193,24 @@ pub(crate) fn apply(
     for (i, group) in groups.iter().enumerate() {
         let sql = batch_sql(&table, group, &group_extras(extras, i, last));
         let names: Vec<&str> = group.iter().map(|m| m.name.as_str()).collect();
-        ui::say(format!(
-            "applying {}-{} of {total}: {}",
-            done + 1,
-            done + group.len(),
-            names.join(", ")
-        ));
+        if names.len() <= 3 {
+            ui::say(format!(
+                "applying {}-{} of {total}: {}",
+                done + 1,
+                done + group.len(),
+                names.join(", ")
+            ));
+        } else {
+            // A line per file: 200 names on one line help nobody.
+            ui::say(format!(
+                "applying {}-{} of {total} in one request:",
+                done + 1,
+                done + group.len()
+            ));
+            for (k, name) in names.iter().enumerate() {
+                ui::say(format!("  [{}/{total}] {name}", done + k + 1));
+            }
+        }
         match db.run(&sql, Some(&read_back))? {
             Ok(items) => after = items.as_ref().and_then(|i| i.last()).map(rows_to_state),
             Err(error) => {

@@ -44,6 +44,9 @@ fn a_failed_batch_names_the_file_that_failed() {
         &[
             "migration 0005_first_thing.sql failed",
             "UNIQUE constraint failed",
+            // Progress: a line per file, not one line of every name.
+            "applying 1-8 of 8 in one request:",
+            "  [4/8] 0005_first_thing.sql",
         ],
     );
     assert!(
