@@ -21,6 +21,7 @@ mod local_migrate;
 mod messages;
 mod processes;
 mod provisioning;
+mod real_schemas;
 mod reliability;
 mod remote_migrate;
 mod reset_seed;
