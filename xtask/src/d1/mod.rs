@@ -639,24 +639,7 @@ mod tests {
         }
     }
 
-    fn schema(sqls: &[&str]) -> Vec<SchemaObject> {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        for s in sqls {
-            conn.execute_batch(s).unwrap();
-        }
-        let mut stmt = conn.prepare(SCHEMA_SQL).unwrap();
-        stmt.query_map([], |r| {
-            Ok(SchemaObject {
-                kind: r.get(0)?,
-                name: r.get(1)?,
-                table: r.get(2)?,
-                sql: r.get(3)?,
-            })
-        })
-        .unwrap()
-        .flatten()
-        .collect()
-    }
+    use super::schema::tests::schema;
 
     #[test]
     fn parses_execute_json() {

@@ -165,11 +165,12 @@ pub(crate) fn drop_all_sql(schema: &[SchemaObject], keep: &[String]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::d1::SCHEMA_SQL;
 
-    fn schema(sqls: &[&str]) -> Vec<SchemaObject> {
+    /// The schema objects `sqls` make, read as the xtask reads them.
+    pub(crate) fn schema(sqls: &[&str]) -> Vec<SchemaObject> {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         for s in sqls {
             conn.execute_batch(s).unwrap();
