@@ -127,29 +127,6 @@ pub const PRAGMAS_BOOLEAN: &[&str] = &[
     "reverse_unordered_selects",
 ];
 
-/// Every PRAGMA name D1 runs in some form (kept for lint messages and the docs).
-pub const ALLOWED_PRAGMAS: &[&str] = &[
-    "case_sensitive_like",
-    "data_version",
-    "defer_foreign_keys",
-    "foreign_key_check",
-    "foreign_key_list",
-    "foreign_keys",
-    "ignore_check_constraints",
-    "index_info",
-    "index_list",
-    "index_xinfo",
-    "legacy_alter_table",
-    "optimize",
-    "page_size",
-    "quick_check",
-    "recursive_triggers",
-    "reverse_unordered_selects",
-    "table_info",
-    "table_list",
-    "table_xinfo",
-];
-
 /// Whether D1 runs `PRAGMA <name> [= <value>]` (or `PRAGMA <name>(<value>)`).
 pub fn pragma_allowed(name: &str, value: Option<&str>) -> bool {
     let is = |list: &[&str]| list.iter().any(|p| p.eq_ignore_ascii_case(name));

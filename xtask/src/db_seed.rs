@@ -450,16 +450,8 @@ pub(crate) fn xtask_env(
     env.push(("XTASK_WRANGLER_FLAGS", flags.into()));
     // The project's wrangler, and the Node it runs on, first on PATH: a smoke script that
     // calls `wrangler` gets the pinned one, on a Node new enough for it.
-    if let Ok(wrangler) = crate::wrangler::Wrangler::locate(&ctx.project) {
-        let (program, node_dir) = wrangler.program_and_node_dir();
-        let mut paths: Vec<std::path::PathBuf> = node_dir.into_iter().collect();
-        paths.extend(program.parent().map(std::path::Path::to_path_buf));
-        if let Some(old) = std::env::var_os("PATH") {
-            paths.extend(std::env::split_paths(&old));
-        }
-        if let Ok(joined) = std::env::join_paths(paths) {
-            env.push(("PATH", joined));
-        }
+    if let Some(path) = db.child_path() {
+        env.push(("PATH", path));
     }
     env
 }

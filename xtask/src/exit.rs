@@ -15,6 +15,18 @@ pub(crate) enum Exit {
     Refused = 4,
 }
 
+impl Exit {
+    /// Its name in a `--json` failure document (`error.kind`).
+    pub(crate) fn kind(self) -> &'static str {
+        match self {
+            Exit::Failed => "failed",
+            Exit::Usage => "usage",
+            Exit::Pending => "pending",
+            Exit::Refused => "refused",
+        }
+    }
+}
+
 /// An error that knows its exit status. Anything else that reaches `main` exits 1.
 #[derive(Debug)]
 pub(crate) struct Stop {

@@ -74,8 +74,12 @@ impl Ctx {
 
 fn main() -> ExitCode {
     proc::install_signal_handlers();
-    // `--json` as typed, so that even an argument error answers with a document.
-    let json = std::env::args_os().skip(1).any(|a| a == "--json");
+    // `--json` as typed, so that even an argument error answers with a document; words
+    // after `--` are the user's command (`db-seed -- <command>`), not ours.
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if proc::interrupted() => {
@@ -95,15 +99,11 @@ fn main() -> ExitCode {
             ui::say(format!("{label}: {err:#}"));
             let code = code_of(&err);
             if json {
+                // A status passed on from the user's command is that command's.
                 let kind = if code != exit as u8 {
                     "command"
                 } else {
-                    match exit {
-                        Exit::Failed => "failed",
-                        Exit::Usage => "usage",
-                        Exit::Pending => "pending",
-                        Exit::Refused => "refused",
-                    }
+                    exit.kind()
                 };
                 ui::json_error(code, kind, &ui::redact(&format!("{err:#}")));
             }

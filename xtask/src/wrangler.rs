@@ -46,10 +46,8 @@ impl Lazy {
     }
 
     pub(crate) fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
-        if self.found.is_none() {
-            self.found = Some(Wrangler::locate(&self.project)?);
-        }
-        self.found.as_mut().expect("set just above").run(args)
+        self.ready()?;
+        self.found.as_mut().expect("found by ready").run(args)
     }
 
     /// Finds wrangler now (and checks its Node), so that a missing one is found before
@@ -59,6 +57,11 @@ impl Lazy {
             self.found = Some(Wrangler::locate(&self.project)?);
         }
         Ok(())
+    }
+
+    /// `PATH` for the commands the xtask runs for the user, once wrangler is found.
+    pub(crate) fn child_path(&self) -> Option<OsString> {
+        self.found.as_ref().and_then(Wrangler::child_path)
     }
 
     /// wrangler processes started so far.
@@ -206,17 +209,18 @@ impl Wrangler {
         (self.program.clone(), node_dir)
     }
 
+    /// `PATH` for the commands the xtask runs for the user (`--verify`, `db-seed --`):
+    /// wrangler's folder (where `npm ci` also puts the Node it runs on) before the
+    /// caller's own, so that `wrangler` and `node` are the project's.
+    pub(crate) fn child_path(&self) -> Option<OsString> {
+        self.program.parent().map(path_with)
+    }
+
     fn new(program: PathBuf) -> Wrangler {
         let path_env = program
             .parent()
             .filter(|dir| dir.join(node_exe()).is_file())
-            .map(|dir| {
-                let mut paths = vec![dir.to_path_buf()];
-                if let Some(old) = std::env::var_os("PATH") {
-                    paths.extend(std::env::split_paths(&old));
-                }
-                std::env::join_paths(paths).unwrap_or_default()
-            });
+            .map(path_with);
         Wrangler {
             program,
             path_env,
@@ -330,6 +334,15 @@ impl Wrangler {
 /// with `-` (SQL opening with a `-- comment`) is taken by yargs for options ("You must
 /// provide either --command or --file", or "Unknown arguments"), so such SQL gets a
 /// leading newline, which SQL ignores.
+/// The caller's `PATH` with `dir` in front.
+fn path_with(dir: &Path) -> OsString {
+    let mut paths = vec![dir.to_path_buf()];
+    if let Some(old) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&old));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
 pub(crate) fn json_command_args(sql: &str) -> [String; 3] {
     let value = if sql.starts_with('-') {
         format!("\n{sql}")

@@ -2,8 +2,8 @@
 //!
 //! rusqlite's `execute_batch` on a whole export copies the rest of the text for every
 //! statement it prepares, so a database of 18 MB took 84 s to load (93 % in `memmove`).
-//! Here the file is read a line at a time, statements are cut where SQLite's own
-//! `sqlite3_complete` says they end, and each runs on its own: time grows with the size
+//! Here the file is read a line at a time, statements are cut where the lint's splitter
+//! (SQLite's `sqlite3_complete` rules) says they end, and each runs on its own: time grows with the size
 //! of the file, and memory with the largest statement.
 
 use std::io::{BufRead, BufReader};
@@ -23,14 +23,11 @@ pub(crate) struct Loaded {
     pub(crate) bytes: u64,
 }
 
-/// Whether `sql` ends with a complete statement, by SQLite's own rules (strings,
-/// comments, `CREATE TRIGGER ... END;` bodies).
-pub(crate) fn is_complete(sql: &str) -> bool {
-    let Ok(text) = std::ffi::CString::new(sql) else {
-        return false;
-    };
-    // SAFETY: `text` is a valid NUL-terminated string that lives across the call.
-    unsafe { rusqlite::ffi::sqlite3_complete(text.as_ptr()) != 0 }
+/// Whether `sql` is whole statements, by the rules of SQLite's `sqlite3_complete`
+/// (strings, comments, `CREATE TRIGGER ... END;` bodies), as the lint splits them.
+fn is_complete(sql: &str) -> bool {
+    let split = crate::migrations::sql::split(sql);
+    split.unclosed.is_none() && split.statements.iter().all(|s| s.terminated)
 }
 
 /// Runs every statement of the SQL file `path` on `conn`, in order. `what` names the file
@@ -88,11 +85,9 @@ pub(crate) fn load_sql_file(
             ));
         }
     }
-    let only_comments = stmt.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty() || l.starts_with("--")
-    });
-    if !only_comments {
+    // What is left after the last `;` may be comments; anything else was cut short.
+    let rest = crate::migrations::sql::split(&stmt);
+    if !rest.statements.is_empty() || rest.unclosed.is_some() {
         return Err(failed!(
             "{what} ({}) ends inside a statement (cut short?): {}",
             path.display(),

@@ -347,6 +347,10 @@ impl Database for Local {
     fn ready(&mut self) -> anyhow::Result<()> {
         self.wrangler.ready()
     }
+
+    fn child_path(&self) -> Option<std::ffi::OsString> {
+        self.wrangler.child_path()
+    }
 }
 
 /// Every row of `sql` as a JSON object keyed by column name.

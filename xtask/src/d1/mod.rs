@@ -338,6 +338,12 @@ pub(crate) trait Database {
     fn ready(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
+
+    /// `PATH` for the commands the xtask runs for the user: the transport's wrangler and
+    /// its Node first (`None`: leave `PATH` as it is).
+    fn child_path(&self) -> Option<std::ffi::OsString> {
+        None
+    }
 }
 
 /// The schema `migrations` make on an empty database, replayed in memory (each file in

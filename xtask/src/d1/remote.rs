@@ -274,4 +274,8 @@ impl Database for Remote {
     fn ready(&mut self) -> anyhow::Result<()> {
         self.wrangler.ready()
     }
+
+    fn child_path(&self) -> Option<std::ffi::OsString> {
+        self.wrangler.child_path()
+    }
 }
