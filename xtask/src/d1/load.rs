@@ -38,6 +38,27 @@ pub(crate) fn load_sql_file(
     path: &Path,
     what: &str,
 ) -> anyhow::Result<Loaded> {
+    let mut n = 0u64;
+    for_each_statement(path, what, |stmt| {
+        n += 1;
+        conn.execute_batch(stmt).map_err(|e| {
+            failed!(
+                "{what} ({}) does not load into SQLite at statement {n}: {e}",
+                path.display()
+            )
+        })
+    })
+}
+
+/// Calls `f` with each statement of the SQL file `path` (its text up to and including
+/// the `;`, with the comments and line ends before it), in order, reading a line at a
+/// time; progress goes to stderr every 16 MB. A text left over at the end that is not a
+/// complete statement is an error (a file cut short).
+pub(crate) fn for_each_statement(
+    path: &Path,
+    what: &str,
+    mut f: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<Loaded> {
     let file = std::fs::File::open(path)
         .map_err(|e| failed!("cannot read {what} ({}): {e}", path.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -65,20 +86,14 @@ pub(crate) fn load_sql_file(
         })?;
         stmt.push_str(text);
         if text.trim_end().ends_with(';') && is_complete(&stmt) {
-            conn.execute_batch(&stmt).map_err(|e| {
-                failed!(
-                    "{what} ({}) does not load into SQLite at statement {}: {e}",
-                    path.display(),
-                    loaded.statements + 1
-                )
-            })?;
+            f(&stmt)?;
             loaded.statements += 1;
             stmt.clear();
         }
         if loaded.bytes >= next_report {
             next_report += PROGRESS_EVERY;
             ui::say(format!(
-                "  loading {what}: {} of {} read, {:.1} s",
+                "  reading {what}: {} of {} read, {:.1} s",
                 megabytes(loaded.bytes),
                 megabytes(total),
                 started.elapsed().as_secs_f64()
@@ -95,6 +110,54 @@ pub(crate) fn load_sql_file(
         ));
     }
     Ok(loaded)
+}
+
+/// Whether a statement of an export creates an ordinary table (`CREATE TABLE`, not a
+/// virtual one), skipping the comments and blank lines before it.
+pub(crate) fn creates_table(stmt: &str) -> bool {
+    let split = crate::migrations::sql::split(stmt);
+    split.statements.first().is_some_and(|s| {
+        let words = s.leading_words(stmt, 2);
+        words.first().map(String::as_str) == Some("CREATE")
+            && words.get(1).map(String::as_str) == Some("TABLE")
+    })
+}
+
+/// Writes to `out` the SQL that replaces a whole database by the export `dump`: `drops`
+/// (every current object), the export's `PRAGMA` lines, then every `CREATE TABLE` of
+/// the export, then the rest in its order. D1's export lists tables in the order they
+/// were made, so a table whose foreign key names a table made after it (Drizzle writes
+/// them in name order) comes first, and its rows would be refused ("no such table") were
+/// the export loaded as it is. Two passes over the file, one statement in memory.
+pub(crate) fn write_replacing_file(drops: &str, dump: &Path, out: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(out).map_err(|e| failed!("cannot write {}: {e}", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let io = |e: std::io::Error| failed!("cannot write {}: {e}", out.display());
+    writeln!(w, "{drops}").map_err(io)?;
+    let what = format!("the export {}", dump.display());
+    let is_pragma = |s: &str| {
+        let split = crate::migrations::sql::split(s);
+        split
+            .statements
+            .first()
+            .is_some_and(|st| st.leading_words(s, 1).first().map(String::as_str) == Some("PRAGMA"))
+    };
+    for_each_statement(dump, &what, |stmt| {
+        if is_pragma(stmt) || creates_table(stmt) {
+            w.write_all(stmt.as_bytes()).map_err(io)?;
+        }
+        Ok(())
+    })?;
+    for_each_statement(dump, &what, |stmt| {
+        if !is_pragma(stmt) && !creates_table(stmt) {
+            w.write_all(stmt.as_bytes()).map_err(io)?;
+        }
+        Ok(())
+    })?;
+    writeln!(w).map_err(io)?;
+    w.flush().map_err(io)
 }
 
 /// `12.3 MB`.

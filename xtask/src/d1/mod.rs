@@ -9,6 +9,7 @@ pub(crate) mod memory;
 pub(crate) mod ops;
 pub(crate) mod remote;
 pub(crate) mod schema;
+pub(crate) mod virtual_export;
 
 pub(crate) use schema::{drop_all_sql, schema_copy};
 
@@ -301,6 +302,13 @@ pub(crate) trait Database {
     fn run_meta(&mut self, sql: &str) -> anyhow::Result<Reply> {
         self.run(sql, None)
     }
+    /// Runs the SQL file `path` as one request, like `run` without rows, for a text the
+    /// size of a database (remote: D1's import API, which streams the file).
+    fn run_file(&mut self, path: &Path) -> anyhow::Result<Reply> {
+        let sql = std::fs::read_to_string(path)
+            .map_err(|e| crate::exit::failed!("cannot read {}: {e}", path.display()))?;
+        self.run(&sql, None)
+    }
     /// The wrangler argument list `run` would use for request `index` of `sql`, for
     /// `--dry-run`.
     fn command_for(&self, sql: &str, read_back: Option<&str>, index: usize) -> Vec<String>;
@@ -586,14 +594,6 @@ pub(crate) fn schema_from_rows(rows: &[serde_json::Value]) -> Vec<SchemaObject> 
             sql: o["sql"].as_str().unwrap_or_default().into(),
         })
         .collect()
-}
-
-/// The SQL that replaces the whole database by an SQL export: every object of `schema`
-/// dropped, then the export, for one request.
-pub(crate) fn replacing_sql(file: &Path, schema: &[SchemaObject]) -> anyhow::Result<String> {
-    let dump = std::fs::read_to_string(file)
-        .map_err(|e| crate::exit::usage!("cannot read {} as SQL text: {e}", file.display()))?;
-    Ok(format!("{}\n{dump}\n", drop_all_sql(schema, &[])))
 }
 
 /// Row counts of `tables`: one row with a column per table, at most `COUNTS_PER_QUERY`

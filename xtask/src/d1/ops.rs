@@ -4,9 +4,9 @@
 
 use super::{
     batch_sql, group_extras, is_lock_conflict, lock_from_json, lock_release_sql, lock_select_sql,
-    lock_table, quote_ident, quote_string, replacing_sql, replay, result_rows, rows_to_state,
-    schema_copy, state_from_items, state_request_sql, ApplyMode, ApplyReport, Database, Extras,
-    LockRow, Restore, RestorePoint, State,
+    lock_table, quote_ident, quote_string, replay, result_rows, rows_to_state, schema_copy,
+    state_from_items, state_request_sql, ApplyMode, ApplyReport, Database, Extras, LockRow,
+    Restore, RestorePoint, State,
 };
 use crate::exit::{failed, usage};
 use crate::migrations::Migration;
@@ -326,9 +326,17 @@ pub(crate) fn restore(
         Restore::Bookmark(b) => db.return_to(&RestorePoint::Bookmark(b.clone())),
         Restore::Snapshot(p) => db.return_to(&RestorePoint::Snapshot(p.clone())),
         Restore::Sql(file) => {
-            let sql = replacing_sql(file, &before.schema)?;
-            match execute(db, &sql)? {
-                Ok(()) => Ok(None),
+            let name = file
+                .file_name()
+                .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+            let request =
+                file.with_file_name(format!(".{name}.replacing-{}.sql", std::process::id()));
+            let drops = super::drop_all_sql(&before.schema, &[]);
+            let written = super::load::write_replacing_file(&drops, file, &request);
+            let outcome = written.and_then(|()| db.run_file(&request));
+            let _ = std::fs::remove_file(&request);
+            match outcome? {
+                Ok(_) => Ok(None),
                 Err(e) => Err(failed!(
                     "loading {} into {} failed: {e}; the request was one transaction, so the database \
                      should be as it was: check with `cargo xtask db-status --env {}`",

@@ -29,6 +29,101 @@ enum Transport {
 }
 
 impl Remote {
+    /// The backup of a database with virtual tables (`virtual_export`): the ordinary
+    /// tables through `wrangler d1 export --table ...`, the rest appended to the same file
+    /// from `/query`. Returns how many ordinary and virtual tables it holds.
+    fn export_around_virtual_tables(
+        &mut self,
+        scratch: &Path,
+        schema: &[super::SchemaObject],
+    ) -> anyhow::Result<(usize, usize)> {
+        use super::virtual_export::{self as vx, Content};
+        use std::io::Write;
+        let shadows = super::schema::shadow_tables(schema);
+        let is_virtual = |o: &&super::SchemaObject| super::schema::is_virtual(o);
+        let plain: Vec<&str> = schema
+            .iter()
+            .filter(|o| {
+                o.kind == "table"
+                    && !super::schema::is_virtual(o)
+                    && !shadows.contains(&o.name.to_ascii_lowercase())
+                    && !super::is_internal(&o.name)
+            })
+            .map(|o| o.name.as_str())
+            .collect();
+        let mut args = self.target.d1_args(&["export"]);
+        args.extend(["--output".into(), scratch.display().to_string()]);
+        for t in &plain {
+            args.extend(["--table".into(), t.to_string()]);
+        }
+        let run = self.wrangler(&args)?;
+        if !run.success || !scratch.is_file() {
+            return Err(failed!(
+                "the export of its ordinary tables failed: {}",
+                run.error_text()
+            ));
+        }
+        let io = |e: std::io::Error| failed!("cannot write {}: {e}", scratch.display());
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(scratch)
+            .map_err(io)?;
+        let mut w = std::io::BufWriter::new(file);
+        writeln!(
+            w,
+            "\n-- d1-xtask: what D1's export leaves out of a database with virtual tables"
+        )
+        .map_err(io)?;
+        let vtables: Vec<&super::SchemaObject> = schema.iter().filter(is_virtual).collect();
+        for o in &vtables {
+            writeln!(w, "{};", vx::if_not_exists(&o.sql)).map_err(io)?;
+            match vx::content_of(&o.sql) {
+                Content::Rows { with_rowid } => {
+                    let mut after = i64::MIN;
+                    loop {
+                        let rows = self.query(&vx::page_sql(&o.name, after))?;
+                        w.write_all(vx::insert_rows(&o.name, &rows, with_rowid).as_bytes())
+                            .map_err(io)?;
+                        match rows.last().and_then(|r| r[vx::ROWID_COLUMN].as_i64()) {
+                            Some(last) if rows.len() >= vx::PAGE_ROWS => after = last,
+                            _ => break,
+                        }
+                    }
+                }
+                Content::Rebuild => {
+                    let q = super::quote_ident(&o.name);
+                    writeln!(w, "INSERT INTO {q}({q}) VALUES('rebuild');").map_err(io)?;
+                }
+                Content::Lost => ui::say(format!(
+                    "warning: {} is a contentless FTS5 table (content=''): its index cannot be read \
+                     back, so the backup recreates it empty; fill it again from your data after a restore",
+                    o.name
+                )),
+                Content::Nothing => {}
+            }
+        }
+        for kind in ["index", "view", "trigger"] {
+            for o in schema.iter().filter(|o| o.kind == kind) {
+                writeln!(w, "{};", vx::if_not_exists(&o.sql)).map_err(io)?;
+            }
+        }
+        if vx::has_autoincrement(schema) {
+            let rows = self.query("SELECT name, seq FROM sqlite_sequence")?;
+            writeln!(w, "DELETE FROM sqlite_sequence;").map_err(io)?;
+            for r in &rows {
+                writeln!(
+                    w,
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES ({}, {});",
+                    vx::literal(&r["name"]),
+                    vx::literal(&r["seq"])
+                )
+                .map_err(io)?;
+            }
+        }
+        w.flush().map_err(io)?;
+        Ok((plain.len(), vtables.len()))
+    }
+
     pub(crate) fn new(project: &Project, target: &Target) -> Remote {
         Remote {
             project: project.clone(),
@@ -186,6 +281,15 @@ impl Database for Remote {
         })
     }
 
+    fn run_file(&mut self, path: &Path) -> anyhow::Result<Reply> {
+        let run = self.wrangler(&self.args_for("", &Transport::File(path.to_path_buf())))?;
+        Ok(if run.success {
+            Ok(None)
+        } else {
+            Err(run.error_text())
+        })
+    }
+
     fn command_for(&self, sql: &str, read_back: Option<&str>, index: usize) -> Vec<String> {
         match self.with_read_back(sql, read_back) {
             Some(with) => self.args_for(&with, &Transport::Command),
@@ -247,7 +351,38 @@ impl Database for Remote {
             self.target.describe()
         ));
         let started = std::time::Instant::now();
-        let run = self.wrangler(&args)?;
+        let mut run = self.wrangler(&args)?;
+        let mut around = None;
+        if !run.success {
+            // D1 refuses to export a database that has virtual tables (FTS5): export its
+            // ordinary tables and read the rest.
+            let _ = std::fs::remove_file(scratch);
+            let schema = super::schema_from_rows(&self.query(super::SCHEMA_SQL)?);
+            if schema.iter().any(super::schema::is_virtual) {
+                match self.export_around_virtual_tables(scratch, &schema) {
+                    Ok(made) => {
+                        around = Some(made);
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(scratch);
+                        return Err(failed!(
+                            "exporting {} failed: {e}\nnothing was changed; the bookmark {bookmark} still marks this moment",
+                            self.target.describe()
+                        ));
+                    }
+                }
+                run.success = true;
+            }
+        }
+        if let Some((plain, virtual_tables)) = around {
+            ui::say(format!(
+                "D1 does not export a database with virtual tables: exported its {plain} ordinary \
+                 table{} and read its {virtual_tables} virtual table{} through queries, in separate \
+                 requests (a write in between would be caught by one part and not the other)",
+                if plain == 1 { "" } else { "s" },
+                if virtual_tables == 1 { "" } else { "s" },
+            ));
+        }
         if run.success {
             let size = std::fs::metadata(scratch).map_or(0, |m| m.len());
             crate::ui::say(format!(

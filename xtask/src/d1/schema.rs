@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use super::{is_internal, quote_ident, ForeignKey, SchemaObject};
 
 /// Whether `sql` creates a virtual table.
-fn is_virtual(o: &SchemaObject) -> bool {
+pub(crate) fn is_virtual(o: &SchemaObject) -> bool {
     o.kind == "table"
         && o.sql
             .split_whitespace()

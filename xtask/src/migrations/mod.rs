@@ -255,11 +255,16 @@ impl MigrationSet {
             self.warning("gap", &name, None, msg);
         }
         for (a, b) in dups {
-            self.error(
+            self.warning(
                 "duplicate-number",
                 &b,
                 None,
-                format!("has the same number as {a}: renumber one of them (`cargo xtask db-new` picks the next free number)"),
+                format!(
+                    "has the same number as {a}: wrangler applies both, in name order, and tracks them by \
+                     name, so this works, but `--to` must then give the file name; give new migrations a \
+                     number of their own (`cargo xtask db-new` picks the next free one) and do not rename a \
+                     file that is applied somewhere (wrangler would apply it again there)"
+                ),
             );
         }
     }
@@ -483,7 +488,11 @@ mod tests {
                 ("not-utf8", "0002_latin1.sql"),
             ]
         );
-        assert_eq!(set.errors().count(), 6);
+        assert_eq!(
+            set.errors().count(),
+            5,
+            "two files with one number only warn"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod backup_restore;
 mod baseline;
 mod config_errors;
 mod conformance;
+mod corpus;
 mod d1_rules;
 mod dev_server;
 mod drift_lock;
