@@ -328,6 +328,30 @@ impl flags::Bench {
 
         let test_loop = bench.test_loop(&ctx.project.root, runs)?;
 
+        let megabytes: Vec<usize> = match &self.megabytes {
+            None => vec![1, 10, 100],
+            Some(s) => s
+                .split(',')
+                .map(|x| x.trim().parse::<usize>().ok().filter(|n| *n <= 2000))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| usage!("--megabytes takes numbers from 0 to 2000, like 1,10,100"))?
+                .into_iter()
+                .filter(|n| *n > 0)
+                .collect(),
+        };
+        let sweep = if megabytes.is_empty() {
+            Vec::new()
+        } else {
+            crate::bench_sweep::sweep(
+                &bench.root,
+                &bench.manifest,
+                &bench.wrangler,
+                &bench.path_env(),
+                &megabytes,
+                runs,
+            )?
+        };
+
         ui::print(format!("\n{}\n", machine()));
         ui::print("| command | migrations | xtask (s) | xtask wrangler processes | raw wrangler (s) | raw command | raw / xtask |");
         ui::print("|---|---:|---:|---:|---:|---|---:|");
@@ -358,6 +382,10 @@ impl flags::Bench {
                 row.hand_calls,
                 row.hand.as_secs_f64() / row.ours.as_secs_f64().max(1e-9)
             ));
+        }
+
+        if !sweep.is_empty() {
+            ui::print(crate::bench_sweep::table(&sweep, runs));
         }
 
         // Lint and checksum of 10,000 files, in process.

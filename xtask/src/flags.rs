@@ -232,6 +232,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
         opts: &[
             valued("runs", "n", "runs per measurement; the median is reported (default 3)"),
             valued("sizes", "list", "numbers of migrations, comma-separated (default 1,50,200)"),
+            valued("megabytes", "list", "database sizes of the remote backup/restore sweep, comma-separated (default 1,10,100; 0 skips it)"),
             switch("skip-build", "do not measure the cold build of the xtask"),
         ],
         not_yet: None,
@@ -278,6 +279,7 @@ pub(crate) enum Command {
 pub(crate) struct Bench {
     pub(crate) runs: Option<usize>,
     pub(crate) sizes: Option<String>,
+    pub(crate) megabytes: Option<String>,
     pub(crate) skip_build: bool,
 }
 
@@ -576,6 +578,7 @@ impl Flags {
                     ),
                 },
                 sizes: raw.value("sizes"),
+                megabytes: raw.value("megabytes"),
                 skip_build: raw.switch("skip-build"),
             }),
             other => unreachable!("command `{other}` is in COMMANDS but has no typed form"),

@@ -6,6 +6,7 @@ mod anonymize;
 mod backups;
 mod baseline;
 mod bench;
+mod bench_sweep;
 mod change;
 mod config;
 mod d1;
