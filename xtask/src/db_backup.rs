@@ -114,14 +114,15 @@ impl flags::DbBackup {
     }
 }
 
-/// The tracking table inside a backup file: a snapshot is opened, an export is loaded
-/// into an in-memory SQLite.
+/// The tracking table inside a backup file: a snapshot is opened; an export's schema
+/// and tracking rows are loaded into an in-memory SQLite (its other rows are skipped).
 fn inspect(file: &Path, table: &str, kind: Kind) -> anyhow::Result<State> {
     let conn = match kind {
         Kind::Snapshot => Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
         _ => {
             let conn = Connection::open_in_memory()?;
-            crate::d1::load::load_sql_file(&conn, file, "the export")?;
+            let keep = crate::d1::own_tables(table).to_vec();
+            crate::d1::load::load_schema_and_tables(&conn, file, "the export", &keep)?;
             conn
         }
     };

@@ -50,6 +50,71 @@ pub(crate) fn load_sql_file(
     })
 }
 
+/// Loads into `conn` what an export says of its schema and of the tables `keep` (the
+/// tracking tables): every statement but the rows of other tables, which are skipped
+/// unread by SQLite. Enough to read the state a backup holds at a fraction of the cost
+/// of loading its rows.
+pub(crate) fn load_schema_and_tables(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    what: &str,
+    keep: &[String],
+) -> anyhow::Result<Loaded> {
+    let mut n = 0u64;
+    for_each_statement(path, what, |stmt| {
+        n += 1;
+        if let Some(table) = insert_target(stmt) {
+            if !keep.iter().any(|k| k.eq_ignore_ascii_case(&table)) {
+                return Ok(());
+            }
+        }
+        conn.execute_batch(stmt).map_err(|e| {
+            failed!(
+                "{what} ({}) does not load into SQLite at statement {n}: {e}",
+                path.display()
+            )
+        })
+    })
+}
+
+/// The table an export's `INSERT INTO <table> ...` statement writes (the export writes
+/// them without comments before them), unquoted.
+pub(crate) fn insert_target(stmt: &str) -> Option<String> {
+    let rest = stmt.trim_start();
+    let head = rest.get(..12)?;
+    if !head.eq_ignore_ascii_case("INSERT INTO ") {
+        return None;
+    }
+    let rest = rest[12..].trim_start();
+    let mut chars = rest.char_indices();
+    let (_, first) = chars.next()?;
+    let close = match first {
+        '"' => '"',
+        '`' => '`',
+        '[' => ']',
+        _ => {
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '(' || c == ';')
+                .unwrap_or(rest.len());
+            return Some(rest[..end].to_string());
+        }
+    };
+    let mut name = String::new();
+    let mut iter = rest[1..].chars().peekable();
+    while let Some(c) = iter.next() {
+        if c == close {
+            if close != ']' && iter.peek() == Some(&close) {
+                name.push(c);
+                iter.next();
+                continue;
+            }
+            return Some(name);
+        }
+        name.push(c);
+    }
+    None
+}
+
 /// Calls `f` with each statement of the SQL file `path` (its text up to and including
 /// the `;`, with the comments and line ends before it), in order, reading a line at a
 /// time; progress goes to stderr every 16 MB. A text left over at the end that is not a
@@ -168,6 +233,46 @@ pub(crate) fn megabytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn insert_targets_are_read_in_every_quoting() {
+        assert_eq!(
+            insert_target("INSERT INTO \"a\"\"b\" (x) VALUES(1);").as_deref(),
+            Some("a\"b")
+        );
+        assert_eq!(
+            insert_target("INSERT INTO items VALUES(1);").as_deref(),
+            Some("items")
+        );
+        assert_eq!(
+            insert_target("insert into `t` VALUES(1);").as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            insert_target("INSERT INTO [Order] VALUES(1);").as_deref(),
+            Some("Order")
+        );
+        assert_eq!(insert_target("CREATE TABLE t(x);"), None);
+    }
+
+    #[test]
+    fn a_schema_load_keeps_the_tracking_rows_and_skips_the_rest() {
+        let p = file(
+            "schema-only",
+            "PRAGMA defer_foreign_keys=TRUE;\nCREATE TABLE d1_migrations(id INTEGER PRIMARY KEY, name TEXT);\n\
+             INSERT INTO \"d1_migrations\" (\"id\",\"name\") VALUES(1,'0001_a.sql');\n\
+             CREATE TABLE items(x);\nINSERT INTO \"items\" (\"x\") VALUES('a;b');\nCREATE INDEX i ON items(x);\n",
+        );
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let loaded =
+            load_schema_and_tables(&conn, &p, "the export", &["d1_migrations".into()]).unwrap();
+        assert_eq!(loaded.statements, 6);
+        let n = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(n("SELECT count(*) FROM d1_migrations"), 1);
+        assert_eq!(n("SELECT count(*) FROM items"), 0);
+        assert_eq!(n("SELECT count(*) FROM sqlite_master WHERE name = 'i'"), 1);
+        let _ = std::fs::remove_file(p);
+    }
 
     fn file(tag: &str, text: &str) -> std::path::PathBuf {
         let p = std::env::temp_dir().join(format!("xtask-load-{tag}-{}", std::process::id()));
