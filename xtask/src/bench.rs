@@ -48,11 +48,10 @@ impl Bench {
     }
 
     fn path_env(&self) -> std::ffi::OsString {
-        let mut paths: Vec<PathBuf> = self.node_bin.iter().cloned().collect();
-        if let Some(old) = std::env::var_os("PATH") {
-            paths.extend(std::env::split_paths(&old));
-        }
-        std::env::join_paths(paths).unwrap_or_default()
+        self.node_bin.as_deref().map_or_else(
+            || std::env::var_os("PATH").unwrap_or_default(),
+            crate::wrangler::path_with,
+        )
     }
 
     /// `cargo xtask <args>` in `dir`, as a user runs it (cargo's start-up included).

@@ -191,7 +191,6 @@ pub(crate) fn sweep(
         let mut backup = Vec::new();
         let mut raw_import = Vec::new();
         let mut restore = Vec::new();
-        let mut backup_id = String::new();
         for i in 0..runs {
             let _ = std::fs::remove_file(&raw_file);
             raw_export.push(
@@ -211,7 +210,7 @@ pub(crate) fn sweep(
             backup.push(t);
             let doc: serde_json::Value = serde_json::from_str(&stdout)
                 .map_err(|e| failed!("bench: db-backup --json printed no JSON ({e})"))?;
-            backup_id = doc["id"].as_str().unwrap_or_default().to_string();
+            let backup_id = doc["id"].as_str().unwrap_or_default().to_string();
             // The raw import goes into an emptied database of its own.
             raw(&[
                 "d1", "execute", "DB", "--env", "scratch", "--remote", "--command",
@@ -246,7 +245,6 @@ pub(crate) fn sweep(
             ui::say(format!("  run {} of {runs} done", i + 1));
         }
         let export_bytes = std::fs::metadata(&raw_file).map_or(0, |m| m.len());
-        let _ = backup_id;
         drop(served);
         let _ = std::fs::remove_dir_all(&dir);
         out.push(SweepRow {

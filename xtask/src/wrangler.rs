@@ -330,12 +330,8 @@ impl Wrangler {
     }
 }
 
-/// `--command <sql> --json`, safe from wrangler's argument parser: a value that starts
-/// with `-` (SQL opening with a `-- comment`) is taken by yargs for options ("You must
-/// provide either --command or --file", or "Unknown arguments"), so such SQL gets a
-/// leading newline, which SQL ignores.
 /// The caller's `PATH` with `dir` in front.
-fn path_with(dir: &Path) -> OsString {
+pub(crate) fn path_with(dir: &Path) -> OsString {
     let mut paths = vec![dir.to_path_buf()];
     if let Some(old) = std::env::var_os("PATH") {
         paths.extend(std::env::split_paths(&old));
@@ -343,6 +339,10 @@ fn path_with(dir: &Path) -> OsString {
     std::env::join_paths(paths).unwrap_or_default()
 }
 
+/// `--command <sql> --json`, safe from wrangler's argument parser: a value that starts
+/// with `-` (SQL opening with a `-- comment`) is taken by yargs for options ("You must
+/// provide either --command or --file", or "Unknown arguments"), so such SQL gets a
+/// leading newline, which SQL ignores.
 pub(crate) fn json_command_args(sql: &str) -> [String; 3] {
     let value = if sql.starts_with('-') {
         format!("\n{sql}")

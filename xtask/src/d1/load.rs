@@ -23,11 +23,20 @@ pub(crate) struct Loaded {
     pub(crate) bytes: u64,
 }
 
-/// Whether `sql` is whole statements, by the rules of SQLite's `sqlite3_complete`
-/// (strings, comments, `CREATE TRIGGER ... END;` bodies), as the lint splits them.
-fn is_complete(sql: &str) -> bool {
+/// The first two words of `sql` (upper-cased bare words, as the lint's splitter gives
+/// them) when `sql` is whole statements by the rules of SQLite's `sqlite3_complete`
+/// (strings, comments, `CREATE TRIGGER ... END;` bodies); `None` while it is not.
+fn complete_statement(sql: &str) -> Option<Vec<String>> {
     let split = crate::migrations::sql::split(sql);
-    split.unclosed.is_none() && split.statements.iter().all(|s| s.terminated)
+    if split.unclosed.is_some() || !split.statements.iter().all(|s| s.terminated) {
+        return None;
+    }
+    Some(
+        split
+            .statements
+            .first()
+            .map_or_else(Vec::new, |s| s.leading_words(sql, 2)),
+    )
 }
 
 /// Runs every statement of the SQL file `path` on `conn`, in order. `what` names the file
@@ -38,16 +47,7 @@ pub(crate) fn load_sql_file(
     path: &Path,
     what: &str,
 ) -> anyhow::Result<Loaded> {
-    let mut n = 0u64;
-    for_each_statement(path, what, |stmt| {
-        n += 1;
-        conn.execute_batch(stmt).map_err(|e| {
-            failed!(
-                "{what} ({}) does not load into SQLite at statement {n}: {e}",
-                path.display()
-            )
-        })
-    })
+    load(conn, path, what, None)
 }
 
 /// Loads into `conn` what an export says of its schema and of the tables `keep` (the
@@ -60,10 +60,21 @@ pub(crate) fn load_schema_and_tables(
     what: &str,
     keep: &[String],
 ) -> anyhow::Result<Loaded> {
+    load(conn, path, what, Some(keep))
+}
+
+/// Runs the statements of `path` on `conn`; with `rows_of`, the `INSERT`s of tables not
+/// named there are skipped.
+fn load(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    what: &str,
+    rows_of: Option<&[String]>,
+) -> anyhow::Result<Loaded> {
     let mut n = 0u64;
-    for_each_statement(path, what, |stmt| {
+    for_each_statement(path, what, |stmt, _| {
         n += 1;
-        if let Some(table) = insert_target(stmt) {
+        if let (Some(keep), Some(table)) = (rows_of, insert_target(stmt)) {
             if !keep.iter().any(|k| k.eq_ignore_ascii_case(&table)) {
                 return Ok(());
             }
@@ -116,13 +127,13 @@ pub(crate) fn insert_target(stmt: &str) -> Option<String> {
 }
 
 /// Calls `f` with each statement of the SQL file `path` (its text up to and including
-/// the `;`, with the comments and line ends before it), in order, reading a line at a
-/// time; progress goes to stderr every 16 MB. A text left over at the end that is not a
+/// the `;`, with the comments and line ends before it) and its first two words
+/// (upper-cased), in order, reading a line at a time; progress goes to stderr every 16 MB. A text left over at the end that is not a
 /// complete statement is an error (a file cut short).
 pub(crate) fn for_each_statement(
     path: &Path,
     what: &str,
-    mut f: impl FnMut(&str) -> anyhow::Result<()>,
+    mut f: impl FnMut(&str, &[String]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Loaded> {
     let file = std::fs::File::open(path)
         .map_err(|e| failed!("cannot read {what} ({}): {e}", path.display()))?;
@@ -150,10 +161,12 @@ pub(crate) fn for_each_statement(
             )
         })?;
         stmt.push_str(text);
-        if text.trim_end().ends_with(';') && is_complete(&stmt) {
-            f(&stmt)?;
-            loaded.statements += 1;
-            stmt.clear();
+        if text.trim_end().ends_with(';') {
+            if let Some(words) = complete_statement(&stmt) {
+                f(&stmt, &words)?;
+                loaded.statements += 1;
+                stmt.clear();
+            }
         }
         if loaded.bytes >= next_report {
             next_report += PROGRESS_EVERY;
@@ -177,15 +190,10 @@ pub(crate) fn for_each_statement(
     Ok(loaded)
 }
 
-/// Whether a statement of an export creates an ordinary table (`CREATE TABLE`, not a
-/// virtual one), skipping the comments and blank lines before it.
-pub(crate) fn creates_table(stmt: &str) -> bool {
-    let split = crate::migrations::sql::split(stmt);
-    split.statements.first().is_some_and(|s| {
-        let words = s.leading_words(stmt, 2);
-        words.first().map(String::as_str) == Some("CREATE")
-            && words.get(1).map(String::as_str) == Some("TABLE")
-    })
+/// Whether a statement whose first words are `words` creates an ordinary table
+/// (`CREATE TABLE`, not a virtual one).
+fn creates_table(words: &[String]) -> bool {
+    matches!(words, [create, table, ..] if create == "CREATE" && table == "TABLE")
 }
 
 /// Writes to `out` the SQL that replaces a whole database by the export `dump`: `drops`
@@ -202,25 +210,16 @@ pub(crate) fn write_replacing_file(drops: &str, dump: &Path, out: &Path) -> anyh
     let io = |e: std::io::Error| failed!("cannot write {}: {e}", out.display());
     writeln!(w, "{drops}").map_err(io)?;
     let what = format!("the export {}", dump.display());
-    let is_pragma = |s: &str| {
-        let split = crate::migrations::sql::split(s);
-        split
-            .statements
-            .first()
-            .is_some_and(|st| st.leading_words(s, 1).first().map(String::as_str) == Some("PRAGMA"))
-    };
-    for_each_statement(dump, &what, |stmt| {
-        if is_pragma(stmt) || creates_table(stmt) {
-            w.write_all(stmt.as_bytes()).map_err(io)?;
-        }
-        Ok(())
-    })?;
-    for_each_statement(dump, &what, |stmt| {
-        if !is_pragma(stmt) && !creates_table(stmt) {
-            w.write_all(stmt.as_bytes()).map_err(io)?;
-        }
-        Ok(())
-    })?;
+    let first =
+        |words: &[String]| words.first().is_some_and(|w| w == "PRAGMA") || creates_table(words);
+    for pass_first in [true, false] {
+        for_each_statement(dump, &what, |stmt, words| {
+            if first(words) == pass_first {
+                w.write_all(stmt.as_bytes()).map_err(io)?;
+            }
+            Ok(())
+        })?;
+    }
     writeln!(w).map_err(io)?;
     w.flush().map_err(io)
 }

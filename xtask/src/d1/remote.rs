@@ -40,14 +40,10 @@ impl Remote {
         use super::virtual_export::{self as vx, Content};
         use std::io::Write;
         let shadows = super::schema::shadow_tables(schema);
-        let is_virtual = |o: &&super::SchemaObject| super::schema::is_virtual(o);
         let plain: Vec<&str> = schema
             .iter()
             .filter(|o| {
-                o.kind == "table"
-                    && !super::schema::is_virtual(o)
-                    && !shadows.contains(&o.name.to_ascii_lowercase())
-                    && !super::is_internal(&o.name)
+                super::schema::is_ordinary_table(o, &shadows) && !super::is_internal(&o.name)
             })
             .map(|o| o.name.as_str())
             .collect();
@@ -74,7 +70,10 @@ impl Remote {
             "\n-- d1-xtask: what D1's export leaves out of a database with virtual tables"
         )
         .map_err(io)?;
-        let vtables: Vec<&super::SchemaObject> = schema.iter().filter(is_virtual).collect();
+        let vtables: Vec<&super::SchemaObject> = schema
+            .iter()
+            .filter(|o| super::schema::is_virtual(o))
+            .collect();
         for o in &vtables {
             writeln!(w, "{};", vx::if_not_exists(&o.sql)).map_err(io)?;
             match vx::content_of(&o.sql) {
@@ -346,52 +345,47 @@ impl Database for Remote {
         let bookmark = self.bookmark(None)?;
         let mut args = self.target.d1_args(&["export"]);
         args.extend(["--output".into(), scratch.display().to_string()]);
-        crate::ui::say(format!(
+        ui::say(format!(
             "exporting {} (wrangler waits for D1 to write the file, then downloads it)",
             self.target.describe()
         ));
         let started = std::time::Instant::now();
-        let mut run = self.wrangler(&args)?;
-        let mut around = None;
-        if !run.success {
-            // D1 refuses to export a database that has virtual tables (FTS5): export its
-            // ordinary tables and read the rest.
+        let run = self.wrangler(&args)?;
+        // D1 refuses to export a database that has virtual tables (FTS5): then its
+        // ordinary tables are exported and the rest is read.
+        let with_virtual_tables = if run.success {
+            None
+        } else {
             let _ = std::fs::remove_file(scratch);
             let schema = super::schema_from_rows(&self.query(super::SCHEMA_SQL)?);
-            if schema.iter().any(super::schema::is_virtual) {
-                match self.export_around_virtual_tables(scratch, &schema) {
-                    Ok(made) => {
-                        around = Some(made);
-                    }
-                    Err(e) => {
+            schema
+                .iter()
+                .any(super::schema::is_virtual)
+                .then_some(schema)
+        };
+        let made = match with_virtual_tables {
+            None => run.success && scratch.is_file(),
+            Some(schema) => {
+                let (plain, virtual_tables) = self
+                    .export_around_virtual_tables(scratch, &schema)
+                    .map_err(|e| {
                         let _ = std::fs::remove_file(scratch);
-                        return Err(failed!(
+                        failed!(
                             "exporting {} failed: {e}\nnothing was changed; the bookmark {bookmark} still marks this moment",
                             self.target.describe()
-                        ));
-                    }
-                }
-                run.success = true;
+                        )
+                    })?;
+                ui::say(format!(
+                    "D1 does not export a database with virtual tables: exported its {plain} ordinary \
+                     table{} and read its {virtual_tables} virtual table{} through queries, in separate \
+                     requests (a write in between would be caught by one part and not the other)",
+                    if plain == 1 { "" } else { "s" },
+                    if virtual_tables == 1 { "" } else { "s" },
+                ));
+                true
             }
-        }
-        if let Some((plain, virtual_tables)) = around {
-            ui::say(format!(
-                "D1 does not export a database with virtual tables: exported its {plain} ordinary \
-                 table{} and read its {virtual_tables} virtual table{} through queries, in separate \
-                 requests (a write in between would be caught by one part and not the other)",
-                if plain == 1 { "" } else { "s" },
-                if virtual_tables == 1 { "" } else { "s" },
-            ));
-        }
-        if run.success {
-            let size = std::fs::metadata(scratch).map_or(0, |m| m.len());
-            crate::ui::say(format!(
-                "exported {} in {:.1} s",
-                super::load::megabytes(size),
-                started.elapsed().as_secs_f64()
-            ));
-        }
-        if !run.success || !scratch.is_file() {
+        };
+        if !made {
             let _ = std::fs::remove_file(scratch);
             return Err(failed!(
                 "exporting {} failed: {}\nnothing was changed; the bookmark {bookmark} still marks this moment",
@@ -399,6 +393,12 @@ impl Database for Remote {
                 run.error_text()
             ));
         }
+        let size = std::fs::metadata(scratch).map_or(0, |m| m.len());
+        ui::say(format!(
+            "exported {} in {:.1} s",
+            super::load::megabytes(size),
+            started.elapsed().as_secs_f64()
+        ));
         Ok(BackupMade::Export { bookmark })
     }
 

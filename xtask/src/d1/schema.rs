@@ -60,6 +60,12 @@ pub(crate) fn schema_copy(schema: &[SchemaObject]) -> Option<rusqlite::Connectio
     }
 }
 
+/// Whether `o` is a table of the user's own: neither virtual nor the shadow table of a
+/// virtual one (`shadows`, lower case, as `shadow_tables` gives them).
+pub(crate) fn is_ordinary_table(o: &SchemaObject, shadows: &BTreeSet<String>) -> bool {
+    o.kind == "table" && !is_virtual(o) && !shadows.contains(&o.name.to_ascii_lowercase())
+}
+
 /// The shadow tables of the virtual tables in `conn` (lower case), as SQLite itself
 /// names them (`PRAGMA table_list`, type `shadow`).
 fn shadow_tables_of(conn: &rusqlite::Connection) -> BTreeSet<String> {
@@ -148,12 +154,7 @@ pub(crate) fn drop_all_sql(schema: &[SchemaObject], keep: &[String]) -> String {
         .map_or_else(|| shadow_tables(schema), shadow_tables_of);
     let mut tables: Vec<String> = schema
         .iter()
-        .filter(|o| {
-            o.kind == "table"
-                && !is_virtual(o)
-                && !kept(&o.name)
-                && !shadows.contains(&o.name.to_ascii_lowercase())
-        })
+        .filter(|o| is_ordinary_table(o, &shadows) && !kept(&o.name))
         .map(|o| o.name.clone())
         .collect();
     let fks = copy.as_ref().map(foreign_keys_in).unwrap_or_default();
