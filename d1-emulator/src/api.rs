@@ -164,6 +164,8 @@ fn route(shared: &Shared, req: &Request, fault: Option<&FaultKind>) -> Outcome {
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let reply = match segs.as_slice() {
         ["accounts", _, "d1", "database"] if req.method == "GET" => list(shared, req),
+        ["accounts", _, "d1", "database"] if req.method == "POST" => create(shared, req),
+        ["accounts", _, "d1", "database", id] if req.method == "DELETE" => delete(shared, id),
         ["accounts", _, "d1", "database", id] if req.method == "GET" => database(shared, req, id),
         ["accounts", _, "d1", "database", id, "query"] if req.method == "POST" => {
             query(shared, req, id, item_fault)
@@ -246,6 +248,65 @@ fn list(shared: &Shared, req: &Request) -> Response {
         200,
         &json!({"success": true, "errors": [], "messages": [], "result": items,
                 "result_info": {"page": page, "per_page": per_page, "count": count, "total_count": all.len()}}),
+    )
+}
+
+/// `POST /accounts/{acct}/d1/database` with `{"name": ...}`: a new, empty database with a
+/// fresh UUID. A name in use is D1's code 7502, which wrangler turns into "A database
+/// with that name already exists".
+fn create(shared: &Shared, req: &Request) -> Response {
+    let body: Value = match serde_json::from_slice(&req.body) {
+        Ok(v) => v,
+        Err(e) => return error(400, 7400, &format!("request body is not JSON: {e}")),
+    };
+    let Some(name) = body["name"].as_str().filter(|n| !n.is_empty()) else {
+        return error(400, 7400, "request body needs \"name\"");
+    };
+    let mut store = shared.store.lock().unwrap();
+    if store.by_name(name).is_some() {
+        return error(400, 7502, "A database with that name already exists");
+    }
+    let uuid = new_uuid(name);
+    match store.get_or_create(&uuid, Some(name)) {
+        Ok(db) => envelope(json!({
+            "uuid": db.uuid,
+            "name": db.name,
+            "created_at": crate::store::iso_ms(db.created_ms),
+            "version": "production",
+            "created_in_region": "WEUR",
+        })),
+        Err(SqlError(e)) => error(500, 7500, &e),
+    }
+}
+
+/// `DELETE /accounts/{acct}/d1/database/{uuid}`: the database and its Time Travel history.
+fn delete(shared: &Shared, id: &str) -> Response {
+    if !is_uuid(id) {
+        return error(400, 7400, &format!("The database ID `{id}` is not valid"));
+    }
+    if shared.store.lock().unwrap().delete(id) {
+        envelope(Value::Null)
+    } else {
+        error(404, 7404, "Not Found")
+    }
+}
+
+/// A version-4-shaped UUID from the name, the clock and a counter (unique within a run
+/// and across restarts; the emulator needs no cryptographic randomness).
+fn new_uuid(name: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let h = crate::store::md5_hex(format!("{name}:{nanos}:{n}:{}", std::process::id()).as_bytes());
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
     )
 }
 

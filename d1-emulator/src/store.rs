@@ -646,6 +646,19 @@ impl Store {
         self.dbs.get_mut(uuid)
     }
 
+    /// Removes a database and its files (as `wrangler d1 delete` does); false if unknown.
+    pub fn delete(&mut self, uuid: &str) -> bool {
+        let Some(db) = self.dbs.remove(uuid) else {
+            return false;
+        };
+        let tt = db.tt_dir();
+        drop(db);
+        let _ = std::fs::remove_file(self.dir.join(format!("{uuid}.sqlite")));
+        let _ = std::fs::remove_file(self.dir.join(format!("{uuid}.meta.json")));
+        let _ = std::fs::remove_dir_all(tt);
+        true
+    }
+
     pub fn by_name(&self, name: &str) -> Option<&Db> {
         self.dbs.values().find(|d| d.name == name)
     }

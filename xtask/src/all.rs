@@ -116,7 +116,7 @@ struct Summary {
 }
 
 fn summarize(ctx: &Ctx, target: &Target) -> anyhow::Result<Summary> {
-    let set = MigrationSet::for_db(&target.db)?;
+    let set = MigrationSet::for_target(target)?;
     let mut db = d1::open(&ctx.project, target)?;
     let state = db.state()?;
     let status = plan::status_with_schema(&set, &state, &target.db.migrations_table);

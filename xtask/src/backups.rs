@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::d1::{Database, RestorePoint, State};
 use crate::exit::{failed, refused, usage};
-use crate::migrations::sha256_hex;
+use crate::migrations::sha256_file;
 use crate::project::Project;
 use crate::target::{Env, Target};
 use crate::{ui, Ctx};
@@ -58,6 +58,12 @@ pub(crate) struct Entry {
     pub(crate) sha256: Option<String>,
     pub(crate) migrations_applied: Vec<String>,
     pub(crate) reason: String,
+    /// For the point a restore takes of the state it replaces: the index entry it
+    /// restores (when it restores one), so that `--last` can tell a repeat.
+    pub(crate) restoring: Option<String>,
+    /// Set (from a later `{"completed": id}` line) when the change this point was taken
+    /// for finished.
+    pub(crate) completed: bool,
 }
 
 impl Entry {
@@ -77,6 +83,8 @@ impl Entry {
             sha256: None,
             migrations_applied: applied.applied.iter().map(|r| r.name.clone()).collect(),
             reason: reason.to_string(),
+            restoring: None,
+            completed: false,
         }
     }
 
@@ -95,6 +103,8 @@ impl Entry {
             "sha256": self.sha256,
             "migrations_applied": self.migrations_applied,
             "reason": self.reason,
+            "restoring": self.restoring,
+            "completed": self.completed,
         })
     }
 
@@ -119,6 +129,8 @@ impl Entry {
                 .filter_map(|m| m.as_str().map(String::from))
                 .collect(),
             reason: s("reason").unwrap_or_default(),
+            restoring: s("restoring"),
+            completed: false,
         })
     }
 
@@ -186,8 +198,20 @@ pub(crate) fn new_id(now: i64) -> String {
 }
 
 pub(crate) fn record(project: &Project, entry: &Entry) -> anyhow::Result<()> {
+    append_line(
+        project,
+        &ui::redact(&entry.to_json(&project.root).to_string()),
+    )
+}
+
+/// Appends one line to the index, whole or not at all: a torn tail left by an earlier
+/// crash or full disk is set aside first; the line goes in one write; a failed write is
+/// cut back off (so no half line stays); and the line is read back before the caller
+/// goes on to print anything that refers to it.
+fn append_line(project: &Project, text: &str) -> anyhow::Result<()> {
     let path = index_path(project);
     create_private_dir(&backups_dir(project))?;
+    set_aside_torn_tail(project);
     let mut options = std::fs::OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]
@@ -198,23 +222,148 @@ pub(crate) fn record(project: &Project, entry: &Entry) -> anyhow::Result<()> {
     let mut file = options
         .open(&path)
         .map_err(|e| failed!("cannot open the backup index {}: {e}", path.display()))?;
+    let before = file.metadata().map(|m| m.len()).ok();
     // One write per line: appends from concurrent runs do not interleave.
-    let line = format!(
-        "{}\n",
-        ui::redact(&entry.to_json(&project.root).to_string())
-    );
-    file.write_all(line.as_bytes())
-        .map_err(|e| failed!("cannot write the backup index {}: {e}", path.display()))
+    let line = format!("{text}\n");
+    if let Err(e) = file
+        .write_all(line.as_bytes())
+        .and_then(|()| file.sync_data())
+    {
+        if let Some(len) = before {
+            let _ = file.set_len(len);
+        }
+        return Err(failed!(
+            "cannot write the backup index {} ({e}; a full disk?): nothing was recorded; free \
+             space and run again",
+            path.display()
+        ));
+    }
+    let written = read_index(&path)
+        .is_some_and(|all| all.ends_with(line.as_bytes()) || contains(&all, line.as_bytes()));
+    if !written {
+        return Err(failed!(
+            "the backup index {} does not hold the line just written: nothing can refer to it",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
-/// Every entry of the index, oldest first; lines that do not parse are skipped.
+/// The index's bytes, if it is a regular file (a link to a device or a pipe is never
+/// read: it could be endless or block).
+fn read_index(path: &Path) -> Option<Vec<u8>> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        ui::say(format!(
+            "warning: the backup index {} is not a regular file; it is not read",
+            path.display()
+        ));
+        return None;
+    }
+    std::fs::read(path).ok()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// An index whose last line has no line end was cut short (a crash or a full disk during
+/// a write): that tail is moved to `index.jsonl.torn` (appended, never dropped), the index
+/// cut back to its last whole line, and the user told.
+fn set_aside_torn_tail(project: &Project) {
+    let path = index_path(project);
+    let Some(all) = read_index(&path) else {
+        return;
+    };
+    if all.is_empty() || all.ends_with(b"\n") {
+        return;
+    }
+    let keep = all.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let torn = &all[keep..];
+    let side = path.with_extension("jsonl.torn");
+    let saved = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&side)
+        .and_then(|mut f| {
+            f.write_all(torn)?;
+            f.write_all(b"\n")
+        });
+    if saved.is_err() {
+        ui::say(format!(
+            "warning: the last line of {} was cut short and could not be set aside in {}: left in place",
+            path.display(),
+            side.display()
+        ));
+        return;
+    }
+    let cut = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(keep as u64));
+    ui::say(format!(
+        "warning: the last line of {} was cut short (a crash or a full disk while it was written); \
+         it was set aside in {}{}",
+        path.display(),
+        side.display(),
+        if cut.is_ok() { "" } else { " (but the index could not be cut back)" }
+    ));
+}
+
+/// Every entry of the index, oldest first; lines that do not parse are skipped. A
+/// `{"completed": id, "previous_bookmark": b}` line marks the change of entry `id` as
+/// finished (and, after a Time Travel restore, replaces its bookmark by D1's own
+/// `previous_bookmark`: the exact moment before the restore).
 pub(crate) fn entries(project: &Project) -> Vec<Entry> {
-    std::fs::read_to_string(index_path(project))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| Entry::from_json(&v, &project.root))
-        .collect()
+    set_aside_torn_tail(project);
+    let path = index_path(project);
+    let text = read_index(&path).unwrap_or_default();
+    let mut values: Vec<Value> = Vec::new();
+    for (n, line) in text.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(v)
+                if v.get("completed").is_some()
+                    || Entry::from_json(&v, &project.root).is_some() =>
+            {
+                values.push(v)
+            }
+            _ => ui::say(format!(
+                "warning: line {} of {} cannot be read as a backup index entry; it is skipped \
+                 (left in the file)",
+                n + 1,
+                path.display()
+            )),
+        }
+    }
+    let mut out: Vec<Entry> = Vec::new();
+    for v in values {
+        if let Some(id) = v["completed"].as_str() {
+            if let Some(e) = out.iter_mut().find(|e| e.id == id) {
+                e.completed = true;
+                if let Some(b) = v["previous_bookmark"].as_str() {
+                    e.bookmark = Some(b.to_string());
+                }
+            }
+            continue;
+        }
+        if let Some(e) = Entry::from_json(&v, &project.root) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// Appends the line that marks entry `id`'s change as finished.
+pub(crate) fn record_completed(
+    project: &Project,
+    id: &str,
+    previous_bookmark: Option<&str>,
+) -> anyhow::Result<()> {
+    let line = json!({"completed": id, "previous_bookmark": previous_bookmark});
+    append_line(project, &line.to_string())
 }
 
 /// The entry `key` names: an id from the index, or the path of a backup file. A file the
@@ -277,25 +426,58 @@ pub(crate) fn find(
         file: Some(canonical),
         size: None,
         sha256: None,
+        restoring: None,
+        completed: false,
         migrations_applied: Vec::new(),
         reason: "named on the command line".into(),
     })
 }
 
-/// The newest restore point or backup of the target.
-pub(crate) fn last(project: &Project, target: &Target) -> anyhow::Result<Entry> {
-    entries(project)
+/// What `db-restore --last` picks: `candidate`, unless `already` (the newest finished
+/// restore since it) went to that very entry, and then nothing is to be done.
+pub(crate) struct Last {
+    pub(crate) candidate: Entry,
+    pub(crate) already: Option<Entry>,
+}
+
+/// `--last`: the newest restore point or backup of `target` taken before a change that is
+/// not itself a restore (the points restores take are skipped: returning to one would
+/// undo the restore). When the newest finished restore since then went to that very
+/// entry, the database is already there and `--last` is a no-op.
+pub(crate) fn last(project: &Project, target: &Target) -> anyhow::Result<Last> {
+    let all: Vec<Entry> = entries(project)
         .into_iter()
+        .filter(|e| e.belongs_to(target))
+        .collect();
+    let Some(at) = all.iter().rposition(|e| !is_restore_point(e)) else {
+        return Err(no_last(project, target));
+    };
+    let candidate = all[at].clone();
+    let already = all[at + 1..]
+        .iter()
         .rev()
-        .find(|e| e.belongs_to(target))
-        .ok_or_else(|| {
-            usage!(
-                "no restore point or backup of {} {} in {}: nothing for --last to restore",
-                target.env,
-                target.db.label(),
-                index_path(project).display()
-            )
-        })
+        .find(|e| is_restore_point(e) && e.completed)
+        .filter(|r| r.restoring.as_deref() == Some(candidate.id.as_str()))
+        .cloned();
+    Ok(Last { candidate, already })
+}
+
+/// The point a restore takes of the state it replaces.
+pub(crate) fn is_restore_point(e: &Entry) -> bool {
+    e.reason == RESTORE_REASON
+}
+
+/// The reason recorded for the point `db-restore` takes.
+pub(crate) const RESTORE_REASON: &str = "before db-restore";
+
+fn no_last(project: &Project, target: &Target) -> anyhow::Error {
+    usage!(
+        "no restore point or backup of {} {} in {} taken before a change other than a restore: \
+         nothing for --last to restore",
+        target.env,
+        target.db.label(),
+        index_path(project).display()
+    )
 }
 
 /// A backup file must still be what was recorded: present, same size, same SHA-256.
@@ -303,7 +485,7 @@ pub(crate) fn verify(entry: &Entry) -> anyhow::Result<()> {
     let Some(file) = &entry.file else {
         return Ok(());
     };
-    let bytes = std::fs::read(file).map_err(|e| {
+    let (_, actual) = sha256_file(file).map_err(|e| {
         refused!(
             "backup {}: cannot read {} ({e}); nothing was changed",
             entry.id,
@@ -311,7 +493,6 @@ pub(crate) fn verify(entry: &Entry) -> anyhow::Result<()> {
         )
     })?;
     if let Some(expected) = &entry.sha256 {
-        let actual = sha256_hex(&bytes);
         if &actual != expected {
             return Err(refused!(
                 "backup {} has changed since it was taken: {} has SHA-256 {actual}, the index recorded {expected}; \
@@ -337,17 +518,94 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .map_err(|e| failed!("cannot create {}: {e}", dir.display()))
 }
 
+/// Moves a backup that failed its check to `backups/rejected/`, under the name it would
+/// have had: kept for inspection, never in the index.
+pub(crate) fn set_apart(project: &Project, scratch: &Path, dest: &Path) -> Option<PathBuf> {
+    let dir = backups_dir(project).join("rejected");
+    create_private_dir(&dir).ok()?;
+    let name = dest.file_name()?;
+    let to = dir.join(name);
+    std::fs::rename(scratch, &to).ok()?;
+    Some(to)
+}
+
 /// A private scratch path for a backup being written (inside `backups/`, mode 0700).
-pub(crate) fn scratch_file(project: &Project, ext: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn scratch_file(project: &Project, ext: &str) -> anyhow::Result<Scratch> {
     let dir = backups_dir(project).join(".partial");
     create_private_dir(&dir)?;
+    remove_leftovers(&dir);
+    remove_leftovers(&project.scratch_dir());
     let path = dir.join(format!(
         "{}-{}.{ext}",
         std::process::id(),
         new_id(crate::time::unix_now())
     ));
     let _ = std::fs::remove_file(&path);
-    Ok(path)
+    Ok(Scratch { path: Some(path) })
+}
+
+/// A scratch file, removed when dropped (on every exit path: an error, a refusal) unless
+/// it was published or handed on with `into_path`.
+pub(crate) struct Scratch {
+    path: Option<PathBuf>,
+}
+
+impl Scratch {
+    /// The path, no longer removed on drop: the caller owns it now.
+    pub(crate) fn into_path(mut self) -> PathBuf {
+        self.path.take().unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(""))
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Removes scratch files (`<pid>-...`, `batch-<pid>-...`, `remote-batch-<pid>-...`) that
+/// runs killed before they could clean up left behind: those whose process no longer
+/// runs (Linux; elsewhere nothing is removed).
+fn remove_leftovers(dir: &Path) {
+    let proc_dir = Path::new("/proc");
+    if !proc_dir.is_dir() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let rest = name
+            .strip_prefix("remote-batch-")
+            .or_else(|| name.strip_prefix("batch-"))
+            .unwrap_or(name);
+        let Some((pid, _)) = rest.split_once('-') else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if !proc_dir.join(pid).exists() && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// `s` with every character but letters, digits, `-` and `_` replaced by `_`.
@@ -405,9 +663,7 @@ pub(crate) fn publish(scratch: &Path, dest: &Path) -> anyhow::Result<(u64, Strin
             failed!("cannot create {}: {e}", dest.display())
         }
     })?;
-    let bytes =
-        std::fs::read(dest).map_err(|e| failed!("cannot read back {}: {e}", dest.display()))?;
-    Ok((bytes.len() as u64, sha256_hex(&bytes)))
+    sha256_file(dest).map_err(|e| failed!("cannot read back {}: {e}", dest.display()))
 }
 
 /// A restore point as the user sees it: its index entry and how to go back to it.
@@ -462,33 +718,19 @@ pub(crate) fn restore_command(ctx: &Ctx, target: &Target, how: &str) -> String {
     cmd
 }
 
-/// A restore point taken but not recorded yet: commands take it before the lock (a point
-/// taken under the lock would bring the lock row back on restore), and record it once
-/// they know they change something.
+/// A restore point taken but not recorded yet: the guarded path takes it under the lock,
+/// once it knows something is to be done, and records it at once.
 pub(crate) struct Taken {
     point: RestorePoint,
-}
-
-impl Taken {
-    /// Drops a point that turned out not to be needed (nothing to do).
-    pub(crate) fn discard(self) {
-        if let RestorePoint::Snapshot(p) = &self.point {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Drops a restore point that turned out not to be needed, if one was taken.
-pub(crate) fn discard(taken: Option<Taken>) {
-    if let Some(t) = taken {
-        t.discard();
-    }
+    /// The snapshot's scratch file, removed if the point is never published.
+    _scratch: Scratch,
 }
 
 pub(crate) fn take(ctx: &Ctx, db: &mut dyn Database) -> anyhow::Result<Taken> {
     let scratch = scratch_file(&ctx.project, "sqlite")?;
     Ok(Taken {
         point: db.restore_point(&scratch)?,
+        _scratch: scratch,
     })
 }
 
@@ -500,11 +742,13 @@ pub(crate) fn record_point(
     taken: Taken,
     state: &State,
     reason: &str,
+    restoring: Option<&str>,
 ) -> anyhow::Result<Captured> {
     let point = taken.point;
     let captured = match &point {
         RestorePoint::Bookmark(b) => {
             let mut entry = Entry::new(target, Kind::Bookmark, state, reason);
+            entry.restoring = restoring.map(String::from);
             entry.bookmark = Some(b.clone());
             record(&ctx.project, &entry)?;
             github_output(b)?;
@@ -523,10 +767,15 @@ pub(crate) fn record_point(
             let dest = default_path(&ctx.project, target, "sqlite");
             let (size, sha) = publish(file, &dest)?;
             let mut entry = Entry::new(target, Kind::Snapshot, state, reason);
+            entry.restoring = restoring.map(String::from);
             entry.file = Some(dest.clone());
             entry.size = Some(size);
             entry.sha256 = Some(sha);
-            record(&ctx.project, &entry)?;
+            if let Err(e) = record(&ctx.project, &entry) {
+                // A snapshot the index does not know would only confuse: it goes too.
+                let _ = std::fs::remove_file(&dest);
+                return Err(e);
+            }
             ui::say(format!(
                 "restore point: snapshot {} (backup index {})",
                 dest.strip_prefix(&ctx.project.root)

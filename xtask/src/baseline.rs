@@ -130,6 +130,7 @@ pub(crate) fn run(
         command: "db-migrate --baseline",
         confirm: Confirm::Yes,
         restore_point: true,
+        restoring: None,
     };
     let done = change::run(ctx, target, db, guard, &mut change)?;
     ui::say(format!(

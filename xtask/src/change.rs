@@ -6,13 +6,16 @@
 //!    protected environment that cannot be confirmed (no terminal, no `--yes`/`--confirm`);
 //! 2. the confirmation, asked *before* the lock is taken (a prompt never holds the lock):
 //!    when a prompt is needed, the plan is made from an unlocked read and shown;
-//! 3. the restore point, captured before the lock (so returning to it never brings a lock
-//!    row back), recorded only if something is done;
-//! 4. the lock, taken with the state read in one step; the plan made again under it (and
+//! 3. the lock, taken with the state read in one step; the plan made again under it (and
 //!    refused if it differs from the one confirmed);
+//! 4. the restore point, captured under the lock (so that no other run's change can fall
+//!    between it and ours, and an undo never takes someone else's work away), and only
+//!    if something is to be done. It holds our own lock row: whoever returns to it later
+//!    recognises that row by its token and releases it with their own;
 //! 5. the action, which reads back what it did;
 //! 6. the release of the lock on every path (error, Ctrl-C: the child group is stopped and
-//!    the release still runs), and the undo hint.
+//!    the release still runs): our row and a row a restore brought back, by token only;
+//!    then the undo hint.
 
 use crate::backups::{self, Captured};
 use crate::d1::{Database, State};
@@ -37,6 +40,9 @@ pub(crate) struct Guard<'a> {
     pub(crate) confirm: Confirm<'a>,
     /// Capture a restore point first (`false` with `--no-backup`).
     pub(crate) restore_point: bool,
+    /// For a restore from the backup index: the entry it restores, recorded with the
+    /// point so that `db-restore --last` can tell a repeat.
+    pub(crate) restoring: Option<String>,
 }
 
 /// What an action works with.
@@ -66,11 +72,8 @@ impl Act<'_> {
         sql: &str,
         select: Option<&str>,
     ) -> anyhow::Result<Result<(State, Vec<serde_json::Value>), String>> {
-        let release = crate::d1::lock_release_sql(
-            &self.target.db.migrations_table,
-            &self.held.token,
-            self.held.acquired_at,
-        );
+        let release =
+            crate::d1::lock_release_sql(&self.target.db.migrations_table, &self.held.tokens());
         let sql = format!("{sql}\n{release}\n");
         match crate::d1::ops::execute_and_query(self.db, &sql, select)? {
             Ok(after) => {
@@ -120,6 +123,11 @@ pub(crate) trait Change {
     /// The change itself. It reads back what it did; an error says what the database
     /// holds (the pipeline adds how to return to the restore point).
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()>;
+    /// After a Time Travel restore: D1's own bookmark of the moment before it, the exact
+    /// way back (it replaces the restore point's bookmark in the undo and the index).
+    fn previous_bookmark(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What the pipeline did, for the command's report.
@@ -164,25 +172,14 @@ pub(crate) fn run(
     if proc::interrupted() {
         return Err(failed!("interrupted before anything was changed"));
     }
-    let taken = if guard.restore_point {
-        Some(backups::take(ctx, db)?)
-    } else {
-        None
-    };
-    let (mut held, before) = match lock::acquire(ctx, target, db, action) {
-        Ok(locked) => locked,
-        Err(e) => {
-            backups::discard(taken);
-            return Err(e);
-        }
-    };
+    let (mut held, before) = lock::acquire(ctx, target, db, action)?;
     let result = locked(
-        ctx, target, db, &guard, change, before, &mut held, taken, confirmed,
+        ctx, target, db, &guard, change, before, &mut held, confirmed,
     );
     let released = if held.released {
         Ok(())
     } else {
-        crate::d1::ops::unlock(db, &held.token, held.acquired_at)
+        crate::d1::ops::unlock(db, &held.tokens())
     };
     match (result, released) {
         (Ok(done), Ok(())) => {
@@ -210,18 +207,10 @@ fn locked(
     change: &mut dyn Change,
     before: State,
     held: &mut Held,
-    taken: Option<backups::Taken>,
     confirmed: Option<String>,
 ) -> anyhow::Result<Done> {
-    let plan = match change.plan(&before) {
-        Ok(plan) => plan,
-        Err(e) => {
-            backups::discard(taken);
-            return Err(e);
-        }
-    };
+    let plan = change.plan(&before)?;
     let Some(plan) = plan else {
-        backups::discard(taken);
         let mut act = Act {
             target,
             db,
@@ -236,7 +225,6 @@ fn locked(
         });
     };
     if confirmed.as_ref().is_some_and(|c| *c != plan) {
-        backups::discard(taken);
         return Err(refused!(
             "{} changed while you confirmed: it was \"{}\", it is now \"{plan}\"; nothing was changed, run again",
             target.describe(),
@@ -247,13 +235,20 @@ fn locked(
         guard::confirmed_by_flag(target, guard.confirm, &plan);
     }
     ui::say(format!("{}: {plan}", target.describe()));
+    let taken = if guard.restore_point {
+        Some(backups::take(ctx, db)?)
+    } else {
+        None
+    };
+    let reason = format!("before {}", guard.command);
     let captured = match taken {
         Some(t) => Some(backups::record_point(
             ctx,
             target,
             t,
             &before,
-            &format!("before {}", guard.command),
+            &reason,
+            guard.restoring.as_deref(),
         )?),
         None => None,
     };
@@ -270,10 +265,23 @@ fn locked(
     let acted = change.act(&mut act);
     let undo = act.undo_line();
     match acted {
-        Ok(()) => Ok(Done {
-            changed: true,
-            captured,
-        }),
+        Ok(()) => {
+            let mut captured = captured;
+            if let Some(c) = captured.as_mut() {
+                let previous = change.previous_bookmark();
+                if let Some(p) = &previous {
+                    c.entry.bookmark = Some(p.clone());
+                    c.point = crate::d1::RestorePoint::Bookmark(p.clone());
+                    c.undo = backups::restore_command(ctx, target, &format!("--bookmark {p}"));
+                    c.undo_wrangler = Some(crate::d1::ops::undo_command(target, &c.point));
+                }
+                backups::record_completed(&ctx.project, &c.entry.id, previous.as_deref())?;
+            }
+            Ok(Done {
+                changed: true,
+                captured,
+            })
+        }
         // The action's own status (a refusal stays a refusal), with the way back added.
         Err(e) => Err(crate::exit::stop(
             crate::exit::status_of(&e),
@@ -340,6 +348,7 @@ mod tests {
             command: "db-test",
             confirm,
             restore_point: true,
+            restoring: None,
         }
     }
 
@@ -367,6 +376,11 @@ mod tests {
         let prompt = position(&log, "prompt");
         assert!(prompt < position(&log, "restore point"), "{log:?}");
         assert!(prompt < position(&log, "lock"), "{log:?}");
+        // The restore point is taken under the lock: no other run's change between them.
+        assert!(
+            position(&log, "lock") < position(&log, "restore point"),
+            "{log:?}"
+        );
         assert!(position(&log, "lock") < position(&log, "act"), "{log:?}");
         assert_eq!(rows(&mut db), 1);
         assert_eq!(db.state().unwrap().lock, None);
@@ -410,6 +424,57 @@ mod tests {
         };
         assert!(crate::lock::stale_reason(&dead, 900).is_some());
         assert_eq!(db.state().unwrap().lock, None);
+    }
+
+    /// What a Time Travel restore does to the lock table: our row goes; the restored state
+    /// holds the row of whoever captured it (taken long before ours), or none, and then
+    /// another run may take the lock before our release.
+    struct RestoreLike {
+        other: &'static str,
+        other_age: i64,
+    }
+
+    impl Change for RestoreLike {
+        fn plan(&mut self, _state: &State) -> anyhow::Result<Option<String>> {
+            Ok(Some("restore".into()))
+        }
+        fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
+            let sql = format!(
+                "DELETE FROM d1_migrations_lock; INSERT INTO d1_migrations_lock \
+                 (id, token, holder, host, pid, command, acquired_at) VALUES \
+                 (1, '{}', 'ci', 'runner-9', 4242, 'db-migrate', unixepoch() - {});",
+                self.other, self.other_age
+            );
+            act.db.run_meta(&sql)?.map_err(|e| failed!("{e}"))?;
+            let after = act.db.state()?;
+            act.held.note_restored(after.lock.as_ref());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_release_deletes_a_row_the_restore_brought_back_and_never_a_newer_one() {
+        let (_dir, ctx, target) = setup(Some("staging"), Global::default());
+        // Brought back: taken an hour before ours, by the database's clock.
+        let mut db = Memory::new(&target);
+        let mut change = RestoreLike {
+            other: "captured",
+            other_age: 3600,
+        };
+        run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut change).unwrap();
+        assert_eq!(db.state().unwrap().lock, None);
+        // Taken after ours began (in the same second or later): another run's, whatever
+        // its machine's clock says. It stays.
+        let mut db = Memory::new(&target);
+        let mut change = RestoreLike {
+            other: "another-run",
+            other_age: 0,
+        };
+        run(&ctx, &target, &mut db, guard(Confirm::Yes), &mut change).unwrap();
+        assert_eq!(
+            db.state().unwrap().lock.map(|l| l.token).as_deref(),
+            Some("another-run")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::backups::{self, Entry, Kind};
 use crate::d1::{local::read_state, BackupMade, State};
 use crate::db_status::database_json;
-use crate::exit::usage;
+use crate::exit::{failed, usage};
 use crate::{d1, flags, ui, Ctx};
 
 impl flags::DbBackup {
@@ -60,21 +60,29 @@ impl flags::DbBackup {
         let mut db = d1::open(&ctx.project, &target)?;
         let scratch = backups::scratch_file(&ctx.project, ext)?;
         let made = db.backup(&scratch)?;
-        let (size, sha256) = backups::publish(&scratch, &dest)?;
         let (kind, bookmark) = match made {
             BackupMade::Snapshot => (Kind::Snapshot, None),
             BackupMade::Export { bookmark } => (Kind::Export, Some(bookmark)),
         };
-        // Reading the backup itself tells what it holds, and that it can be read.
-        let state = match inspect(&dest, &target.db.migrations_table, kind) {
+        // A backup is recorded only if it reads back whole: every statement of an export
+        // complete and loadable, a snapshot passing SQLite's quick_check. What it holds
+        // (the migrations) comes from that same reading.
+        let state = match inspect(&scratch, &target.db.migrations_table, kind) {
             Ok(state) => state,
             Err(e) => {
-                ui::say(format!(
-                    "warning: the backup was written but could not be read back as SQLite: {e}"
+                let apart = backups::set_apart(&ctx.project, &scratch, &dest);
+                return Err(failed!(
+                    "the backup of {} does not read back whole: {e:#}\nit was not recorded{}; \
+                     nothing was changed; run db-backup again",
+                    target.describe(),
+                    apart.map_or_else(
+                        || " (and could not be kept apart)".to_string(),
+                        |p| format!(" and is kept apart at {}", p.display())
+                    )
                 ));
-                State::default()
             }
         };
+        let (size, sha256) = backups::publish(&scratch, &dest)?;
         let entry = Entry {
             kind,
             bookmark,
@@ -118,7 +126,14 @@ impl flags::DbBackup {
 /// and tracking rows are loaded into an in-memory SQLite (its other rows are skipped).
 fn inspect(file: &Path, table: &str, kind: Kind) -> anyhow::Result<State> {
     let conn = match kind {
-        Kind::Snapshot => Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+        Kind::Snapshot => {
+            let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+            if check != "ok" {
+                anyhow::bail!("SQLite's quick_check of the snapshot says: {check}");
+            }
+            conn
+        }
         _ => {
             let conn = Connection::open_in_memory()?;
             let keep = crate::d1::own_tables(table).to_vec();
@@ -147,8 +162,11 @@ fn bookmark_only(ctx: &Ctx, target: &crate::target::Target) -> anyhow::Result<()
     let mut db = d1::open(&ctx.project, target)?;
     let state = db.state()?;
     let taken = backups::take(ctx, db.as_mut())?;
-    let captured = backups::record_point(ctx, target, taken, &state, "db-backup --bookmark")?;
-    let zone = crate::time::zone(None).unwrap_or(jiff::tz::TimeZone::UTC);
+    let captured = backups::record_point(ctx, target, taken, &state, "db-backup --bookmark", None)?;
+    let zone = crate::time::zone(None).unwrap_or_else(|e| {
+        ui::say(format!("warning: {e}; the time below is in UTC"));
+        jiff::tz::TimeZone::UTC
+    });
     let now = crate::time::unix_now();
     ui::say(format!(
         "{}: bookmark {} at {}; {} migration{} applied",

@@ -17,7 +17,7 @@ use crate::{d1, flags, plan, ui, Ctx};
 impl flags::DbMigrate {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
-        let set = MigrationSet::for_db(&target.db)?;
+        let set = MigrationSet::for_target(&target)?;
         let lint_errors: Vec<String> = set.errors().map(|f| format!("  {f}")).collect();
         if !lint_errors.is_empty() {
             return Err(refused!(
@@ -81,6 +81,7 @@ impl flags::DbMigrate {
                 command: "db-migrate --repair",
                 confirm: Confirm::Yes,
                 restore_point: false,
+                restoring: None,
             };
             change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
             if ctx.global.json {
@@ -110,6 +111,7 @@ impl flags::DbMigrate {
             command: "db-migrate",
             confirm: Confirm::Yes,
             restore_point: !self.no_backup,
+            restoring: None,
         };
         let done = change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
         report(
@@ -261,10 +263,7 @@ impl Change for Migrate<'_> {
             ));
         }
         // The lock's release rides in the apply request, unless --verify still needs it.
-        let release = self
-            .verify
-            .is_none()
-            .then(|| (act.held.token.clone(), act.held.acquired_at));
+        let release = self.verify.is_none().then(|| act.held.tokens());
         let extras = Extras {
             first_sight,
             release: release.clone(),

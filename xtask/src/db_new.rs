@@ -106,21 +106,39 @@ fn new_name(set: &MigrationSet, slug: &str) -> anyhow::Result<(u64, String)> {
 fn slug(raw: &str) -> anyhow::Result<String> {
     let trimmed = raw.trim();
     let trimmed = trimmed.strip_suffix(".sql").unwrap_or(trimmed);
+    // Control characters (a newline, a tab) and bidirectional overrides, which make a file
+    // name read differently from what it is, are refused before spaces become `_`.
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() || is_bidi_control(c))
+    {
+        return Err(usage!(
+            "{:?} cannot name a migration: it holds control characters or bidirectional overrides; \
+             use letters, digits, `_` and `-` (e.g. add_orders)",
+            raw
+        ));
+    }
     let slug: String = trimmed
         .chars()
-        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .map(|c| if c == ' ' { '_' } else { c })
         .collect();
     let bad = slug.is_empty()
         || slug.starts_with('.')
         || slug
             .chars()
-            .any(|c| c == '/' || c == '\\' || c == '\'' || c == '"' || c.is_control());
+            .any(|c| c == '/' || c == '\\' || c == '\'' || c == '"' || c.is_whitespace());
     if bad {
         return Err(usage!(
             "`{raw}` cannot name a migration: use letters, digits, `_` and `-` (e.g. add_orders)"
         ));
     }
     Ok(slug)
+}
+
+/// The Unicode bidirectional formatting characters (embeddings, overrides, isolates and
+/// marks): invisible, and able to reorder how a name is displayed.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -131,7 +149,19 @@ mod tests {
     fn slugs() {
         assert_eq!(slug("add orders").unwrap(), "add_orders");
         assert_eq!(slug(" add_tags.sql ").unwrap(), "add_tags");
-        for bad in ["", "  ", "../x", "a/b", ".hidden", "o'brien"] {
+        for bad in [
+            "",
+            "  ",
+            "../x",
+            "a/b",
+            ".hidden",
+            "o'brien",
+            "a\nb",
+            "a\tb",
+            "a\u{202E}lqs.b",
+            "x\u{2066}y",
+            "a\u{3000}b",
+        ] {
             assert!(slug(bad).is_err(), "{bad}");
         }
     }

@@ -17,7 +17,7 @@ use crate::{d1, flags, ui, Ctx};
 impl flags::DbReset {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
-        let set = MigrationSet::for_db(&target.db)?;
+        let set = MigrationSet::for_target(&target)?;
         let lint_errors: Vec<String> = set.errors().map(|f| format!("  {f}")).collect();
         if !lint_errors.is_empty() {
             return Err(refused!(
@@ -70,6 +70,7 @@ impl flags::DbReset {
             command: "db-reset",
             confirm: Confirm::Name(self.confirm.as_deref()),
             restore_point: !self.no_backup,
+            restoring: None,
         };
         let done = change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
         if ctx.global.json {

@@ -69,6 +69,21 @@ impl flags::DbRestore {
             }
             None => None,
         };
+        // `--last` right after a finished restore to the same entry: already there.
+        let mut restoring = None;
+        if self.last {
+            let last = backups::last(&ctx.project, &target)?;
+            if let Some(restore) = &last.already {
+                return already_there(ctx, &target, &last.candidate, restore);
+            }
+            restoring = Some(last.candidate.id);
+        }
+        if let Some(key) = &self.backup {
+            restoring = backups::entries(&ctx.project)
+                .into_iter()
+                .find(|e| e.id == *key)
+                .map(|e| e.id);
+        }
         let mut db = d1::open(&ctx.project, &target)?;
         let (source, from) = match (instant, from_env) {
             (_, Some(copied)) => copied,
@@ -110,6 +125,7 @@ impl flags::DbRestore {
             command: "db-restore",
             confirm: Confirm::Yes,
             restore_point: !self.no_backup,
+            restoring,
         };
         let done = change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
         if let (None, Some(p)) = (&done.captured, &change.previous) {
@@ -149,7 +165,7 @@ impl flags::DbRestore {
         let entry = match &self.backup {
             Some(key) => backups::find(&ctx.project, target, key, &ctx.cwd)?,
             None => {
-                let e = backups::last(&ctx.project, target)?;
+                let e = backups::last(&ctx.project, target)?.candidate;
                 let zone = time::zone(self.tz.as_deref()).map_err(|e| usage!("{e}"))?;
                 ui::say(format!("--last: {}", e.describe(&ctx.project.root, &zone)));
                 e
@@ -175,6 +191,10 @@ impl Change for RestoreChange<'_> {
         Ok(Some(format!("restore {}", self.from)))
     }
 
+    fn previous_bookmark(&self) -> Option<String> {
+        self.previous.clone()
+    }
+
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
         self.previous = crate::d1::ops::restore(act.db, &self.source, &act.before)?;
         self.after = act.db.state().map_err(|e| {
@@ -183,6 +203,9 @@ impl Change for RestoreChange<'_> {
                  the restored state unless the restore itself failed"
             )
         })?;
+        // The restored state may hold the lock row of whoever captured it: ours goes, and
+        // that one with it (by its token), when the lock is released.
+        act.held.note_restored(self.after.lock.as_ref());
         let n = self.after.applied.len();
         ui::say(format!(
             "restored {} to {}: {n} migration{} applied{}",
@@ -196,6 +219,35 @@ impl Change for RestoreChange<'_> {
         ));
         Ok(())
     }
+}
+
+/// `--last` when the newest finished restore already went to the entry it would pick:
+/// nothing is run, and the way to undo that restore is said.
+fn already_there(
+    ctx: &Ctx,
+    target: &Target,
+    candidate: &Entry,
+    restore: &Entry,
+) -> anyhow::Result<()> {
+    let undo = backups::restore_command(ctx, target, &format!("--backup {}", restore.id));
+    ui::say(format!(
+        "--last: nothing to do: the last change to {} was a restore to backup {} ({}), and it \
+         finished; --last never undoes a restore. To undo that restore: {undo}",
+        target.describe(),
+        candidate.id,
+        candidate.reason
+    ));
+    if ctx.global.json {
+        ui::json(&json!({
+            "env": target.env.name(),
+            "database": database_json(target),
+            "restored_from": null,
+            "already_restored_to": candidate.id,
+            "undo": undo,
+            "wrangler_calls": 0,
+        }));
+    }
+    Ok(())
 }
 
 fn from_entry(entry: &Entry) -> anyhow::Result<(Restore, String)> {
@@ -292,13 +344,9 @@ fn copy_from_env(
     }
     let scratch = backups::scratch_file(&ctx.project, "sql")?;
     let mut db = d1::open(&ctx.project, &source)?;
-    let bookmark = match db.backup(&scratch) {
-        Ok(d1::BackupMade::Export { bookmark }) => bookmark,
-        Ok(d1::BackupMade::Snapshot) => String::new(),
-        Err(e) => {
-            let _ = std::fs::remove_file(&scratch);
-            return Err(e);
-        }
+    let bookmark = match db.backup(&scratch)? {
+        d1::BackupMade::Export { bookmark } => bookmark,
+        d1::BackupMade::Snapshot => String::new(),
     };
     if source.protected {
         ui::say(format!(
@@ -308,7 +356,7 @@ fn copy_from_env(
         ));
     }
     Ok((
-        scratch,
+        scratch.into_path(),
         format!(
             "an export of {} (at bookmark {bookmark})",
             source.describe()

@@ -105,6 +105,7 @@ impl flags::DbSeed {
             },
             confirm: Confirm::Yes,
             restore_point: !self.no_backup,
+            restoring: None,
         };
         let loaded = change::run(ctx, &target, db.as_mut(), guard, &mut change);
         let counts = std::mem::take(&mut change.counts);
@@ -152,6 +153,7 @@ impl flags::DbSeed {
                 command: "db-seed cleanup",
                 confirm: Confirm::Yes,
                 restore_point: false,
+                restoring: None,
             };
             change::run(ctx, &target, db.as_mut(), guard, &mut cleanup).map(|_| ())
         };
@@ -246,7 +248,7 @@ impl flags::DbSeed {
 
 /// Seeding needs the schema the seeds were written for: every migration applied.
 pub(crate) fn refuse_pending(target: &Target, state: &State) -> anyhow::Result<()> {
-    let set = MigrationSet::for_db(&target.db)?;
+    let set = MigrationSet::for_target(target)?;
     let status = plan::status(&set, state);
     if !status.pending.is_empty() {
         let names: Vec<&str> = status.pending.iter().map(|m| m.name.as_str()).collect();

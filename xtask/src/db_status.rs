@@ -10,7 +10,7 @@ use crate::{d1, flags, plan, ui, Ctx};
 impl flags::DbStatus {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let target = ctx.target()?;
-        let set = MigrationSet::for_db(&target.db)?;
+        let set = MigrationSet::for_target(&target)?;
         let mut db = d1::open(&ctx.project, &target)?;
         let state = db.state()?;
         let status = plan::status_with_schema(&set, &state, &target.db.migrations_table);
@@ -22,9 +22,6 @@ impl flags::DbStatus {
             ui::json(&doc);
         } else {
             ui::print(format!("{} · {}", target.describe(), db.location()));
-            if !set.exists {
-                ui::print(format!("(no migrations folder at {})", set.dir.display()));
-            }
             let width = status
                 .applied
                 .iter()

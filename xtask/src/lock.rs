@@ -9,9 +9,39 @@ use crate::{time, ui, Ctx};
 /// Our hold on the lock.
 pub(crate) struct Held {
     pub(crate) token: String,
+    /// When we took it, by the database's clock (`i64::MIN` if the read did not show it:
+    /// then no other row is ever taken for one a restore brought back).
     pub(crate) acquired_at: i64,
+    /// The token of a lock row a restore brought back (the row of whoever held the lock
+    /// when the restored state was captured), released with ours.
+    pub(crate) brought_back: Option<String>,
     /// Set when the release already rode in a request that succeeded.
     pub(crate) released: bool,
+}
+
+impl Held {
+    /// The lock rows the release deletes: ours, and one a restore brought back.
+    pub(crate) fn tokens(&self) -> Vec<String> {
+        let mut t = vec![self.token.clone()];
+        t.extend(
+            self.brought_back
+                .iter()
+                .filter(|b| **b != self.token)
+                .cloned(),
+        );
+        t
+    }
+
+    /// After a restore: a lock row in the restored state that is not ours and was taken
+    /// before ours (both times by the database's one clock) can only have come back with
+    /// the restore (nobody else can take the lock while we hold it): it goes with our
+    /// release, by its token. A row taken after ours belongs to a run that took the lock
+    /// once the restore had removed ours, and is left alone.
+    pub(crate) fn note_restored(&mut self, restored: Option<&LockRow>) {
+        self.brought_back = restored
+            .filter(|row| row.token != self.token && row.acquired_at < self.acquired_at)
+            .map(|row| row.token.clone());
+    }
 }
 
 fn host_name() -> String {
@@ -38,6 +68,7 @@ fn new_row(command: &str) -> LockRow {
         pid: i64::from(std::process::id()),
         command: command.to_string(),
         acquired_at: now,
+        age_secs: 0,
     }
 }
 
@@ -50,19 +81,31 @@ pub(crate) fn describe(row: &LockRow) -> String {
         row.host,
         row.pid,
         time::format_utc(row.acquired_at),
-        (time::unix_now() - row.acquired_at).max(0)
+        row.age_secs.max(0)
     )
 }
 
-/// Why a lock may be broken: older than the stated age, or held by a process of this
-/// host that no longer runs.
+/// Why a lock may be broken with `--force-unlock`: older than the stated age, by the
+/// database's clock.
 pub(crate) fn stale_reason(row: &LockRow, stale_after: u64) -> Option<String> {
-    let age = time::unix_now() - row.acquired_at;
-    if age > stale_after as i64 {
-        return Some(format!("older than {stale_after} s"));
+    if row.age_secs > stale_after as i64 {
+        return Some(format!(
+            "held for {} s by the database's clock, more than lock_stale_after_secs ({stale_after} s)",
+            row.age_secs
+        ));
     }
+    dead_holder(row)
+}
+
+/// Set when the lock's holder is a process of this host that no longer runs: such a lock
+/// is broken without being asked (nobody can release it any more). Hosts are told apart
+/// by name, as the lock row records them.
+pub(crate) fn dead_holder(row: &LockRow) -> Option<String> {
     let proc_dir = std::path::Path::new("/proc");
-    if row.host == host_name() && proc_dir.is_dir() && !proc_dir.join(row.pid.to_string()).exists()
+    if row.host == host_name()
+        && row.pid > 0
+        && proc_dir.is_dir()
+        && !proc_dir.join(row.pid.to_string()).exists()
     {
         return Some(format!(
             "process {} on this host is no longer running",
@@ -73,7 +116,8 @@ pub(crate) fn stale_reason(row: &LockRow, stale_after: u64) -> Option<String> {
 }
 
 /// Takes the lock and reads the state under it; waits up to the lock timeout while
-/// another run holds it; breaks a stale lock only with `--force-unlock`.
+/// another run holds it; breaks the lock of a dead process of this host at once, and one
+/// older than `lock_stale_after_secs` (by the database's clock) only with `--force-unlock`.
 pub(crate) fn acquire(
     ctx: &Ctx,
     target: &Target,
@@ -99,9 +143,15 @@ pub(crate) fn acquire(
         };
         let holder = match attempt {
             Ok(state) => {
+                let acquired_at = state
+                    .lock
+                    .as_ref()
+                    .filter(|l| l.token == row.token)
+                    .map_or(i64::MIN, |l| l.acquired_at);
                 let held = Held {
                     token: row.token.clone(),
-                    acquired_at: row.acquired_at,
+                    acquired_at,
+                    brought_back: None,
                     released: false,
                 };
                 return Ok((held, state));
@@ -116,6 +166,16 @@ pub(crate) fn acquire(
         } else {
             stale_reason(&holder, ctx.settings.lock_stale_after_secs)
         };
+        if !released_meanwhile {
+            if let Some(why) = dead_holder(&holder) {
+                crate::d1::ops::break_lock(db, &holder)?;
+                ui::say(format!(
+                    "broke the lock of a run that ended without releasing it ({why}): {}",
+                    describe(&holder)
+                ));
+                continue;
+            }
+        }
         if ctx.global.force_unlock && !released_meanwhile {
             match &stale {
                 Some(why) => {

@@ -74,6 +74,12 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == proc::GUARD_ARG)
+    {
+        return proc::guardian_main();
+    }
     proc::install_signal_handlers();
     // `--json` as typed, so that even an argument error answers with a document; words
     // after `--` are the user's command (`db-seed -- <command>`), not ours.

@@ -7,6 +7,12 @@
 //! SIGTERM to the xtask are caught (`install_signal_handlers`): the child group running
 //! at that moment is stopped, and the command's cleanup (releasing the lock, the test
 //! data) still runs, then the xtask exits 130.
+//!
+//! A SIGKILL cannot be caught: for that, every group is also registered with a guardian,
+//! a second copy of the xtask (`xtask __guard`, started on the first child) that reads
+//! group ids from a pipe. When the xtask dies, however it dies, the pipe closes and the
+//! guardian stops every group still registered: no wrangler and no `--verify` command
+//! goes on working with nobody watching.
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -91,9 +97,98 @@ pub(crate) enum Ended {
     Interrupted,
 }
 
+/// The guardian's end of the pipe, once started (`None` inside: it could not start).
+static GUARDIAN: std::sync::Mutex<Option<Option<std::process::ChildStdin>>> =
+    std::sync::Mutex::new(None);
+
+/// Tells the guardian that group `pgid` exists (`+`) or is over (`-`). Without a guardian
+/// (it could not start) the xtask goes on: Ctrl-C and timeouts still stop groups.
+fn guardian_note(sign: char, pgid: u32) {
+    use std::io::Write;
+    let Ok(mut slot) = GUARDIAN.lock() else {
+        return;
+    };
+    if slot.is_none() {
+        *slot = Some(start_guardian());
+    }
+    if let Some(Some(pipe)) = slot.as_mut() {
+        let _ = writeln!(pipe, "{sign}{pgid}");
+    }
+}
+
+fn start_guardian() -> Option<std::process::ChildStdin> {
+    // Under `cargo test` the current executable is the test harness, not the xtask.
+    if cfg!(test) {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(GUARD_ARG)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // A group of its own: a Ctrl-C at the terminal reaches the xtask, not the guardian.
+    own_group(&mut cmd);
+    let mut child = cmd.spawn().ok()?;
+    let pipe = child.stdin.take();
+    // Never waited for: it outlives the xtask by design, and init reaps it.
+    std::mem::forget(child);
+    pipe
+}
+
+/// The hidden first argument that makes the xtask a guardian.
+pub(crate) const GUARD_ARG: &str = "__guard";
+
+/// The guardian's main loop: `+<pgid>` and `-<pgid>` lines until the pipe closes, then
+/// SIGTERM to every group still registered, a grace, SIGKILL.
+pub(crate) fn guardian_main() -> std::process::ExitCode {
+    use std::io::BufRead;
+    #[cfg(unix)]
+    // SAFETY: ignoring signals touches no memory.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let mut groups: Vec<i32> = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let (sign, n) = line.split_at(line.len().min(1));
+        let Ok(pgid) = n.parse::<i32>() else { continue };
+        match sign {
+            "+" => groups.push(pgid),
+            "-" => groups.retain(|g| *g != pgid),
+            _ => {}
+        }
+    }
+    #[cfg(unix)]
+    if !groups.is_empty() {
+        for g in &groups {
+            // SAFETY: kill(2) on a process group; no memory involved.
+            unsafe {
+                libc::kill(-g, libc::SIGTERM);
+            }
+        }
+        std::thread::sleep(GRACE);
+        for g in &groups {
+            // SAFETY: as above.
+            unsafe {
+                libc::kill(-g, libc::SIGKILL);
+            }
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
 /// Waits for `child`, stopping its group at `deadline` or on Ctrl-C / SIGTERM. After the
 /// leader exits, stragglers of its group (a workerd the CLI left) are stopped too.
 pub(crate) fn wait(child: &mut Child, deadline: Option<Instant>) -> std::io::Result<Ended> {
+    guardian_note('+', child.id());
+    let ended = wait_inner(child, deadline);
+    guardian_note('-', child.id());
+    ended
+}
+
+fn wait_inner(child: &mut Child, deadline: Option<Instant>) -> std::io::Result<Ended> {
     let seen = INTERRUPTS.load(Ordering::SeqCst);
     loop {
         if let Some(status) = child.try_wait()? {

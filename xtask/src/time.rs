@@ -62,8 +62,57 @@ pub(crate) fn zone(tz: Option<&str>) -> Result<TimeZone, String> {
         Some(name) => TimeZone::get(name).map_err(|e| {
             format!("--tz `{name}` is not a time zone this machine knows ({e}); use an IANA name such as Europe/Paris or UTC")
         }),
-        None => Ok(TimeZone::try_system().unwrap_or(TimeZone::UTC)),
+        None => system_zone(),
     }
+}
+
+/// The largest time zone file read from `TZ` (real ones are a few kB).
+const TZ_FILE_LIMIT: u64 = 256 * 1024;
+
+/// The zone of `TZ` when it is set, else the system's (`/etc/localtime`; UTC where a
+/// machine has none, as POSIX says). `TZ` is checked before anything reads it: a path must
+/// name a regular file of at most 256 kB (never a device or a pipe, which would hang or
+/// fill memory), a name must be one this machine knows (IANA, or a POSIX rule such as
+/// `EST5EDT`); anything else is an error, never a silent UTC.
+fn system_zone() -> Result<TimeZone, String> {
+    let Some(raw) = std::env::var_os("TZ") else {
+        return Ok(TimeZone::try_system().unwrap_or(TimeZone::UTC));
+    };
+    let refuse = |why: String| {
+        format!(
+            "TZ={raw:?} {why}: unset TZ, or set an IANA name such as Europe/Paris (--tz overrides it)"
+        )
+    };
+    let Some(text) = raw.to_str() else {
+        return Err(refuse("is not UTF-8".into()));
+    };
+    let name = text.strip_prefix(':').unwrap_or(text);
+    if name.is_empty() {
+        return Ok(TimeZone::UTC);
+    }
+    if name.starts_with('/') {
+        let meta = std::fs::metadata(name)
+            .map_err(|e| refuse(format!("names a file that cannot be read ({e})")))?;
+        if !meta.is_file() {
+            return Err(refuse("names something that is not a regular file".into()));
+        }
+        if meta.len() > TZ_FILE_LIMIT {
+            return Err(refuse(format!(
+                "names a file of {} bytes; time zone files are a few kB",
+                meta.len()
+            )));
+        }
+        let mut bytes = Vec::new();
+        use std::io::Read;
+        std::fs::File::open(name)
+            .and_then(|f| f.take(TZ_FILE_LIMIT).read_to_end(&mut bytes))
+            .map_err(|e| refuse(format!("names a file that cannot be read ({e})")))?;
+        return TimeZone::tzif(name, &bytes)
+            .map_err(|e| refuse(format!("names a file that is not a time zone file ({e})")));
+    }
+    TimeZone::get(name)
+        .or_else(|_| TimeZone::posix(name))
+        .map_err(|e| refuse(format!("is not a time zone this machine knows ({e})")))
 }
 
 /// The forms `--timestamp` takes, for error messages and --help.

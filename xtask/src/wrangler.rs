@@ -50,6 +50,11 @@ impl Lazy {
         self.found.as_mut().expect("found by ready").run(args)
     }
 
+    pub(crate) fn run_two(&mut self, a: &[String], b: &[String]) -> anyhow::Result<(Run, Run)> {
+        self.ready()?;
+        self.found.as_mut().expect("found by ready").run_two(a, b)
+    }
+
     /// Finds wrangler now (and checks its Node), so that a missing one is found before
     /// anything is written.
     pub(crate) fn ready(&mut self) -> anyhow::Result<()> {
@@ -284,21 +289,50 @@ impl Wrangler {
     /// so wrangler takes it as a script (and the xtask's own guards did the asking). It
     /// runs in a process group of its own, stopped whole at the timeout or on Ctrl-C.
     pub(crate) fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
+        self.count_start(args)?;
+        self.spawn_and_wait(args)
+    }
+
+    /// Runs two wrangler processes at once (each in its own group, both stopped at the
+    /// timeout or on Ctrl-C) and returns both results, in order.
+    pub(crate) fn run_two(&mut self, a: &[String], b: &[String]) -> anyhow::Result<(Run, Run)> {
+        self.count_start(a)?;
+        self.count_start(b)?;
+        let this = &*self;
+        std::thread::scope(|s| {
+            let first = s.spawn(|| this.spawn_and_wait(a));
+            let second = this.spawn_and_wait(b);
+            let first = first
+                .join()
+                .unwrap_or_else(|_| Err(failed!("a wrangler process could not be awaited")));
+            Ok((first?, second?))
+        })
+    }
+
+    /// Echoes the command and counts it; after Ctrl-C, only one more process may start
+    /// (the cleanup: releasing the lock).
+    fn count_start(&mut self, args: &[String]) -> anyhow::Result<()> {
         ui::say(format!("$ {}", display_command(args)));
         if crate::proc::interrupted() && self.calls_after_interrupt > 0 {
             return Err(failed!("interrupted: wrangler was not started"));
         }
         if crate::proc::interrupted() {
-            // One more process is allowed after Ctrl-C: the cleanup (releasing the lock).
             self.calls_after_interrupt += 1;
         }
         self.calls += 1;
+        Ok(())
+    }
+
+    fn spawn_and_wait(&self, args: &[String]) -> anyhow::Result<Run> {
         let mut cmd = std::process::Command::new(&self.program);
         cmd.args(args)
             .env("WRANGLER_SEND_METRICS", "false")
             .env("WRANGLER_HIDE_BANNER", "true")
             .env("NO_COLOR", "1")
-            .env("FORCE_COLOR", "0");
+            .env("FORCE_COLOR", "0")
+            // wrangler's debug logging (`WRANGLER_LOG=debug` in the caller's shell) goes to
+            // stdout, between the JSON the xtask reads: its own level is kept at `log`.
+            .env("WRANGLER_LOG", "log");
         if let Some(path) = &self.path_env {
             cmd.env("PATH", path);
         }

@@ -171,7 +171,17 @@ impl Local {
                 "snapshot of the local database to {} failed: {e}",
                 dest.display()
             )
-        })
+        })?;
+        // The copy keeps the source's WAL mode in its header: a snapshot is one file, so
+        // that reading it (the check before it is recorded) leaves no -wal/-shm beside it.
+        Connection::open(dest)
+            .and_then(|c| {
+                c.query_row("PRAGMA journal_mode = DELETE", [], |r| {
+                    r.get::<_, String>(0)
+                })
+            })
+            .map_err(|e| failed!("snapshot {}: {e}", dest.display()))?;
+        Ok(())
     }
 }
 

@@ -66,8 +66,11 @@ pub(crate) struct LockRow {
     pub(crate) host: String,
     pub(crate) pid: i64,
     pub(crate) command: String,
-    /// Unix seconds, by the holder's clock.
+    /// Unix seconds, by the database's clock (`unixepoch()` in the insert).
     pub(crate) acquired_at: i64,
+    /// Seconds since then, by the database's clock at the read: staleness never compares
+    /// clocks of different machines.
+    pub(crate) age_secs: i64,
 }
 
 /// What the database says is applied.
@@ -88,8 +91,9 @@ pub(crate) struct State {
 pub(crate) struct Extras {
     /// Checksums of migrations applied earlier by plain wrangler, recorded on first sight.
     pub(crate) first_sight: Vec<(String, String)>,
-    /// Release this lock (token, acquired_at) in the same transaction.
-    pub(crate) release: Option<(String, i64)>,
+    /// Release the lock in the same transaction: the rows of these tokens (ours, and one
+    /// a restore brought back).
+    pub(crate) release: Option<Vec<String>>,
 }
 
 /// The extras for group `i` of `0..=last`: first-sight checksums with the first request,
@@ -157,29 +161,32 @@ pub(crate) fn checksum_upsert_sql(table: &str, name: &str, sha256: &str, how: &s
     )
 }
 
-/// Takes the lock: fails with a UNIQUE constraint error while another row is there.
+/// Takes the lock: fails with a UNIQUE constraint error while another row is there. The
+/// time is the database's own (`unixepoch()`), so that every runner judges its age by one
+/// clock.
 pub(crate) fn lock_insert_sql(table: &str, row: &LockRow) -> String {
     format!(
-        "INSERT INTO {} (id, token, holder, host, pid, command, acquired_at) VALUES (1, {}, {}, {}, {}, {}, {});",
+        "INSERT INTO {} (id, token, holder, host, pid, command, acquired_at) VALUES (1, {}, {}, {}, {}, {}, unixepoch());",
         quote_ident(&lock_table(table)),
         quote_string(&row.token),
         quote_string(&row.holder),
         quote_string(&row.host),
         row.pid,
         quote_string(&row.command),
-        row.acquired_at
     )
 }
 
-/// Releases our lock, and any row older than ours that a restore brought back. The table
+/// Releases the lock rows of `tokens`, and only those: ours, and the one a restore brought
+/// back (recognised by its token after the restore). Never rows chosen by time. The table
 /// is created first if missing: a restore from an export of a database that never had it
 /// (plain wrangler's, an empty one) removes it along with the lock row.
-pub(crate) fn lock_release_sql(table: &str, token: &str, acquired_at: i64) -> String {
+pub(crate) fn lock_release_sql(table: &str, tokens: &[String]) -> String {
+    let list: Vec<String> = tokens.iter().map(|t| quote_string(t)).collect();
     format!(
-        "{}\nDELETE FROM {} WHERE token = {} OR acquired_at < {acquired_at};",
+        "{}\nDELETE FROM {} WHERE token IN ({});",
         lock_table_sql(table),
         quote_ident(&lock_table(table)),
-        quote_string(token)
+        list.join(", ")
     )
 }
 
@@ -192,7 +199,7 @@ pub(crate) fn checksums_select_sql(table: &str) -> String {
 
 pub(crate) fn lock_select_sql(table: &str) -> String {
     format!(
-        "SELECT token, holder, host, pid, command, acquired_at FROM {}",
+        "SELECT token, holder, host, pid, command, acquired_at, unixepoch() - acquired_at AS age FROM {}",
         quote_ident(&lock_table(table))
     )
 }
@@ -207,6 +214,7 @@ pub(crate) fn lock_from_json(row: &serde_json::Value) -> LockRow {
         pid: row["pid"].as_i64().unwrap_or_default(),
         command: s("command"),
         acquired_at: row["acquired_at"].as_i64().unwrap_or_default(),
+        age_secs: row["age"].as_i64().unwrap_or_default(),
     }
 }
 
@@ -439,8 +447,8 @@ pub(crate) fn batch_sql(table: &str, migrations: &[&Migration], extras: &Extras)
         sql.push_str(&checksum_upsert_sql(table, name, sha, "first-sight"));
         sql.push('\n');
     }
-    if let Some((token, at)) = &extras.release {
-        sql.push_str(&lock_release_sql(table, token, *at));
+    if let Some(tokens) = &extras.release {
+        sql.push_str(&lock_release_sql(table, tokens));
         sql.push('\n');
     }
     sql

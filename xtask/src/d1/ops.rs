@@ -103,6 +103,7 @@ pub(crate) fn lock_and_state(
                     pid: 0,
                     command: String::new(),
                     acquired_at: crate::time::unix_now(),
+                    age_secs: 0,
                 },
             )))
         }
@@ -112,9 +113,9 @@ pub(crate) fn lock_and_state(
     }
 }
 
-/// Releases our lock (and rows older than it that a restore brought back).
-pub(crate) fn unlock(db: &mut dyn Database, token: &str, acquired_at: i64) -> anyhow::Result<()> {
-    let sql = lock_release_sql(&table(db), token, acquired_at);
+/// Releases the lock rows of `tokens` (ours, and one a restore brought back).
+pub(crate) fn unlock(db: &mut dyn Database, tokens: &[String]) -> anyhow::Result<()> {
+    let sql = lock_release_sql(&table(db), tokens);
     match db.run_meta(&sql)? {
         Ok(_) => Ok(()),
         Err(e) => Err(failed!(

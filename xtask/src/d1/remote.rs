@@ -133,20 +133,34 @@ impl Remote {
 
     /// The current Time Travel bookmark, or the one for an instant (`--timestamp`).
     fn bookmark(&mut self, at: Option<&str>) -> anyhow::Result<String> {
+        let args = self.bookmark_args(at);
+        let run = self.wrangler(&args)?;
+        Self::bookmark_from(run, at, &self.target)
+    }
+
+    /// `wrangler d1 time-travel info` for now, or for the moment `at`.
+    fn bookmark_args(&self, at: Option<&str>) -> Vec<String> {
         let mut extra = vec!["--json"];
         if let Some(t) = at {
             extra.extend(["--timestamp", t]);
         }
-        let args = self.target.time_travel_args("info", &extra);
+        self.target.time_travel_args("info", &extra)
+    }
+
+    /// The bookmark in `time-travel info`'s answer, or why there is none.
+    fn bookmark_from(
+        run: crate::wrangler::Run,
+        at: Option<&str>,
+        target: &Target,
+    ) -> anyhow::Result<String> {
         let what = at.map_or(
             "capturing a restore point (Time Travel bookmark)".to_string(),
             |t| format!("finding the Time Travel bookmark for {t}"),
         );
-        let run = self.wrangler(&args)?;
         if !run.success {
             return Err(failed!(
                 "{what} of {} failed: {}\nnothing was changed",
-                self.target.describe(),
+                target.describe(),
                 run.error_text()
             ));
         }
@@ -162,6 +176,10 @@ impl Remote {
     /// error naming the environment and the id, before anything was changed.
     fn wrangler(&mut self, args: &[String]) -> anyhow::Result<crate::wrangler::Run> {
         let run = self.wrangler.run(args)?;
+        self.known_database(run)
+    }
+
+    fn known_database(&self, run: crate::wrangler::Run) -> anyhow::Result<crate::wrangler::Run> {
         if !run.success && is_unknown_database(&run.error_text()) {
             return Err(crate::exit::usage!(
                 "D1 does not know the database of {}: database_id {} of binding {} is not in this \
@@ -342,15 +360,26 @@ impl Database for Remote {
     }
 
     fn backup(&mut self, scratch: &Path) -> anyhow::Result<BackupMade> {
-        let bookmark = self.bookmark(None)?;
         let mut args = self.target.d1_args(&["export"]);
         args.extend(["--output".into(), scratch.display().to_string()]);
         ui::say(format!(
-            "exporting {} (wrangler waits for D1 to write the file, then downloads it)",
+            "exporting {} (wrangler waits for D1 to write the file, then downloads it); \
+             its Time Travel bookmark is read at the same time",
             self.target.describe()
         ));
         let started = std::time::Instant::now();
-        let run = self.wrangler(&args)?;
+        // Two processes at once: the bookmark costs no extra wait. Read before or during
+        // the export, it marks the same moment as well as it can (wrangler does not print
+        // the bookmark D1 exported at).
+        let info_args = self.bookmark_args(None);
+        let (info, run) = self.wrangler.run_two(&info_args, &args)?;
+        let bookmark = self
+            .known_database(info)
+            .and_then(|info| Self::bookmark_from(info, None, &self.target))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(scratch);
+            })?;
+        let run = self.known_database(run)?;
         // D1 refuses to export a database that has virtual tables (FTS5): then its
         // ordinary tables are exported and the rest is read.
         let with_virtual_tables = if run.success {

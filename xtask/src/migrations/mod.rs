@@ -38,12 +38,34 @@ pub(crate) struct MigrationSet {
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
     let mut out = String::with_capacity(64);
     for b in digest {
         out.push_str(&format!("{b:02x}"));
     }
     out
+}
+
+/// The size and SHA-256 of a file, read a megabyte at a time (a backup of hundreds of
+/// megabytes never sits in memory whole).
+pub(crate) fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex(&hasher.finalize())))
 }
 
 /// `<digits>_<name>.sql` -> the number, or why the name is not one wrangler can order.
@@ -93,6 +115,33 @@ impl MigrationSet {
     /// The migrations of a database: its folder, through its `migrations_pattern` if set.
     pub(crate) fn for_db(db: &crate::target::Database) -> anyhow::Result<MigrationSet> {
         MigrationSet::scan_with(&db.migrations_dir, db.migrations_pattern.as_deref())
+    }
+
+    /// The migrations of a target's database, which must have its folder: a missing one
+    /// (a typo in `migrations_dir`, a dangling link, a link loop) is a configuration error
+    /// naming the environment and the path, never "nothing to apply" (raw wrangler says
+    /// "No migrations present" and fails too).
+    pub(crate) fn for_target(target: &crate::target::Target) -> anyhow::Result<MigrationSet> {
+        let dir = &target.db.migrations_dir;
+        if !dir.is_dir() {
+            let what = match (std::fs::symlink_metadata(dir), std::fs::metadata(dir)) {
+                (Err(_), _) => "does not exist".to_string(),
+                (Ok(link), Err(e)) if link.file_type().is_symlink() => {
+                    format!("is a link that leads nowhere ({e})")
+                }
+                (Ok(_), Err(e)) => format!("cannot be read ({e})"),
+                (Ok(_), Ok(_)) => "is not a folder".to_string(),
+            };
+            return Err(usage!(
+                "the migrations folder of {} (binding {}) is {}, which {what}: check `migrations_dir` \
+                 for that database in the wrangler config, or create the folder \
+                 (`cargo xtask db-new <name>` does); nothing was changed",
+                target.env,
+                target.db.binding,
+                dir.display()
+            ));
+        }
+        MigrationSet::for_db(&target.db)
     }
 
     /// Reads and lints every `*.sql` file directly in `dir` (wrangler's default pattern).

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{Run, Workspace};
+use crate::support::{Remote, Run, Workspace};
 
 const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n";
 const POSTS: &str =
@@ -20,7 +20,7 @@ fn local_fp(ws: &Workspace) -> String {
     ws.query(FINGERPRINT)[0]["fp"].as_str().unwrap().to_string()
 }
 
-fn remote_fp(ws: &Workspace, emu: &d1_emulator::Emulator, env: &str) -> String {
+fn remote_fp(ws: &Workspace, emu: &Remote, env: &str) -> String {
     ws.remote_query(emu, env, FINGERPRINT)[0]["fp"]
         .as_str()
         .unwrap()
@@ -116,7 +116,7 @@ fn local_backup_change_restore_and_undo() {
 fn remote_backup_change_restore_by_backup_bookmark_and_timestamp() {
     let ws = Workspace::new("remote-roundtrip");
     ws.migration("0001_users.sql", USERS);
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(0, &[]);
     ws.remote_query(
@@ -238,7 +238,7 @@ fn verify_failure_restores_local_and_remote() {
     ws.xtask(&["db-migrate", "--verify", "true", "--no-backup"])
         .expect(2, &["--verify needs the restore point"]);
 
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging", "--to", "1"], &[])
         .expect(0, &[]);
     ws.remote_query(
@@ -340,7 +340,10 @@ fn refusals_change_nothing() {
             "checked before any wrangler call"
         );
     }
-    assert!(emu.requests().is_empty(), "no request reached the API");
+    assert!(
+        emu.emu().requests().is_empty(),
+        "no request reached the API"
+    );
 }
 
 #[test]
@@ -404,7 +407,7 @@ fn restore_staging_to_seconds_ago_and_record_bookmarks() {
     assert_eq!(applied, ["0001_users.sql"]);
 
     // Refused before any wrangler call: the future, past retention, and nonsense.
-    emu.clear_requests();
+    emu.emu().clear_requests();
     for (when, words) in [
         ("in 5 minutes", "5 minutes ago"),
         ("2099-01-01 00:00", "in the future"),
@@ -417,7 +420,11 @@ fn restore_staging_to_seconds_ago_and_record_bookmarks() {
         )
         .expect(2, &[words]);
     }
-    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+    assert!(
+        emu.emu().requests().is_empty(),
+        "{:?}",
+        emu.emu().requests()
+    );
 }
 
 #[test]
@@ -449,5 +456,182 @@ fn a_damaged_index_entry_is_refused_before_anything_runs() {
         ],
     );
     assert!(!run.stderr.contains("--bookmark ''"), "{}", run.stderr);
-    assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+    assert!(
+        emu.emu().requests().is_empty(),
+        "{:?}",
+        emu.emu().requests()
+    );
+}
+
+/// `--last` is the state before the last change that was not a restore: run twice, the
+/// second run changes nothing and says so; the restore is undone by its own command.
+/// A case of the reliability suite (`reliability.rs`), which runs it.
+pub fn rerunning_restore_last_changes_nothing_and_the_restore_has_its_own_undo() {
+    let ws = Workspace::new("last-twice");
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    ws.migration(
+        "0002_tags.sql",
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
+    );
+    ws.xtask(&["db-migrate"])
+        .expect(0, &["applied 1 migration"]);
+    ws.query("INSERT INTO users (email) VALUES ('kept@x.com')");
+
+    let first = ws.xtask(&["db-restore", "--last"]);
+    first.expect(0, &["--last:", "before db-migrate", "restored"]);
+    assert_eq!(ws.applied_names(), ["0001_users.sql"]);
+    let undo = printed_command(&first, "to return to the state before this run: ");
+
+    let again = ws.xtask(&["db-restore", "--last", "--json"]);
+    again.expect(0, &["nothing to do", "never undoes a restore"]);
+    assert_eq!(again.json()["wrangler_calls"], 0);
+    assert_eq!(
+        ws.applied_names(),
+        ["0001_users.sql"],
+        "the second --last did not revert the first"
+    );
+
+    // The restore's own undo brings back what it replaced, the row written after too.
+    xtask_args(&ws, &undo).expect(0, &["restored"]);
+    assert_eq!(ws.applied_names(), ["0001_users.sql", "0002_tags.sql"]);
+    assert_eq!(
+        ws.query("SELECT count(*) AS n FROM users")[0]["n"],
+        1,
+        "the row written before the restore is back"
+    );
+}
+
+/// A line of the backup index cut short (a crash mid-write) is set aside, reported and
+/// kept; the undo printed afterwards works. On a full disk nothing is recorded, nothing
+/// changes, and no undo line refers to an entry that is not there.
+/// A case of the reliability suite (`reliability.rs`), which runs it.
+pub fn a_torn_index_line_is_set_aside_and_the_undo_printed_after_it_works() {
+    let ws = Workspace::new("torn-index");
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    let index = ws.dir.join("backups/index.jsonl");
+    let torn = "{\"id\": \"20261206T000000Z-dead\", \"env\": \"loc";
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&index)
+            .unwrap();
+        f.write_all(torn.as_bytes()).unwrap();
+    }
+    ws.migration(
+        "0002_tags.sql",
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
+    );
+    let run = ws.xtask(&["db-migrate"]);
+    run.expect(
+        0,
+        &["was cut short", "index.jsonl.torn", "applied 1 migration"],
+    );
+    let side = std::fs::read_to_string(ws.dir.join("backups/index.jsonl.torn")).unwrap();
+    assert!(side.contains(torn), "kept aside: {side}");
+    let text = std::fs::read_to_string(&index).unwrap();
+    assert!(text.ends_with('\n'));
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let list = ws.xtask(&["db-backup", "--list"]);
+    list.expect(0, &[]);
+    assert!(!list.stderr.contains("warning"), "{}", list.stderr);
+    let undo = printed_command(&run, "to return to the state before this run: ");
+    xtask_args(&ws, &undo).expect(0, &["restored"]);
+    assert_eq!(ws.applied_names(), ["0001_users.sql"]);
+}
+
+/// A case of the reliability suite (`reliability.rs`), which runs it.
+pub fn on_a_full_disk_nothing_is_recorded_and_nothing_changes() {
+    let ws = Workspace::new("full-disk");
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    let index = ws.dir.join("backups/index.jsonl");
+    // A full disk: every write to the index fails with ENOSPC.
+    std::fs::rename(&index, ws.dir.join("backups/index.saved")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &index).unwrap();
+    ws.migration(
+        "0002_tags.sql",
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
+    );
+    let snapshots = || {
+        std::fs::read_dir(ws.dir.join("backups/local"))
+            .unwrap()
+            .count()
+    };
+    let before = snapshots();
+    let full = ws.xtask(&["db-migrate"]);
+    assert_eq!(snapshots(), before, "no snapshot the index does not know");
+    full.expect(
+        1,
+        &["cannot write the backup index", "nothing was recorded"],
+    );
+    assert!(
+        !full
+            .stderr
+            .contains("to return to the state before this run"),
+        "{}",
+        full.stderr
+    );
+    assert_eq!(ws.applied_names(), ["0001_users.sql"], "nothing changed");
+}
+
+/// A wrangler that cuts the export short (its last bytes) and exits 0: the backup does
+/// not read back whole, so it is not recorded; it is kept apart, and no scratch is left.
+/// A case of the reliability suite (`reliability.rs`), which runs it.
+pub fn an_export_cut_short_is_not_recorded() {
+    let ws = Workspace::sample("cut-export");
+    let emu = ws.emulator();
+    ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
+        .expect(0, &[]);
+    ws.xtask_remote(&emu, &["db-seed", "--env", "staging"], &[])
+        .expect(0, &[]);
+    let wrapper = ws.dir.join("cutting-wrangler.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nPATH=\"{}:$PATH\" \"{}\" \"$@\"\nrc=$?\nout=\nprev=\nfor a in \"$@\"; do\n  [ \"$prev\" = --output ] && out=$a\n  prev=$a\ndone\n\
+             if [ -n \"$out\" ] && [ -f \"$out\" ]; then\n  size=$(wc -c < \"$out\")\n  truncate -s $((size - 5)) \"$out\"\nfi\nexit $rc\n",
+            crate::support::node_bin_dir().display(),
+            crate::support::wrangler_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = ws.xtask_remote(
+        &emu,
+        &["db-backup", "--env", "staging"],
+        &[("WRANGLER", wrapper.to_str().unwrap())],
+    );
+    run.expect(
+        1,
+        &[
+            "does not read back whole",
+            "ends inside a statement",
+            "it was not recorded",
+            "kept apart",
+        ],
+    );
+    assert!(!run.stderr.contains("restore it with"), "{}", run.stderr);
+    let list = ws.xtask(&["db-backup", "--list", "--json"]);
+    assert!(
+        list.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["kind"] != "export"),
+        "{}",
+        list.stdout
+    );
+    let rejected: Vec<_> = std::fs::read_dir(ws.dir.join("backups/rejected"))
+        .unwrap()
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    let partial: Vec<_> = std::fs::read_dir(ws.dir.join("backups/.partial"))
+        .unwrap()
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
 }

@@ -6,7 +6,7 @@ use crate::support::*;
 #[test]
 fn a_schema_made_by_hand_is_adopted_and_raw_wrangler_agrees() {
     let ws = Workspace::sample("baseline");
-    let emu = ws.emulator();
+    let emu = ws.remote();
     let mut sql = String::new();
     for f in [
         "0001_initial_schema.sql",
@@ -14,7 +14,7 @@ fn a_schema_made_by_hand_is_adopted_and_raw_wrangler_agrees() {
     ] {
         sql.push_str(&std::fs::read_to_string(ws.dir.join("migrations").join(f)).unwrap());
     }
-    emu.execute(remote_id("staging"), &sql).unwrap();
+    emu.execute(&ws, "staging", &sql).unwrap();
     ws.migration(
         "0003_tags.sql",
         "CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",

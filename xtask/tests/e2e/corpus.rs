@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{remote_id, repo_root, Workspace};
+use crate::support::{repo_root, Remote, Workspace};
 
 /// One project of the corpus: rows its schema accepts, and queries (each giving one
 /// number `n`) that see those rows, with the number expected once they are written.
@@ -67,8 +67,8 @@ fn local_objects(file: &Path) -> Vec<String> {
         .collect()
 }
 
-fn remote_objects(emu: &d1_emulator::Emulator) -> Vec<String> {
-    emu.execute(remote_id("staging"), OBJECTS_SQL).unwrap()[0]["results"]
+fn remote_objects(ws: &Workspace, emu: &Remote) -> Vec<String> {
+    emu.execute(ws, "staging", OBJECTS_SQL).unwrap()[0]["results"]
         .as_array()
         .unwrap()
         .iter()
@@ -84,11 +84,11 @@ fn local_checks(file: &Path, p: &Project) -> Vec<i64> {
         .collect()
 }
 
-fn remote_checks(emu: &d1_emulator::Emulator, p: &Project) -> Vec<i64> {
+fn remote_checks(ws: &Workspace, emu: &Remote, p: &Project) -> Vec<i64> {
     p.checks
         .iter()
         .map(|(sql, _)| {
-            emu.execute(remote_id("staging"), sql).unwrap()[0]["results"][0]["n"]
+            emu.execute(ws, "staging", sql).unwrap()[0]["results"][0]["n"]
                 .as_i64()
                 .unwrap()
         })
@@ -183,28 +183,38 @@ fn run(p: &Project) {
     assert_eq!(applied_locally(&file), names[..1], "{}: reset --to", p.name);
 
     // On staging, through the emulator.
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(0, &[&count]);
-    assert_eq!(remote_objects(&emu), made, "{}: staging objects", p.name);
+    assert_eq!(
+        remote_objects(&ws, &emu),
+        made,
+        "{}: staging objects",
+        p.name
+    );
     ws.xtask_remote(&emu, &["db-status", "--env", "staging"], &[])
         .expect(0, &[&format!("{} applied, 0 pending", files.len())]);
-    emu.execute(remote_id("staging"), p.rows)
+    emu.execute(&ws, "staging", p.rows)
         .unwrap_or_else(|e| panic!("{}: the rows on staging: {e}", p.name));
-    assert_eq!(remote_checks(&emu, p), expected, "{}: staging rows", p.name);
+    assert_eq!(
+        remote_checks(&ws, &emu, p),
+        expected,
+        "{}: staging rows",
+        p.name
+    );
     let backup = ws.xtask_remote(&emu, &["db-backup", "--env", "staging", "--json"], &[]);
     backup.expect(0, &[]);
     let id = backup.json()["id"].as_str().unwrap().to_string();
     ws.xtask_remote(&emu, &["db-reset", "--env", "staging"], &[])
         .expect(0, &["reset"]);
     assert_eq!(
-        remote_objects(&emu),
+        remote_objects(&ws, &emu),
         made,
         "{}: staging objects after reset",
         p.name
     );
     assert_eq!(
-        remote_checks(&emu, p),
+        remote_checks(&ws, &emu, p),
         zeros,
         "{}: staging rows after reset",
         p.name
@@ -216,13 +226,13 @@ fn run(p: &Project) {
     )
     .expect(0, &["restored staging DB"]);
     assert_eq!(
-        remote_checks(&emu, p),
+        remote_checks(&ws, &emu, p),
         expected,
         "{}: staging rows restored",
         p.name
     );
     assert_eq!(
-        remote_objects(&emu),
+        remote_objects(&ws, &emu),
         made,
         "{}: staging objects restored",
         p.name
@@ -230,10 +240,7 @@ fn run(p: &Project) {
     ws.xtask_remote(&emu, &["db-reset", "--env", "staging", "--to", &first], &[])
         .expect(0, &["1 migration applied"]);
     let applied = emu
-        .execute(
-            remote_id("staging"),
-            "SELECT name FROM d1_migrations ORDER BY id",
-        )
+        .execute(&ws, "staging", "SELECT name FROM d1_migrations ORDER BY id")
         .unwrap()[0]["results"]
         .as_array()
         .unwrap()
@@ -365,12 +372,13 @@ fn a_folder_d1_refuses_is_refused_by_lint_naming_the_file() {
         !ws.dir.join(".wrangler").exists(),
         "nothing was written locally"
     );
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(4, &["0001_dump.sql"]);
     let tables = emu
         .execute(
-            remote_id("staging"),
+            &ws,
+            "staging",
             "SELECT count(*) AS n FROM sqlite_master WHERE name NOT LIKE '_cf_%'",
         )
         .unwrap();

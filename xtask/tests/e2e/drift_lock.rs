@@ -142,12 +142,8 @@ fn two_concurrent_runs_apply_each_migration_once() {
         vec!["0001_users.sql", "0002_posts.sql", "0003_tags.sql"]
     );
 
-    let emu = ws.emulator();
-    let env = vec![
-        ("CLOUDFLARE_API_BASE_URL", emu.base_url()),
-        ("CLOUDFLARE_API_TOKEN", crate::support::TOKEN.to_string()),
-        ("CLOUDFLARE_ACCOUNT_ID", crate::support::ACCOUNT.to_string()),
-    ];
+    let emu = ws.remote();
+    let env = emu.env();
     let (a, b) = concurrently(
         &ws,
         &env,
@@ -222,7 +218,7 @@ fn rehearsal_reports_failures_and_lost_rows_without_touching_the_remote() {
     let ws = Workspace::new("rehearse");
     ws.migration("0001_users.sql", USERS)
         .migration("0002_posts.sql", POSTS);
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(0, &[]);
     ws.remote_query(&emu, "staging", "INSERT INTO users (id, email) VALUES (1, 'a@x.com'), (2, 'b@x.com'); INSERT INTO posts VALUES (1, 1, 'p1'), (2, 2, 'p2')");
@@ -297,4 +293,113 @@ fn rehearsal_reports_failures_and_lost_rows_without_touching_the_remote() {
             .unwrap_or(false),
         "scratch state deleted"
     );
+}
+
+/// A case of the reliability suite (`reliability.rs`), which runs it.
+pub fn a_lock_left_by_a_dead_process_of_this_host_is_broken_without_waiting() {
+    let ws = Workspace::new("dead-holder");
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    ws.migration("0002_tags.sql", TAGS);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    // pid 2^31 - 2 never runs (pid_max is at most 2^22).
+    ws.query(&format!(
+        "INSERT INTO d1_migrations_lock (id, token, holder, host, pid, command, acquired_at) \
+         VALUES (1, 'killed', 'me', '{host}', 2147483646, 'db-migrate', unixepoch())"
+    ));
+    let run = ws.xtask(&["db-migrate", "--lock-timeout", "60"]);
+    run.expect(
+        0,
+        &[
+            "broke the lock of a run that ended without releasing it",
+            "process 2147483646 on this host is no longer running",
+            "applied 1 migration",
+        ],
+    );
+    assert!(!run.stderr.contains("waiting up to"), "{}", run.stderr);
+    assert!(ws.query("SELECT * FROM d1_migrations_lock").is_empty());
+}
+
+/// Two workspaces on one staging database: B starts while A holds the lock (A's
+/// `--verify` sleeps). B's restore point is taken once B holds the lock, after A's
+/// migration; running the undo B prints takes B's seed away and keeps A's migration.
+/// A case of the reliability suite (`reliability.rs`), which runs it.
+pub fn the_undo_of_a_run_that_waited_for_the_lock_keeps_the_other_runs_migration() {
+    let a = Workspace::sample("undo-a");
+    let emu = a.remote();
+    let b = Workspace::sample("undo-b");
+    b.write(
+        "wrangler.jsonc",
+        std::fs::read(a.dir.join("wrangler.jsonc")).unwrap(),
+    );
+    a.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
+        .expect(0, &[]);
+    let tags = "CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n";
+    a.migration("0003_tags.sql", tags);
+    b.migration("0003_tags.sql", tags);
+
+    let env = emu.env();
+    let log = a.dir.join("a.log");
+    let mut cmd = Command::new(crate::support::xtask_bin());
+    cmd.args(["db-migrate", "--env", "staging", "--verify", "sleep 8"])
+        .current_dir(&a.dir)
+        .env("WRANGLER", crate::support::wrangler_bin())
+        .env("CI", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let mut first = cmd.spawn().unwrap();
+    // B starts once A holds the lock (A's restore point is taken under it).
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("restore point:")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "A never took its restore point:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let seeded = b.xtask_remote(
+        &emu,
+        &["db-seed", "--env", "staging", "--lock-timeout", "120"],
+        &[],
+    );
+    let a_status = first.wait().unwrap();
+    let a_log = std::fs::read_to_string(&log).unwrap();
+    assert!(a_status.success(), "{a_log}");
+    seeded.expect(0, &["waiting up to", "restore point:"]);
+    let undo = seeded
+        .stderr
+        .lines()
+        .find_map(|l| l.split("to return to the state before this run: ").nth(1))
+        .unwrap_or_else(|| panic!("no undo line:\n{}", seeded.stderr))
+        .trim()
+        .to_string();
+    let args: Vec<&str> = undo
+        .strip_prefix("cargo xtask ")
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    b.xtask_remote(&emu, &args, &[]).expect(0, &["restored"]);
+    let (tables, applied) = b.remote_tables_and_applied(&emu, "staging");
+    assert!(
+        applied.contains(&"0003_tags.sql".to_string()) && tables.contains(&"tags".to_string()),
+        "A's migration is gone after B's undo: {applied:?} {tables:?}"
+    );
+    assert_eq!(
+        b.remote_query(&emu, "staging", "SELECT count(*) AS n FROM products")[0]["n"],
+        0,
+        "B's seed is undone"
+    );
+    assert!(b
+        .remote_query(&emu, "staging", "SELECT * FROM d1_migrations_lock")
+        .is_empty());
 }

@@ -19,11 +19,12 @@ fn list_info_execute_import_export_and_time_travel() {
     // 13 databases (the three of the config, ten more): wrangler asks for page 2 after a
     // full page of 10.
     for i in 0..10 {
-        emu.create_database(
-            &format!("00000000-0000-0000-0000-0000000001{i:02}"),
-            &format!("extra-{i}"),
-        )
-        .unwrap();
+        emu.emu()
+            .create_database(
+                &format!("00000000-0000-0000-0000-0000000001{i:02}"),
+                &format!("extra-{i}"),
+            )
+            .unwrap();
     }
     let list = ok(ws.wrangler_remote(&emu, &["d1", "list", "--json"]));
     let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();

@@ -31,7 +31,7 @@ fn every_database_and_every_environment() {
         "audit-migrations/0001_events.sql",
         "CREATE TABLE events (id INTEGER PRIMARY KEY, what TEXT NOT NULL);\n",
     );
-    let emu = ws.emulator();
+    let emu = ws.remote();
 
     // Staging, both databases, one JSON document; each has its own restore point.
     let run = ws.xtask_remote(

@@ -18,6 +18,7 @@ mod drift_lock;
 mod drizzle;
 mod emulator_wrangler;
 mod every;
+mod live;
 mod local_migrate;
 mod messages;
 mod processes;

@@ -1,6 +1,6 @@
 //! Messages that are true: a failed batch names the file that failed.
 
-use crate::support::{remote_id, Workspace};
+use crate::support::Workspace;
 
 /// Eight files sent in one request; the fourth fails on D1 because of a row staging holds
 /// (so neither lint nor a replay on the schema can see it coming). The xtask names the
@@ -12,11 +12,12 @@ fn a_failed_batch_names_the_file_that_failed() {
         "0001_things.sql",
         "CREATE TABLE things (id INTEGER PRIMARY KEY, label TEXT);\n",
     );
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(0, &["applied 1 migration"]);
     emu.execute(
-        remote_id("staging"),
+        &ws,
+        "staging",
         "INSERT INTO things (id, label) VALUES (1, 'made by hand');",
     )
     .unwrap();
@@ -57,7 +58,8 @@ fn a_failed_batch_names_the_file_that_failed() {
     // Nothing of the batch committed; the bisecting requests committed nothing either.
     let rows = emu
         .execute(
-            remote_id("staging"),
+            &ws,
+            "staging",
             "SELECT count(*) AS n FROM d1_migrations; SELECT label FROM things;",
         )
         .unwrap();

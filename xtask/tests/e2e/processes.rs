@@ -103,9 +103,15 @@ fn remote_migrate_starts_three_processes_and_one_request_applies() {
     )
     .expect(0, &["applied 20 migrations"]);
     let c = calls(&log);
-    assert_eq!(c.len(), 3, "bookmark, lock + state, apply: {c:#?}");
-    assert!(c[0].starts_with("d1 time-travel info DB"), "{c:?}");
+    assert_eq!(
+        c.len(),
+        3,
+        "lock + state, bookmark (under the lock), apply: {c:#?}"
+    );
+    assert!(c[0].starts_with("d1 execute DB"), "{c:?}");
+    assert!(c[1].starts_with("d1 time-travel info DB"), "{c:?}");
     let queries = emu
+        .emu()
         .requests()
         .iter()
         .filter(|r| r.path.ends_with("/query"))
@@ -175,7 +181,7 @@ fn the_test_loop_runs_in_one_wrangler_process_locally_and_three_remotely() {
     std::fs::remove_file(ws.dir.join("test-data/seed-zz-broken.sql")).unwrap();
 
     // Remote: bookmark; state and lock; the change with its read-back and release.
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-reset", "--env", "staging", "--seed"], &env)
         .expect(0, &["seeded 2 files"]);
     let c = calls(&log);
@@ -272,7 +278,7 @@ fn a_wrangler_timeout_stops_every_process_of_it_within_seconds() {
     ws.write("xtask.jsonc", "{ \"wrangler_timeout_secs\": 5 }");
     let emu = ws.emulator();
     // The state read's reply is held back a minute.
-    emu.add_fault(
+    emu.emu().add_fault(
         d1_emulator::Fault::new("/query", d1_emulator::FaultKind::Delay(60_000)).method("POST"),
     );
     let started = std::time::Instant::now();
@@ -289,4 +295,53 @@ fn a_wrangler_timeout_stops_every_process_of_it_within_seconds() {
     assert!(took < std::time::Duration::from_secs(25), "took {took:?}");
     let left = processes_naming(ws.dir.to_str().unwrap());
     assert!(left.is_empty(), "processes left running: {left:#?}");
+}
+
+/// A SIGKILL cannot be caught: the guardian the xtask starts with its first child stops
+/// the `--verify` command (and any wrangler) it was running, instead of letting it work on
+/// with nobody watching.
+/// A case of the reliability suite (`reliability.rs`), which runs it.
+pub fn a_killed_xtask_leaves_no_command_running() {
+    let ws = Workspace::new("sigkill-verify");
+    ws.migration(
+        "0001_users.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);\n",
+    );
+    // The sleep itself (the xtask's own command line names it too).
+    let sleeping = || -> Vec<String> {
+        processes_naming("sleep 41.75")
+            .into_iter()
+            .filter(|c| c.starts_with("sleep 41.75"))
+            .collect()
+    };
+    let log = ws.dir.join("xtask.log");
+    let mut child = std::process::Command::new(crate::support::xtask_bin())
+        .args(["db-migrate", "--verify", "sleep 41.75"])
+        .current_dir(&ws.dir)
+        .env("WRANGLER", crate::support::wrangler_bin())
+        .env("CI", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while sleeping().is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the verify command never started:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    while !sleeping().is_empty() {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(20),
+            "the verify command outlived the killed xtask: {:?}",
+            sleeping()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -3,7 +3,7 @@
 //! cascades, views over views, R*Tree, STRICT, WITHOUT ROWID and generated columns.
 //! Checked through SQLite on the local file and through the emulator's store.
 
-use crate::support::{remote_id, Workspace};
+use crate::support::Workspace;
 
 const SCHEMA: &str = "\
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, invited_by INTEGER REFERENCES users(id));
@@ -104,15 +104,14 @@ fn reset_works_on_fts5_and_a_foreign_key_graph_locally_and_on_staging() {
     assert!(!ws.tables().contains(&"cities".to_string()));
 
     // Staging, on the emulator (D1's authorizer and defensive mode).
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(0, &["applied 2 migrations"]);
-    emu.execute(remote_id("staging"), ROWS).unwrap();
+    emu.execute(&ws, "staging", ROWS).unwrap();
     ws.xtask_remote(&emu, &["db-reset", "--env", "staging"], &[])
         .expect(0, &["reset", "2 migrations applied"]);
     let rows = emu
-        .execute(
-            remote_id("staging"),
+        .execute(&ws, "staging",
             "SELECT count(*) AS n FROM users; SELECT count(*) AS n FROM claims_fts WHERE claims_fts MATCH 'text'; \
              SELECT count(*) AS n FROM d1_migrations;",
         )

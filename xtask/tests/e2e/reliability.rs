@@ -5,8 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{node_bin_dir, repo_root, wrangler_bin, Run, Workspace, TOKEN};
-use d1_emulator::{Emulator, Fault, FaultKind};
+use crate::support::{node_bin_dir, repo_root, wrangler_bin, Remote, Run, Workspace, TOKEN};
+use d1_emulator::{Fault, FaultKind};
 
 /// What one category measured.
 struct Tally {
@@ -236,7 +236,7 @@ fn remote_faults(category: &'static str, steps: &[Step]) {
                 "xtask.jsonc",
                 "{ \"wrangler_timeout_secs\": 10, \"lock_timeout_secs\": 0 }",
             );
-            emu.add_fault(
+            emu.emu().add_fault(
                 Fault::new(step.path, kind.clone())
                     .method(step.method)
                     .nth(step.nth),
@@ -251,7 +251,7 @@ fn remote_faults(category: &'static str, steps: &[Step]) {
                 .collect();
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let run = ws.xtask_remote(&emu, &args, &[]);
-            emu.clear_faults();
+            emu.emu().clear_faults();
             // A slow reply is handled at once and answered late: the database is settled.
             // At the apply that means the request committed and only its reply was lost:
             // the read-back shows every planned migration, and the run succeeds saying so.
@@ -693,6 +693,337 @@ fn bad_input() {
     tally.finish();
 }
 
+// ---------------------------------------------------------------- restore points and the lock
+
+/// Runs one case written as a test body (it asserts): it passes if it does not panic.
+fn case_of(tally: &mut Tally, name: &str, body: fn()) {
+    let outcome = std::panic::catch_unwind(body);
+    let problems = match outcome {
+        Ok(()) => Vec::new(),
+        Err(p) => vec![p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panicked".into())],
+    };
+    tally.case(name, problems);
+}
+
+#[test]
+fn concurrent_workspaces() {
+    let mut tally = Tally::new("concurrent workspaces");
+    case_of(
+        &mut tally,
+        "the undo of a run that waited for the lock keeps the other run's migration",
+        crate::drift_lock::the_undo_of_a_run_that_waited_for_the_lock_keeps_the_other_runs_migration,
+    );
+    tally.finish();
+}
+
+#[test]
+fn kills_with_reruns() {
+    let mut tally = Tally::new("kills with reruns");
+    case_of(
+        &mut tally,
+        "a SIGKILL leaves no --verify command running",
+        crate::processes::a_killed_xtask_leaves_no_command_running,
+    );
+    case_of(
+        &mut tally,
+        "the lock of a killed run does not make the rerun wait",
+        crate::drift_lock::a_lock_left_by_a_dead_process_of_this_host_is_broken_without_waiting,
+    );
+    case_of(
+        &mut tally,
+        "rerunning db-restore --last after a restore changes nothing",
+        crate::backup_restore::rerunning_restore_last_changes_nothing_and_the_restore_has_its_own_undo,
+    );
+    tally.finish();
+}
+
+#[test]
+fn clock_skew() {
+    let mut tally = Tally::new("clock skew");
+    let ws = Workspace::new("clock-skew");
+    ws.write("wrangler.jsonc", GOOD_CONFIG);
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    ws.migration(
+        "0002_tags.sql",
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
+    );
+    let lock_rows = || ws.query("SELECT token FROM d1_migrations_lock");
+    // Another machine's lock, written 120 s "ahead" and 1000 s "behind" by the database's
+    // clock (as rows from runners with skewed clocks would look): ages come from the
+    // database, never from this runner's clock, and no such row is deleted by a release.
+    for (name, offset, stale) in [
+        (
+            "a lock 120 s in the future is held, not broken",
+            "+ 120",
+            false,
+        ),
+        (
+            "a lock 1000 s old breaks only with --force-unlock",
+            "- 1000",
+            true,
+        ),
+    ] {
+        ws.query("DELETE FROM d1_migrations_lock");
+        ws.query(&format!(
+            "INSERT INTO d1_migrations_lock (id, token, holder, host, pid, command, acquired_at) \
+             VALUES (1, 'other-machine', 'ci', 'runner-far-away', 4242, 'db-seed', unixepoch() {offset})"
+        ));
+        let mut problems = Vec::new();
+        let waited = ws.xtask(&["db-migrate", "--lock-timeout", "0"]);
+        problems.extend(no_panic(&waited));
+        if waited.code != 4 {
+            problems.push(format!(
+                "exit {} instead of 4:\n{}",
+                waited.code, waited.stderr
+            ));
+        }
+        problems.extend(lacks(&waited, &["runner-far-away", "nothing was changed"]));
+        let forced = ws.xtask(&["db-reset", "--force-unlock"]);
+        problems.extend(no_panic(&forced));
+        match (stale, forced.code) {
+            (false, 4) => problems.extend(lacks(&forced, &["not stale"])),
+            (true, 0) => {
+                problems.extend(lacks(&forced, &["broke the stale lock", "runner-far-away"]))
+            }
+            (_, code) => problems.push(format!("--force-unlock: exit {code}:\n{}", forced.stderr)),
+        }
+        let rows = lock_rows();
+        if !stale && rows.len() != 1 {
+            problems.push(format!("the other machine's lock row is gone: {rows:?}"));
+        }
+        if stale && !rows.is_empty() {
+            problems.push(format!("the broken lock stayed: {rows:?}"));
+        }
+        tally.case(name, problems);
+    }
+    tally.finish();
+}
+
+#[test]
+fn full_disk() {
+    let mut tally = Tally::new("full disk");
+    case_of(
+        &mut tally,
+        "a torn index line is set aside; the undo printed after it works",
+        crate::backup_restore::a_torn_index_line_is_set_aside_and_the_undo_printed_after_it_works,
+    );
+    case_of(
+        &mut tally,
+        "ENOSPC on the index: exit 1, nothing recorded, nothing changed",
+        crate::backup_restore::on_a_full_disk_nothing_is_recorded_and_nothing_changes,
+    );
+    tally.finish();
+}
+
+#[test]
+fn truncated_export() {
+    let mut tally = Tally::new("truncated export");
+    case_of(
+        &mut tally,
+        "an export cut short and exit 0 is not recorded",
+        crate::backup_restore::an_export_cut_short_is_not_recorded,
+    );
+    tally.finish();
+}
+
+// ---------------------------------------------------------------- hostile environment
+
+/// Runs the xtask with `env` set, stopping it if it has not returned within 30 s (a hang
+/// is a failed case, not a hung suite).
+fn xtask_bounded(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Result<Run, String> {
+    let mut cmd = Command::new(crate::support::xtask_bin());
+    cmd.args(args)
+        .current_dir(&ws.dir)
+        .env("WRANGLER", wrangler_bin())
+        .env("CI", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            return Ok(Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("did not return within 30 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn hostile_environment() {
+    let mut tally = Tally::new("hostile environment");
+    let ws = Workspace::new("hostile");
+    ws.write("wrangler.jsonc", GOOD_CONFIG);
+    ws.migration("0001_users.sql", USERS);
+    ws.xtask(&["db-migrate"]).expect(0, &[]);
+    let fifo = ws.dir.join("tz-fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let fifo_s = fifo.display().to_string();
+    let before = local_fingerprint(&ws);
+    let list = ["db-backup", "--list"];
+    type Case<'a> = (
+        &'a str,
+        &'a [&'a str],
+        Vec<(&'a str, &'a str)>,
+        i32,
+        Vec<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "TZ=/dev/zero",
+            &list,
+            vec![("TZ", "/dev/zero")],
+            2,
+            vec!["TZ=", "not a regular file"],
+        ),
+        (
+            "TZ=<a fifo>",
+            &list,
+            vec![("TZ", fifo_s.as_str())],
+            2,
+            vec!["TZ=", "not a regular file"],
+        ),
+        (
+            "TZ=Mars/Olympus",
+            &list,
+            vec![("TZ", "Mars/Olympus")],
+            2,
+            vec!["TZ=\"Mars/Olympus\"", "not a time zone"],
+        ),
+        (
+            "TZ=/etc/hostname (not a zone file)",
+            &list,
+            vec![("TZ", "/etc/hostname")],
+            2,
+            vec!["not a time zone file"],
+        ),
+        (
+            "TZ=Europe/Paris (valid)",
+            &list,
+            vec![("TZ", "Europe/Paris")],
+            0,
+            vec![],
+        ),
+        (
+            "TZ=EST5EDT (a POSIX rule, valid)",
+            &list,
+            vec![("TZ", "EST5EDT")],
+            0,
+            vec![],
+        ),
+        (
+            "WRANGLER_LOG=debug, db-status",
+            &["db-status", "--check"],
+            vec![("WRANGLER_LOG", "debug")],
+            0,
+            vec![],
+        ),
+        (
+            "WRANGLER_LOG=debug, db-migrate",
+            &["db-migrate"],
+            vec![("WRANGLER_LOG", "debug")],
+            0,
+            vec!["nothing to apply"],
+        ),
+        (
+            "db-new with a newline",
+            &["db-new", "a\nb"],
+            vec![],
+            2,
+            vec!["control characters"],
+        ),
+        (
+            "db-new with a right-to-left override",
+            &["db-new", "add\u{202E}lqs.txt"],
+            vec![],
+            2,
+            vec!["bidirectional"],
+        ),
+    ];
+    for (name, args, env, code, words) in cases {
+        let run = match xtask_bounded(&ws, args, &env) {
+            Ok(run) => run,
+            Err(e) => {
+                tally.case(name, vec![e]);
+                continue;
+            }
+        };
+        let mut problems = no_panic(&run);
+        if run.code != code {
+            problems.push(format!(
+                "exit {} instead of {code}:\n{}",
+                run.code, run.stderr
+            ));
+        }
+        problems.extend(lacks(&run, &words));
+        tally.case(name, problems);
+    }
+    let files: Vec<String> = std::fs::read_dir(ws.dir.join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["0001_users.sql"], "db-new wrote nothing");
+
+    // A migrations_dir that is not a folder: mistyped, a dangling link, a link loop.
+    std::os::unix::fs::symlink(ws.dir.join("nowhere"), ws.dir.join("dangling")).unwrap();
+    std::os::unix::fs::symlink(ws.dir.join("loop-b"), ws.dir.join("loop-a")).unwrap();
+    std::os::unix::fs::symlink(ws.dir.join("loop-a"), ws.dir.join("loop-b")).unwrap();
+    let config = String::from_utf8(GOOD_CONFIG.to_vec()).unwrap();
+    for (name, dir) in [
+        ("migrations_dir mistyped", "migratoins"),
+        ("migrations_dir a dangling link", "dangling"),
+        ("migrations_dir a link loop", "loop-a"),
+    ] {
+        ws.write(
+            "wrangler.jsonc",
+            config.replacen(
+                "\"database_id\"",
+                &format!("\"migrations_dir\": \"{dir}\", \"database_id\""),
+                1,
+            ),
+        );
+        for args in [&["db-migrate"][..], &["db-status", "--check"][..]] {
+            let run = ws.xtask(args);
+            let mut problems = no_panic(&run);
+            if run.code != 2 {
+                problems.push(format!("exit {} instead of 2:\n{}", run.code, run.stderr));
+            }
+            problems.extend(lacks(
+                &run,
+                &["migrations folder of local", dir, "migrations_dir"],
+            ));
+            tally.case(&format!("{name}: {}", args[0]), problems);
+        }
+    }
+    ws.write("wrangler.jsonc", GOOD_CONFIG);
+    let unchanged = if local_fingerprint(&ws) == before {
+        Vec::new()
+    } else {
+        vec!["the database changed".to_string()]
+    };
+    tally.case("the database is unchanged", unchanged);
+    tally.finish();
+}
+
 // ---------------------------------------------------------------- security
 
 fn files_holding(dir: &Path, needle: &str, skip: &str) -> Vec<String> {
@@ -723,7 +1054,7 @@ fn security() {
     // 1-2. The token and the key never appear in output or files.
     let ws = Workspace::new("secrets");
     ws.migration("0001_users.sql", USERS);
-    let emu: Emulator = ws.emulator();
+    let emu: Remote = ws.remote();
     let gh = ws.dir.join("gh-output");
     let gh_env = [("GITHUB_OUTPUT", gh.to_str().unwrap())];
     let mut runs = vec![

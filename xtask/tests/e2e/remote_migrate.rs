@@ -45,7 +45,7 @@ fn assert_no_token(ws: &Workspace, runs: &[&crate::support::Run]) {
 #[test]
 fn staging_and_production_migrate_from_empty() {
     let ws = workspace("remote-empty");
-    let emu = ws.emulator();
+    let emu = ws.remote();
     let gh = ws.dir.join("github-output");
     let gh_env = [("GITHUB_OUTPUT", gh.to_str().unwrap())];
 
@@ -97,8 +97,8 @@ fn staging_and_production_migrate_from_empty() {
     again.expect(0, &["nothing to apply"]);
     assert_eq!(
         again.json()["wrangler_calls"],
-        3,
-        "nothing to apply: bookmark, lock and state, release"
+        2,
+        "nothing to apply: lock and state, release (the restore point is taken only when there is something to do)"
     );
     let status = ws.xtask_remote(
         &emu,
@@ -113,7 +113,7 @@ fn staging_and_production_migrate_from_empty() {
 #[test]
 fn the_captured_bookmark_restores_the_schema_from_before() {
     let ws = workspace("remote-bookmark");
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging", "--to", "1"], &[])
         .expect(0, &[]);
     let run = ws.xtask_remote(&emu, &["db-migrate", "--env", "staging", "--json"], &[]);
@@ -146,7 +146,7 @@ fn the_captured_bookmark_restores_the_schema_from_before() {
 #[test]
 fn production_without_yes_and_without_a_tty_is_refused() {
     let ws = workspace("remote-refused");
-    let emu = ws.emulator();
+    let emu = ws.remote();
     let run = ws.xtask_remote(&emu, &["db-migrate", "--env", "production"], &[]);
     run.expect(
         4,
@@ -179,7 +179,8 @@ fn an_unconfirmed_query_item_is_caught_although_wrangler_exits_0() {
     let ws = workspace("remote-item");
     let emu = ws.emulator();
     // /query #1 is the state read; #2 is the apply.
-    emu.add_fault(Fault::new("/query", FaultKind::ItemUnsuccessful).nth(2));
+    emu.emu()
+        .add_fault(Fault::new("/query", FaultKind::ItemUnsuccessful).nth(2));
     let run = ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[]);
     run.expect(
         1,
@@ -199,8 +200,9 @@ fn an_unconfirmed_query_item_is_caught_although_wrangler_exits_0() {
     );
 
     // Raw wrangler under the same fault: it marks the migration failed and exits 0.
-    emu.clear_faults();
-    emu.add_fault(Fault::new("/query", FaultKind::ItemUnsuccessful).nth(3));
+    emu.emu().clear_faults();
+    emu.emu()
+        .add_fault(Fault::new("/query", FaultKind::ItemUnsuccessful).nth(3));
     let raw = ws.wrangler_remote(
         &emu,
         &[
@@ -223,7 +225,7 @@ fn a_failing_remote_migration_names_the_file_and_changes_nothing() {
         "0003_broken.sql",
         "CREATE TABLE t (x);\nINSERT INTO no_such_table VALUES (1);\n",
     );
-    let emu = ws.emulator();
+    let emu = ws.remote();
     let run = ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[]);
     run.expect(
         1,
@@ -243,7 +245,7 @@ fn a_failing_remote_migration_names_the_file_and_changes_nothing() {
 #[test]
 fn a_wrong_token_is_refused_without_printing_either_token() {
     let ws = workspace("remote-token");
-    let emu = ws.emulator();
+    let emu = ws.remote();
     let wrong = "tok-wrong-0000000000000000";
     let run = ws.xtask_remote(
         &emu,

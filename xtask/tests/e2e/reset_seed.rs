@@ -216,7 +216,7 @@ fn a_two_megabyte_insert_that_raw_wrangler_rejects_loads_every_row() {
 #[test]
 fn remote_seed_reset_and_protection() {
     let ws = commerce("seed-remote");
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(0, &[]);
     ws.xtask_remote(&emu, &["db-seed", "--env", "staging"], &[])

@@ -16,8 +16,7 @@ fn staging_data_comes_into_local_and_never_goes_back() {
     let emu = ws.emulator();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(0, &["applied 2 migrations"]);
-    emu.execute(
-        remote_id("staging"),
+    emu.execute(&ws, "staging",
         "INSERT INTO users (id, email, name) VALUES (1, 'bug@example.com', 'Bug Reporter'), (2, 'b@example.com', 'B');",
     )
     .unwrap();
@@ -32,11 +31,11 @@ fn staging_data_comes_into_local_and_never_goes_back() {
         &[],
     )
     .expect(2, &["local database only"]);
-    emu.clear_requests();
+    emu.emu().clear_requests();
     ws.xtask_remote(&emu, &["db-restore", "--from-env", "production"], &[])
         .expect(4, &["protected", "--yes"]);
     assert!(
-        emu.requests().is_empty(),
+        emu.emu().requests().is_empty(),
         "production was read before the confirmation"
     );
 
@@ -54,7 +53,7 @@ fn staging_data_comes_into_local_and_never_goes_back() {
     assert!(ws.wrangler_pending().is_empty());
     // Staging is as it was.
     let items = emu
-        .execute(remote_id("staging"), "SELECT count(*) AS n FROM users")
+        .execute(&ws, "staging", "SELECT count(*) AS n FROM users")
         .unwrap();
     assert_eq!(items.last().unwrap()["results"][0]["n"], 2);
 

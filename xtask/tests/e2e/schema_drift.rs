@@ -6,12 +6,13 @@ use crate::support::*;
 #[test]
 fn a_column_added_by_hand_on_staging_is_reported_and_blocks_migrate() {
     let ws = Workspace::sample("schema-drift");
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(0, &["applied 2 migrations"]);
     // Someone fixes production-like data by hand: a column and an index nobody wrote down.
     emu.execute(
-        remote_id("staging"),
+        &ws,
+        "staging",
         "ALTER TABLE users ADD COLUMN phone TEXT; DROP INDEX idx_posts_user_id;",
     )
     .unwrap();

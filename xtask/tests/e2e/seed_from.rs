@@ -6,7 +6,7 @@ use crate::support::*;
 const KEY: &str = "e2e-anonymize-key-0123456789abcdef";
 
 /// Realistic staging rows: people with real-looking emails, names and tokens.
-fn fill_staging(emu: &d1_emulator::Emulator) -> (Vec<String>, Vec<String>, Vec<String>) {
+fn fill_staging(ws: &Workspace, emu: &Remote) -> (Vec<String>, Vec<String>, Vec<String>) {
     let first = [
         "Maria", "Jonas", "Aiko", "Samuel", "Priya", "Lukas", "Fatima", "Oskar",
     ];
@@ -49,13 +49,13 @@ fn fill_staging(emu: &d1_emulator::Emulator) -> (Vec<String>, Vec<String>, Vec<S
     let products = "INSERT INTO products (id, sku, name, price_cents, stock) VALUES \
                     (11, 'SKU-LAMP', 'Desk lamp', 2500, 3), (12, 'SKU-PEN', 'Fountain pen', 2500, 9), \
                     (13, 'SKU-INK', 'Blue ink', 2500, 40);";
-    emu.execute(remote_id("staging"), &format!("{products}\n{sql}"))
+    emu.execute(ws, "staging", &format!("{products}\n{sql}"))
         .unwrap();
     (emails, names, tokens)
 }
 
 /// Every row of staging, as one text (to tell that nothing changed).
-fn staging_content(emu: &d1_emulator::Emulator) -> String {
+fn staging_content(ws: &Workspace, emu: &Remote) -> String {
     let mut out = String::new();
     for t in [
         "users",
@@ -67,10 +67,7 @@ fn staging_content(emu: &d1_emulator::Emulator) -> String {
         "products",
     ] {
         let items = emu
-            .execute(
-                remote_id("staging"),
-                &format!("SELECT * FROM {t} ORDER BY rowid"),
-            )
+            .execute(ws, "staging", &format!("SELECT * FROM {t} ORDER BY rowid"))
             .unwrap();
         out.push_str(&serde_json::to_string(&items.last().unwrap()["results"]).unwrap());
     }
@@ -84,11 +81,11 @@ fn staging_becomes_anonymized_test_data_that_loads_locally_and_cleans_up() {
         "xtask.jsonc",
         std::fs::read(repo_root().join("xtask.jsonc")).unwrap(),
     );
-    let emu = ws.emulator();
+    let emu = ws.remote();
     ws.xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
         .expect(0, &["applied 2 migrations"]);
-    let (emails, names, tokens) = fill_staging(&emu);
-    let before = staging_content(&emu);
+    let (emails, names, tokens) = fill_staging(&ws, &emu);
+    let before = staging_content(&ws, &emu);
     let key = [("XTASK_ANONYMIZE_KEY", KEY)];
 
     // Production is only read with a confirmation: refused at once without a terminal.
@@ -126,7 +123,7 @@ fn staging_becomes_anonymized_test_data_that_loads_locally_and_cleans_up() {
         std::fs::read_to_string(ws.dir.join("test-data/cleanup-from-staging.sql")).unwrap(),
         cleanup
     );
-    assert_eq!(staging_content(&emu), before, "staging changed");
+    assert_eq!(staging_content(&ws, &emu), before, "staging changed");
 
     // The files load into local, the foreign keys hold, and the ids are in the test range.
     ws.xtask(&["db-migrate", "--no-backup"])
@@ -158,11 +155,8 @@ fn staging_becomes_anonymized_test_data_that_loads_locally_and_cleans_up() {
     assert_eq!(n("SELECT count(*) FROM products"), 0);
 
     // A TEXT column without a rule: exit 2 naming it, and the files stay as they were.
-    emu.execute(
-        remote_id("staging"),
-        "ALTER TABLE users ADD COLUMN phone TEXT",
-    )
-    .unwrap();
+    emu.execute(&ws, "staging", "ALTER TABLE users ADD COLUMN phone TEXT")
+        .unwrap();
     ws.xtask_remote(&emu, &["db-seed", "--from", "staging"], &key)
         .expect(2, &["users.phone", "--report", "nothing was written"]);
     assert_eq!(

@@ -286,18 +286,317 @@ pub fn remote_id(env: &str) -> &'static str {
     }
 }
 
+/// Where a remote test's databases live: the emulator (the default), or, with
+/// `D1_XTASK_LIVE=1`, throwaway databases in a real account (see `Live`).
+pub enum Remote {
+    Emulator(d1_emulator::Emulator),
+    Live(Live),
+}
+
+impl Remote {
+    /// The variables that point wrangler (and the xtask's wrangler) at these databases.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Remote::Emulator(emu) => vec![
+                ("CLOUDFLARE_API_BASE_URL", emu.base_url()),
+                ("CLOUDFLARE_API_TOKEN", TOKEN.to_string()),
+                ("CLOUDFLARE_ACCOUNT_ID", ACCOUNT.to_string()),
+            ],
+            Remote::Live(live) => live.account.env(),
+        }
+    }
+
+    /// The emulator itself, for what only it can do (faults, its request log).
+    #[track_caller]
+    pub fn emu(&self) -> &d1_emulator::Emulator {
+        match self {
+            Remote::Emulator(emu) => emu,
+            Remote::Live(_) => panic!("this test needs the emulator (faults or its request log)"),
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self, Remote::Live(_))
+    }
+
+    /// The database id of a remote environment of the workspace.
+    pub fn id(&self, env: &str) -> String {
+        match self {
+            Remote::Emulator(_) => remote_id(env).to_string(),
+            Remote::Live(live) => live
+                .dbs
+                .iter()
+                .find(|d| d.env == env)
+                .map(|d| d.uuid.clone())
+                .unwrap_or_else(|| panic!("no live database for {env}")),
+        }
+    }
+
+    /// Runs SQL on an environment's database as one request (test set-up and checks):
+    /// straight into the emulator, or through `wrangler d1 execute --remote` when live.
+    /// Returns the per-statement results.
+    pub fn execute(
+        &self,
+        ws: &Workspace,
+        env: &str,
+        sql: &str,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        match self {
+            Remote::Emulator(emu) => emu.execute(&self.id(env), sql),
+            Remote::Live(_) => {
+                let mut args = vec!["d1", "execute", "DB", "--env", env, "--remote", "--json"];
+                let file = ws.dir.join(".live-execute.sql");
+                let file_s = file.display().to_string();
+                if sql.len() < 90_000 {
+                    args.extend(["--command", sql]);
+                } else {
+                    std::fs::write(&file, sql).unwrap();
+                    args.extend(["--file", &file_s, "--yes"]);
+                }
+                let run = ws.wrangler_remote(self, &args);
+                let _ = std::fs::remove_file(&file);
+                if run.code != 0 {
+                    return Err(format!("{}\n{}", run.stdout, run.stderr));
+                }
+                let start = run.stdout.find(['[', '{']).unwrap_or(0);
+                match serde_json::from_str::<serde_json::Value>(run.stdout[start..].trim()) {
+                    Ok(serde_json::Value::Array(items)) => Ok(items),
+                    Ok(other) => Ok(vec![other]),
+                    Err(e) => Err(format!("wrangler printed no JSON ({e}): {}", run.stdout)),
+                }
+            }
+        }
+    }
+}
+
+/// The prefix of every throwaway database live mode creates; a sweep deletes leftovers
+/// older than three hours (a run killed before it could clean up).
+pub const LIVE_PREFIX: &str = "d1-xtask-live-";
+
+/// An account the live tests may create databases in: Cloudflare's API, or any URL that
+/// speaks it (`CLOUDFLARE_API_BASE_URL`: how the switch is tested against the emulator).
+#[derive(Clone)]
+pub struct LiveAccount {
+    pub base_url: Option<String>,
+    pub token: String,
+    pub account: String,
+}
+
+impl LiveAccount {
+    /// `D1_XTASK_LIVE=1` with `CLOUDFLARE_API_TOKEN` and `CLOUDFLARE_ACCOUNT_ID`; anything
+    /// less is no live mode (and a half-set one says what is missing).
+    pub fn from_env() -> Option<LiveAccount> {
+        if std::env::var("D1_XTASK_LIVE").ok().as_deref() != Some("1") {
+            return None;
+        }
+        let get = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| panic!("D1_XTASK_LIVE=1 needs {k}"))
+        };
+        Some(LiveAccount {
+            base_url: std::env::var("CLOUDFLARE_API_BASE_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            token: get("CLOUDFLARE_API_TOKEN"),
+            account: get("CLOUDFLARE_ACCOUNT_ID"),
+        })
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![
+            ("CLOUDFLARE_API_TOKEN", self.token.clone()),
+            ("CLOUDFLARE_ACCOUNT_ID", self.account.clone()),
+        ];
+        if let Some(url) = &self.base_url {
+            v.push(("CLOUDFLARE_API_BASE_URL", url.clone()));
+        }
+        v
+    }
+
+    /// Raw wrangler with this account, in `dir` (a folder with no wrangler config, so
+    /// that `d1 create` and `d1 delete` touch no workspace's).
+    pub fn wrangler(&self, dir: &Path, args: &[&str]) -> Run {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = format!(
+            "{}:{}",
+            node_bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new(wrangler_bin());
+        cmd.args(args)
+            .current_dir(dir)
+            .env("PATH", path)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("CI", "true")
+            .env("NO_COLOR", "1")
+            .env_remove("CLOUDFLARE_API_BASE_URL")
+            .stdin(std::process::Stdio::null());
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().unwrap())
+    }
+
+    fn admin_dir() -> PathBuf {
+        repo_root().join("target").join("e2e").join("live-admin")
+    }
+
+    /// Every database of the account: (name, uuid).
+    pub fn list(&self) -> Vec<(String, String)> {
+        let run = self.wrangler(&Self::admin_dir(), &["d1", "list", "--json"]);
+        assert_eq!(
+            run.code, 0,
+            "wrangler d1 list: {}\n{}",
+            run.stdout, run.stderr
+        );
+        let start = run.stdout.find('[').unwrap_or(0);
+        let all: serde_json::Value = serde_json::from_str(run.stdout[start..].trim())
+            .unwrap_or_else(|e| panic!("wrangler d1 list --json: {e}: {}", run.stdout));
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap_or_default().to_string(),
+                    d["uuid"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Deletes a database by name; true if wrangler said it did.
+    pub fn delete(&self, name: &str) -> bool {
+        self.wrangler(&Self::admin_dir(), &["d1", "delete", name, "-y"])
+            .code
+            == 0
+    }
+
+    /// Deletes this prefix's databases whose names say they are older than `hours`.
+    pub fn sweep(&self, hours: u64) -> usize {
+        let now = unix_now();
+        let mut n = 0;
+        for (name, _) in self.list() {
+            let stamp = name
+                .strip_prefix(LIVE_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|t| t.parse::<u64>().ok());
+            if stamp.is_some_and(|t| now.saturating_sub(t) > hours * 3600) && self.delete(&name) {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One live database of a workspace's environment.
+pub struct LiveDb {
+    pub env: String,
+    pub name: String,
+    pub uuid: String,
+}
+
+/// Throwaway databases made for one workspace (one per remote environment its config
+/// names), deleted when this is dropped: when the test passes, and when it panics.
+pub struct Live {
+    pub account: LiveAccount,
+    pub dbs: Vec<LiveDb>,
+}
+
+impl Live {
+    /// Creates `<prefix><unix time>-<pid>-<n>-<env>` for each remote environment of `ws`
+    /// and points the workspace's `wrangler.jsonc` at them.
+    pub fn create(ws: &Workspace, account: LiveAccount) -> Live {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            account.sweep(3);
+        });
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let config_path = ws.dir.join("wrangler.jsonc");
+        let mut config = std::fs::read_to_string(&config_path).unwrap();
+        let mut live = Live {
+            account,
+            dbs: Vec::new(),
+        };
+        for env in ["staging", "production"] {
+            if !config.contains(remote_id(env)) {
+                continue;
+            }
+            let name = format!(
+                "{LIVE_PREFIX}{}-{}-{}-{env}",
+                unix_now(),
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let run = live
+                .account
+                .wrangler(&LiveAccount::admin_dir(), &["d1", "create", &name]);
+            assert_eq!(
+                run.code, 0,
+                "wrangler d1 create {name}: {}\n{}",
+                run.stdout, run.stderr
+            );
+            // Recorded before anything else can fail, so that drop deletes it.
+            live.dbs.push(LiveDb {
+                env: env.to_string(),
+                name: name.clone(),
+                uuid: String::new(),
+            });
+            let uuid = live
+                .account
+                .list()
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, u)| u)
+                .unwrap_or_else(|| panic!("{name} was created but is not listed"));
+            config = config.replace(remote_id(env), &uuid);
+            live.dbs.last_mut().unwrap().uuid = uuid;
+        }
+        std::fs::write(&config_path, config).unwrap();
+        live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        for db in &self.dbs {
+            if !self.account.delete(&db.name) {
+                eprintln!(
+                    "live mode: could not delete {} ({}); the next live run's sweep removes it after three hours",
+                    db.name, db.uuid
+                );
+            }
+        }
+    }
+}
+
 impl Workspace {
+    /// The remote side of a test: the emulator, or throwaway live databases when
+    /// `D1_XTASK_LIVE=1` (and then this workspace's config points at them).
+    pub fn remote(&self) -> Remote {
+        match LiveAccount::from_env() {
+            Some(account) => Remote::Live(Live::create(self, account)),
+            None => self.emulator(),
+        }
+    }
+
     /// A D1 API emulator for this workspace, demanding `TOKEN`, whose account holds the
     /// databases of this workspace's `wrangler.jsonc` (as `--from-config` reads them).
-    pub fn emulator(&self) -> d1_emulator::Emulator {
+    /// For tests that need what only the emulator does; they run on it in live mode too.
+    pub fn emulator(&self) -> Remote {
         self.emulator_with(|_| {})
     }
 
     /// The same, with options changed by `f` (time limit, retention, import polls ...).
-    pub fn emulator_with(
-        &self,
-        f: impl FnOnce(&mut d1_emulator::Options),
-    ) -> d1_emulator::Emulator {
+    pub fn emulator_with(&self, f: impl FnOnce(&mut d1_emulator::Options)) -> Remote {
         let mut opts = d1_emulator::Options {
             data_dir: self.dir.join("emulator-data"),
             token: Some(TOKEN.to_string()),
@@ -305,7 +604,7 @@ impl Workspace {
             ..d1_emulator::Options::default()
         };
         f(&mut opts);
-        d1_emulator::Emulator::start(opts).unwrap()
+        Remote::Emulator(d1_emulator::Emulator::start(opts).unwrap())
     }
 
     /// A workspace holding the sample project's migrations and test data (seven tables).
@@ -321,31 +620,18 @@ impl Workspace {
         ws
     }
 
-    fn remote_env(emu: &d1_emulator::Emulator) -> Vec<(&'static str, String)> {
-        vec![
-            ("CLOUDFLARE_API_BASE_URL", emu.base_url()),
-            ("CLOUDFLARE_API_TOKEN", TOKEN.to_string()),
-            ("CLOUDFLARE_ACCOUNT_ID", ACCOUNT.to_string()),
-        ]
-    }
-
-    /// The xtask with wrangler pointed at the emulator.
-    pub fn xtask_remote(
-        &self,
-        emu: &d1_emulator::Emulator,
-        args: &[&str],
-        extra: &[(&str, &str)],
-    ) -> Run {
+    /// The xtask with wrangler pointed at the remote side.
+    pub fn xtask_remote(&self, emu: &Remote, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let wrangler = wrangler_bin();
-        let env = Self::remote_env(emu);
+        let env = emu.env();
         let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         all.push(("WRANGLER", wrangler.to_str().unwrap()));
         all.extend_from_slice(extra);
         self.xtask_with(args, &all)
     }
 
-    /// Raw wrangler against the emulator.
-    pub fn wrangler_remote(&self, emu: &d1_emulator::Emulator, args: &[&str]) -> Run {
+    /// Raw wrangler against the remote side.
+    pub fn wrangler_remote(&self, emu: &Remote, args: &[&str]) -> Run {
         let wrangler = wrangler_bin();
         let path = format!(
             "{}:{}",
@@ -361,19 +647,14 @@ impl Workspace {
             .env("CI", "true")
             .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::null());
-        for (k, v) in Self::remote_env(emu) {
+        for (k, v) in emu.env() {
             cmd.env(k, v);
         }
         Run::from(cmd.output().unwrap())
     }
 
     /// `SELECT ...` on a remote database through `wrangler d1 execute --remote --json`.
-    pub fn remote_query(
-        &self,
-        emu: &d1_emulator::Emulator,
-        env: &str,
-        sql: &str,
-    ) -> Vec<serde_json::Value> {
+    pub fn remote_query(&self, emu: &Remote, env: &str, sql: &str) -> Vec<serde_json::Value> {
         let run = self.wrangler_remote(
             emu,
             &[
@@ -392,7 +673,7 @@ impl Workspace {
     }
 
     /// The current Time Travel bookmark of a remote database, through raw wrangler.
-    pub fn remote_bookmark(&self, emu: &d1_emulator::Emulator, env: &str) -> String {
+    pub fn remote_bookmark(&self, emu: &Remote, env: &str) -> String {
         let run = self.wrangler_remote(
             emu,
             &["d1", "time-travel", "info", "DB", "--env", env, "--json"],
@@ -402,11 +683,7 @@ impl Workspace {
     }
 
     /// User tables and tracking rows of a remote database, through wrangler, in one call.
-    pub fn remote_tables_and_applied(
-        &self,
-        emu: &d1_emulator::Emulator,
-        env: &str,
-    ) -> (Vec<String>, Vec<String>) {
+    pub fn remote_tables_and_applied(&self, emu: &Remote, env: &str) -> (Vec<String>, Vec<String>) {
         let tables = "SELECT 'table' AS k, name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
              AND substr(name, 1, 4) <> '_cf_' AND name NOT LIKE 'd1_migrations%'";
         let mut rows = self.remote_query(emu, env, &format!("{tables} ORDER BY 1, 2"));
@@ -435,7 +712,7 @@ impl Workspace {
     }
 
     /// What raw `wrangler d1 migrations list --env <env> --remote` says is pending.
-    pub fn remote_pending(&self, emu: &d1_emulator::Emulator, env: &str) -> Vec<String> {
+    pub fn remote_pending(&self, emu: &Remote, env: &str) -> Vec<String> {
         let run = self.wrangler_remote(
             emu,
             &["d1", "migrations", "list", "DB", "--env", env, "--remote"],
