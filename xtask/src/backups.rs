@@ -581,7 +581,7 @@ impl Drop for Scratch {
 /// Removes scratch files (`<pid>-...`, `batch-<pid>-...`, `remote-batch-<pid>-...`) that
 /// runs killed before they could clean up left behind: those whose process no longer
 /// runs (Linux; elsewhere nothing is removed).
-fn remove_leftovers(dir: &Path) {
+pub(crate) fn remove_leftovers(dir: &Path) {
     let proc_dir = Path::new("/proc");
     if !proc_dir.is_dir() {
         return;

@@ -380,6 +380,8 @@ pub(crate) fn replayed_schema(
 }
 
 pub(crate) fn open(project: &Project, target: &Target) -> anyhow::Result<Box<dyn Database>> {
+    // Request files half-written by a run that was killed: gone before this run writes any.
+    crate::backups::remove_leftovers(&project.scratch_dir());
     match &target.env {
         Env::Local => Ok(Box::new(local::Local::new(project, target))),
         Env::Remote(_) => Ok(Box::new(remote::Remote::new(project, target))),

@@ -183,13 +183,36 @@ fn remote_backup_change_restore_by_backup_bookmark_and_timestamp() {
         .expect(0, &["restored staging DB"]);
     assert_eq!(remote_fp(&ws, &emu, "staging"), changed);
 
-    // By the backup's bookmark, then by a timestamp between the two states.
-    ws.xtask_remote(
+    // By the backup's bookmark, then by a timestamp between the two states. A Time
+    // Travel restore's undo is D1's own previous_bookmark, the moment just before it.
+    let by_bookmark = ws.xtask_remote(
         &emu,
-        &["db-restore", "--env", "staging", "--bookmark", &bookmark],
+        &[
+            "db-restore",
+            "--env",
+            "staging",
+            "--bookmark",
+            &bookmark,
+            "--json",
+        ],
         &[],
-    )
-    .expect(0, &[]);
+    );
+    by_bookmark.expect(0, &[]);
+    let previous = by_bookmark.json()["previous_bookmark"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        printed_command(&by_bookmark, "to return to the state before this run:").last(),
+        Some(&previous),
+        "{}",
+        by_bookmark.stderr
+    );
+    assert_eq!(
+        by_bookmark.json()["restore_point"]["bookmark"],
+        previous.as_str(),
+        "the JSON's restore point is D1's previous_bookmark too"
+    );
     assert_eq!(remote_fp(&ws, &emu, "staging"), original);
     ws.xtask_remote(&emu, &undo, &[]).expect(0, &[]);
     assert_eq!(remote_fp(&ws, &emu, "staging"), changed);

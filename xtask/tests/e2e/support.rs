@@ -347,8 +347,11 @@ impl Remote {
                 let mut args = vec!["d1", "execute", "DB", "--env", env, "--remote", "--json"];
                 let file = ws.dir.join(".live-execute.sql");
                 let file_s = file.display().to_string();
+                // `--command=<sql>`: SQL that starts with a `--` comment would otherwise be
+                // read by wrangler's argument parser as a flag.
+                let command = format!("--command={sql}");
                 if sql.len() < 90_000 {
-                    args.extend(["--command", sql]);
+                    args.push(&command);
                 } else {
                     std::fs::write(&file, sql).unwrap();
                     args.extend(["--file", &file_s, "--yes"]);
