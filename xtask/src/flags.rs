@@ -21,7 +21,7 @@ pub(crate) struct Spec {
     pub(crate) positional: Option<(&'static str, &'static str)>,
     pub(crate) trailing: bool,
     pub(crate) opts: &'static [Opt],
-    /// Where a command is not built yet, the README section that says so.
+    /// Where a command is not built yet, the section of docs/limits.md that says so.
     pub(crate) not_yet: Option<&'static str>,
 }
 
@@ -502,7 +502,7 @@ impl Flags {
         }
         if let Some(section) = spec.not_yet {
             return Err(usage!(
-                "`{}` is not available in this version yet: see the README section \"{section}\"",
+                "`{}` is not available in this version yet: see \"{section}\" in docs/limits.md",
                 spec.name
             ));
         }
@@ -648,7 +648,7 @@ pub(crate) fn help(command: Option<&str>) -> String {
                 c.name, c.summary
             ));
             if c.not_yet.is_some() {
-                out.push_str("\nnot available in this version yet (see the README)\n");
+                out.push_str("\nnot available in this version yet (see docs/limits.md)\n");
             }
             if let Some((n, h)) = c.positional {
                 out.push_str(&format!("\narguments:\n  {:<26} {h}\n", format!("<{n}>")));

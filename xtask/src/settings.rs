@@ -160,7 +160,7 @@ impl Settings {
                 }
                 ("protected" | "time_travel_retention_days" | "lock_timeout_secs" | "lock_stale_after_secs"
                 | "wrangler_timeout_secs" | "anonymize" | "anonymize_key_file" | "test_ranges", _) => {
-                    return Err(usage!("{shown}: {key} has the wrong type: see the README's Settings section"))
+                    return Err(usage!("{shown}: {key} has the wrong type: see Settings in docs/configuration.md"))
                 }
                 (other, _) => {
                     return Err(usage!(
