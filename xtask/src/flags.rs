@@ -264,6 +264,8 @@ pub(crate) struct Global {
 pub(crate) enum Command {
     /// `--help`, for the whole tool or one command.
     Help(Option<&'static str>),
+    /// `--version`.
+    Version,
     Setup,
     DbNew(DbNew),
     DbStatus(DbStatus),
@@ -401,6 +403,17 @@ impl Flags {
             if arg == "-h" || arg == "--help" {
                 help = true;
                 continue;
+            }
+            // `help <command>`, and `--version` before any command.
+            if command.is_none() && !help && arg == "help" {
+                help = true;
+                continue;
+            }
+            if command.is_none() && (arg == "--version" || arg == "-V") {
+                return Ok(Flags {
+                    global: Global::default(),
+                    command: Command::Version,
+                });
             }
             if let Some(flag) = arg.strip_prefix("--") {
                 let (long, inline) = match flag.split_once('=') {
@@ -728,6 +741,12 @@ mod tests {
     #[test]
     fn help_forms() {
         assert_eq!(parse("").unwrap().command, Command::Help(None));
+        assert_eq!(parse("--version").unwrap().command, Command::Version);
+        assert_eq!(parse("help").unwrap().command, Command::Help(None));
+        assert_eq!(
+            parse("help db-migrate").unwrap().command,
+            Command::Help(Some("db-migrate"))
+        );
         assert_eq!(parse("--help").unwrap().command, Command::Help(None));
         assert_eq!(
             parse("db-status -h").unwrap().command,

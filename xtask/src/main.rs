@@ -132,6 +132,10 @@ fn run() -> anyhow::Result<()> {
         ui::print(flags::help(which));
         return Ok(());
     }
+    if command == Command::Version {
+        ui::print(format!("xtask {} (d1-xtask)", env!("CARGO_PKG_VERSION")));
+        return Ok(());
+    }
     let cwd =
         std::env::current_dir().map_err(|e| usage!("cannot read the current directory: {e}"))?;
     let project = Project::locate(&cwd, global.config.as_deref())?;
@@ -164,7 +168,7 @@ fn run() -> anyhow::Result<()> {
         };
     }
     match command {
-        Command::Help(_) => Ok(()),
+        Command::Help(_) | Command::Version => Ok(()),
         Command::Setup => setup::run(&ctx),
         Command::DbNew(cmd) => cmd.run(&ctx),
         Command::DbStatus(cmd) => cmd.run(&ctx),
