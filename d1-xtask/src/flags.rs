@@ -374,6 +374,11 @@ impl Raw {
     }
 }
 
+/// Whether `name` is a command of the grammar.
+pub(crate) fn is_command(name: &str) -> bool {
+    spec(name).is_some()
+}
+
 pub(crate) fn spec(name: &str) -> Option<&'static Spec> {
     COMMANDS.iter().find(|c| c.name == name)
 }
