@@ -12,6 +12,8 @@
 //! A host with commands of its own sends D1's to [`run`] from its own dispatch, asking
 //! [`is_command`] which they are. `cargo xtask --help` lists the commands.
 
+#![warn(missing_docs)]
+
 mod all;
 mod anonymize;
 mod backups;
