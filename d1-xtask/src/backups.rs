@@ -178,7 +178,7 @@ impl Entry {
 }
 
 pub(crate) fn backups_dir(project: &Project) -> PathBuf {
-    project.root.join("backups")
+    project.backups.clone()
 }
 
 pub(crate) fn index_path(project: &Project) -> PathBuf {
@@ -700,7 +700,7 @@ impl Captured {
 
 /// `cargo xtask db-restore ...` for this target, with the flags that chose it.
 pub(crate) fn restore_command(ctx: &Ctx, target: &Target, how: &str) -> String {
-    let mut cmd = String::from("cargo xtask db-restore");
+    let mut cmd = format!("{} db-restore", ctx.settings.command_prefix);
     if let Env::Remote(name) = &target.env {
         cmd.push_str(&format!(" --env {name}"));
     }

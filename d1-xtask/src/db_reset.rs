@@ -34,7 +34,7 @@ impl flags::DbReset {
             ));
         }
         let seeds = if self.seed {
-            let paths = files_with_prefix(&ctx.project.root.join("test-data"), "seed-")?;
+            let paths = files_with_prefix(&ctx.project.test_data, "seed-")?;
             paths
                 .iter()
                 .map(|p| SeedFile::load(p))

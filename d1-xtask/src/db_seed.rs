@@ -36,7 +36,7 @@ impl flags::DbSeed {
                  (which cleans up by itself)"
             ));
         }
-        let dir = ctx.project.root.join("test-data");
+        let dir = ctx.project.test_data.clone();
         let paths = match (&self.file, self.cleanup) {
             (Some(f), _) => vec![ctx.cwd.join(f)],
             (None, true) => files_with_prefix(&dir, "cleanup")?,

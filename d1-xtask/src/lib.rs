@@ -175,6 +175,7 @@ fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
     let project = Project::locate(&cwd, global.config.as_deref())?;
     let config = Config::load(&project)?;
     let settings = Settings::load(&project.root)?;
+    let project = project.with_settings(&settings);
     let ctx = Ctx {
         global,
         cwd,

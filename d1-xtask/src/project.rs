@@ -13,6 +13,10 @@ pub(crate) struct Project {
     /// `.wrangler/state` against it, so the xtask does too.
     pub(crate) root: PathBuf,
     pub(crate) config_path: PathBuf,
+    /// Where backups, restore points and their index go (`backups_dir` in xtask.jsonc).
+    pub(crate) backups: PathBuf,
+    /// Where seed and cleanup files are (`test_data_dir` in xtask.jsonc).
+    pub(crate) test_data: PathBuf,
 }
 
 impl Project {
@@ -38,7 +42,24 @@ impl Project {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        Ok(Project { root, config_path })
+        Ok(Project::at(root, config_path))
+    }
+
+    /// A project at `root`, with the default folders (`backups/`, `test-data/`).
+    pub(crate) fn at(root: PathBuf, config_path: PathBuf) -> Project {
+        Project {
+            backups: root.join("backups"),
+            test_data: root.join("test-data"),
+            root,
+            config_path,
+        }
+    }
+
+    /// The folders `settings` names, relative to the root.
+    pub(crate) fn with_settings(mut self, settings: &crate::settings::Settings) -> Project {
+        self.backups = self.root.join(&settings.backups_dir);
+        self.test_data = self.root.join(&settings.test_data_dir);
+        self
     }
 
     /// wrangler's local persistence folder for D1 (`--local` without `--persist-to`).

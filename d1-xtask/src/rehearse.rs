@@ -120,10 +120,7 @@ fn rehearse(
         "{\"name\": \"rehearsal\", \"d1_databases\": [{\"binding\": \"DB\", \"database_name\": \"rehearsal\", \"database_id\": \"rehearsal\"}]}\n",
     )
     .map_err(|e| failed!("cannot write {}: {e}", config_path.display()))?;
-    let scratch_project = Project {
-        root: scratch_root.to_path_buf(),
-        config_path: config_path.clone(),
-    };
+    let scratch_project = Project::at(scratch_root.to_path_buf(), config_path.clone());
     let scratch_target = Target {
         env: Env::Local,
         db: target::Database {

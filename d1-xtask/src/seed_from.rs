@@ -107,11 +107,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<
 fn outputs(ctx: &Ctx, output: Option<&Path>, env: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
     let seed = match output {
         Some(p) => ctx.cwd.join(p),
-        None => ctx
-            .project
-            .root
-            .join("test-data")
-            .join(format!("seed-from-{env}.sql")),
+        None => ctx.project.test_data.join(format!("seed-from-{env}.sql")),
     };
     let name = file_name(&seed);
     if !name.ends_with(".sql") {
@@ -181,7 +177,7 @@ fn ranges(ctx: &Ctx) -> anyhow::Result<std::collections::BTreeMap<String, (i64, 
 /// `cleanup-from-*.sql` that `--from` wrote), in file order, then `test_ranges`: the ids
 /// reserved for test data.
 pub(crate) fn reserved_ranges(ctx: &Ctx, generated: bool) -> anyhow::Result<Vec<(i64, i64)>> {
-    let dir = ctx.project.root.join("test-data");
+    let dir = ctx.project.test_data.clone();
     let mut out: Vec<(i64, i64)> = Vec::new();
     for path in crate::seeds::files_with_prefix(&dir, "cleanup")? {
         let from_env = file_name(&path).starts_with("cleanup-from-");

@@ -38,6 +38,12 @@ pub(crate) struct Settings {
     pub(crate) anonymize_key_file: Option<String>,
     /// `db-seed --from`: the id range of each table (`*` for all others).
     pub(crate) test_ranges: std::collections::BTreeMap<String, (i64, i64)>,
+    /// Seed and cleanup files, relative to the root.
+    pub(crate) test_data_dir: String,
+    /// Backups, restore points and their index, relative to the root.
+    pub(crate) backups_dir: String,
+    /// How the undo hints name the xtask (`cargo xtask`; a host may call it otherwise).
+    pub(crate) command_prefix: String,
 }
 
 impl Default for Settings {
@@ -51,6 +57,9 @@ impl Default for Settings {
             anonymize: Default::default(),
             anonymize_key_file: None,
             test_ranges: Default::default(),
+            test_data_dir: "test-data".into(),
+            backups_dir: "backups".into(),
+            command_prefix: "cargo xtask".into(),
         }
     }
 }
@@ -158,15 +167,39 @@ impl Settings {
                         }
                     }
                 }
+                (key @ ("test_data_dir" | "backups_dir"), JsonValue::String(dir)) => {
+                    let path = std::path::Path::new(dir.as_ref());
+                    let inside = !dir.trim().is_empty()
+                        && path.is_relative()
+                        && !path.components().any(|c| matches!(c, std::path::Component::ParentDir));
+                    if !inside {
+                        return Err(usage!(
+                            "{shown}: {key} must be a folder inside the workspace, relative to it (such as \"{}\"), \
+                             without `..`",
+                            if key == "backups_dir" { "backups" } else { "test-data" }
+                        ));
+                    }
+                    if key == "backups_dir" {
+                        settings.backups_dir = dir.to_string();
+                    } else {
+                        settings.test_data_dir = dir.to_string();
+                    }
+                }
+                ("command_prefix", JsonValue::String(prefix))
+                    if !prefix.trim().is_empty() && !prefix.chars().any(char::is_control) =>
+                {
+                    settings.command_prefix = prefix.trim().to_string();
+                }
                 ("protected" | "time_travel_retention_days" | "lock_timeout_secs" | "lock_stale_after_secs"
-                | "wrangler_timeout_secs" | "anonymize" | "anonymize_key_file" | "test_ranges", _) => {
+                | "wrangler_timeout_secs" | "anonymize" | "anonymize_key_file" | "test_ranges"
+                | "test_data_dir" | "backups_dir" | "command_prefix", _) => {
                     return Err(usage!("{shown}: {key} has the wrong type: see Settings in docs/configuration.md"))
                 }
                 (other, _) => {
                     return Err(usage!(
                         "{shown}: unknown setting `{other}`: the settings are protected, time_travel_retention_days, \
                          lock_timeout_secs, lock_stale_after_secs, wrangler_timeout_secs, anonymize, \
-                         anonymize_key_file, test_ranges"
+                         anonymize_key_file, test_ranges, test_data_dir, backups_dir, command_prefix"
                     ))
                 }
             }
@@ -207,6 +240,29 @@ mod tests {
             Kind::Const(rusqlite::types::Value::Integer(3))
         );
         assert_eq!(s.test_ranges["*"], (950000, 999999));
+        let dirs = Settings::parse(
+            r#"{"test_data_dir": "db/fixtures", "backups_dir": ".d1/backups", "command_prefix": "cargo dev"}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                dirs.test_data_dir.as_str(),
+                dirs.backups_dir.as_str(),
+                dirs.command_prefix.as_str()
+            ),
+            ("db/fixtures", ".d1/backups", "cargo dev")
+        );
+        for bad in [
+            r#"{"backups_dir": "../elsewhere"}"#,
+            r#"{"test_data_dir": "/abs"}"#,
+            r#"{"backups_dir": ""}"#,
+            r#"{"command_prefix": ""}"#,
+            r#"{"command_prefix": 3}"#,
+        ] {
+            let e = Settings::parse(bad, "x").unwrap_err();
+            assert_eq!(status_of(&e), Exit::Usage, "{bad}: {e:#}");
+        }
         assert_eq!(s.anonymize_key_file.as_deref(), Some("k"));
         // The sample's own settings parse.
         let sample =

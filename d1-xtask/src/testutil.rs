@@ -69,10 +69,7 @@ pub(crate) fn ctx(dir: &Path, global: crate::flags::Global) -> crate::Ctx {
     )
     .unwrap();
     std::fs::create_dir_all(dir.join("migrations")).unwrap();
-    let project = crate::project::Project {
-        root: dir.to_path_buf(),
-        config_path,
-    };
+    let project = crate::project::Project::at(dir.to_path_buf(), config_path);
     crate::Ctx {
         global,
         cwd: dir.to_path_buf(),

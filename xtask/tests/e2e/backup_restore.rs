@@ -658,3 +658,34 @@ pub fn an_export_cut_short_is_not_recorded() {
         .collect();
     assert!(partial.is_empty(), "{partial:?}");
 }
+
+/// The folders and the undo prefix are settings: a team whose layout differs from the
+/// sample's names its own.
+#[test]
+fn the_backups_and_test_data_folders_and_the_undo_prefix_are_settings() {
+    let ws = Workspace::new("own-layout");
+    ws.write(
+        "xtask.jsonc",
+        r#"{ "test_data_dir": "db/fixtures", "backups_dir": ".d1/backups", "command_prefix": "cargo dev" }"#,
+    );
+    ws.migration("0001_users.sql", USERS);
+    ws.write(
+        "db/fixtures/seed-users.sql",
+        "INSERT INTO users (id, email) VALUES (900001, 'seed@example.invalid');\n",
+    );
+    let run = ws.xtask(&["db-migrate"]);
+    run.expect(
+        0,
+        &[
+            "restore point: snapshot .d1/backups/local/",
+            "to return to the state before this run: cargo dev db-restore --backup",
+        ],
+    );
+    assert!(!ws.dir.join("backups").exists());
+    assert!(ws.dir.join(".d1/backups/index.jsonl").is_file());
+    ws.xtask(&["db-seed"]).expect(0, &["seed-users.sql"]);
+    assert_eq!(
+        ws.query("SELECT count(*) AS n FROM users WHERE id = 900001")[0]["n"],
+        1
+    );
+}
