@@ -114,7 +114,7 @@ fn run_os(args: Vec<std::ffi::OsString>) -> ExitCode {
     if args.first().is_some_and(|a| a == proc::GUARD_ARG) {
         return proc::guardian_main();
     }
-    proc::install_signal_handlers();
+    let _signals = proc::install_signal_handlers();
     // `--json` as typed, so that even an argument error answers with a document; words
     // after `--` are the user's command (`db-seed -- <command>`), not ours.
     let json = args

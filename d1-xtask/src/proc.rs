@@ -30,15 +30,41 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTS.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Catches SIGINT and SIGTERM: they stop the running child group instead of the xtask,
-/// which then cleans up and exits 130.
-pub(crate) fn install_signal_handlers() {
+/// Catches SIGINT and SIGTERM while a command runs: they stop the running child group
+/// instead of the xtask, which then cleans up and exits 130. The host's own handlers come
+/// back when the returned guard is dropped (at the end of `run`): nothing process-wide
+/// outlives a command.
+pub(crate) fn install_signal_handlers() -> SignalGuard {
+    INTERRUPTS.store(0, Ordering::SeqCst);
     #[cfg(unix)]
     // SAFETY: the handler only touches an atomic, which is async-signal-safe.
     unsafe {
         let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
+        SignalGuard {
+            int: libc::signal(libc::SIGINT, handler),
+            term: libc::signal(libc::SIGTERM, handler),
+        }
+    }
+    #[cfg(not(unix))]
+    SignalGuard {}
+}
+
+/// The handlers that were in place before a command ran, put back on drop.
+pub(crate) struct SignalGuard {
+    #[cfg(unix)]
+    int: libc::sighandler_t,
+    #[cfg(unix)]
+    term: libc::sighandler_t,
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        // SAFETY: restores handlers that signal(2) returned; no memory involved.
+        unsafe {
+            libc::signal(libc::SIGINT, self.int);
+            libc::signal(libc::SIGTERM, self.term);
+        }
     }
 }
 
@@ -269,6 +295,26 @@ mod tests {
                     .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
             },
         )
+    }
+
+    /// The current SIGTERM handler (read by setting one and putting it straight back).
+    fn term_handler() -> libc::sighandler_t {
+        // SAFETY: signal(2) twice, restoring what it returned; no memory involved.
+        unsafe {
+            let h = libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, h);
+            h
+        }
+    }
+
+    #[test]
+    fn signal_handlers_last_only_while_a_command_runs() {
+        let before = term_handler();
+        {
+            let _guard = install_signal_handlers();
+            assert_ne!(term_handler(), before, "the xtask's handler while it runs");
+        }
+        assert_eq!(term_handler(), before, "the host's handler afterwards");
     }
 
     #[test]
