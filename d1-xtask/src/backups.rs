@@ -238,8 +238,12 @@ fn append_line(project: &Project, text: &str) -> anyhow::Result<()> {
             path.display()
         ));
     }
-    let written = read_index(&path)
-        .is_some_and(|all| all.ends_with(line.as_bytes()) || contains(&all, line.as_bytes()));
+    // Ours is at or after where the file ended before the write (another run may have
+    // appended after it): only that tail is searched.
+    let written = read_index(&path).is_some_and(|all| {
+        let tail = &all[before.map_or(0, |b| (b as usize).min(all.len()))..];
+        contains(tail, line.as_bytes())
+    });
     if !written {
         return Err(failed!(
             "the backup index {} does not hold the line just written: nothing can refer to it",
