@@ -62,6 +62,30 @@ pub fn wrangler_bin() -> PathBuf {
         .clone()
 }
 
+/// The real wrangler in `dir`, on the project's Node, never prompting, with `env` set
+/// (an API base URL only when `env` names one: the caller's own is not passed on).
+pub fn run_wrangler(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Run {
+    let path = format!(
+        "{}:{}",
+        node_bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(wrangler_bin());
+    cmd.args(args)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_HIDE_BANNER", "true")
+        .env("CI", "true")
+        .env("NO_COLOR", "1")
+        .env_remove("CLOUDFLARE_API_BASE_URL")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().unwrap())
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -182,24 +206,7 @@ impl Workspace {
 
     /// Runs the real wrangler here (not through the xtask), on Node from node_modules.
     pub fn wrangler(&self, args: &[&str]) -> Run {
-        let wrangler = wrangler_bin();
-        let path = format!(
-            "{}:{}",
-            node_bin_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let out = Command::new(wrangler)
-            .args(args)
-            .current_dir(&self.dir)
-            .env("PATH", path)
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_HIDE_BANNER", "true")
-            .env("CI", "true")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        Run::from(out)
+        run_wrangler(&self.dir, args, &[])
     }
 
     /// `SELECT ...` on the local database through `wrangler d1 execute --local --json`.
@@ -422,25 +429,7 @@ impl LiveAccount {
     /// that `d1 create` and `d1 delete` touch no workspace's).
     pub fn wrangler(&self, dir: &Path, args: &[&str]) -> Run {
         std::fs::create_dir_all(dir).unwrap();
-        let path = format!(
-            "{}:{}",
-            node_bin_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut cmd = Command::new(wrangler_bin());
-        cmd.args(args)
-            .current_dir(dir)
-            .env("PATH", path)
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_HIDE_BANNER", "true")
-            .env("CI", "true")
-            .env("NO_COLOR", "1")
-            .env_remove("CLOUDFLARE_API_BASE_URL")
-            .stdin(std::process::Stdio::null());
-        for (k, v) in self.env() {
-            cmd.env(k, v);
-        }
-        Run::from(cmd.output().unwrap())
+        run_wrangler(dir, args, &self.env())
     }
 
     fn admin_dir() -> PathBuf {
@@ -635,25 +624,7 @@ impl Workspace {
 
     /// Raw wrangler against the remote side.
     pub fn wrangler_remote(&self, emu: &Remote, args: &[&str]) -> Run {
-        let wrangler = wrangler_bin();
-        let path = format!(
-            "{}:{}",
-            node_bin_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut cmd = Command::new(wrangler);
-        cmd.args(args)
-            .current_dir(&self.dir)
-            .env("PATH", path)
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_HIDE_BANNER", "true")
-            .env("CI", "true")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null());
-        for (k, v) in emu.env() {
-            cmd.env(k, v);
-        }
-        Run::from(cmd.output().unwrap())
+        run_wrangler(&self.dir, args, &emu.env())
     }
 
     /// `SELECT ...` on a remote database through `wrangler d1 execute --remote --json`.
