@@ -7,6 +7,7 @@
 
 mod support;
 
+mod adopt;
 mod backup_restore;
 mod baseline;
 mod config_errors;
