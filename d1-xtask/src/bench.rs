@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::exit::{failed, usage};
 use crate::migrations::MigrationSet;
 use crate::wrangler::Wrangler;
-use crate::{flags, ui, Ctx};
+use crate::{cli::flags, ui, workspace::Ctx};
 
 const CONFIG: &str = "{\"name\": \"bench\", \"d1_databases\": [{\"binding\": \"DB\", \"database_name\": \"bench\", \"database_id\": \"00000000-0000-0000-0000-00000000bec4\"}]}\n";
 
@@ -137,7 +137,10 @@ impl Bench {
     /// seeded database, on identical copies of the project's migrations and seeds.
     fn test_loop(&self, project: &Path, runs: usize) -> anyhow::Result<TestLoop> {
         let set = MigrationSet::scan(&project.join("migrations"))?;
-        let seeds = crate::seeds::files_with_prefix(&project.join("test-data"), "seed-")?;
+        let seeds = crate::commands::db_seed::files::files_with_prefix(
+            &project.join("test-data"),
+            "seed-",
+        )?;
         if set.migrations.is_empty() || seeds.is_empty() {
             return Err(usage!(
                 "bench: the test loop needs migrations/ and test-data/seed-*.sql in {}",

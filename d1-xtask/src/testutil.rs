@@ -53,7 +53,7 @@ pub(crate) fn prompt_answer() -> Option<String> {
 
 /// A workspace in `dir` with the sample's shape: one database, `local`, `staging` and a
 /// protected `production`, and its context for `flags` (`global` flags only).
-pub(crate) fn ctx(dir: &Path, global: crate::flags::Global) -> crate::Ctx {
+pub(crate) fn ctx(dir: &Path, global: crate::workspace::Global) -> crate::workspace::Ctx {
     let config_path = dir.join("wrangler.jsonc");
     std::fs::write(
         &config_path,
@@ -69,12 +69,12 @@ pub(crate) fn ctx(dir: &Path, global: crate::flags::Global) -> crate::Ctx {
     )
     .unwrap();
     std::fs::create_dir_all(dir.join("migrations")).unwrap();
-    let project = crate::project::Project::at(dir.to_path_buf(), config_path);
-    crate::Ctx {
+    let project = crate::workspace::project::Project::at(dir.to_path_buf(), config_path);
+    crate::workspace::Ctx {
         global,
         cwd: dir.to_path_buf(),
-        config: crate::config::Config::load(&project).unwrap(),
-        settings: crate::settings::Settings::default(),
+        config: crate::workspace::config::Config::load(&project).unwrap(),
+        settings: crate::workspace::settings::Settings::default(),
         project,
     }
 }

@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::{quote_ident, AppliedRow, BackupMade, Database, Reply, RestorePoint, State};
 use crate::exit::{failed, usage};
-use crate::project::Project;
-use crate::target::{self, Target};
 use crate::ui;
+use crate::workspace::project::Project;
+use crate::workspace::target::{self, Target};
 use crate::wrangler::{Lazy, Wrangler};
 
 /// The folder wrangler 4 (miniflare, state version 3) keeps local D1 databases in.

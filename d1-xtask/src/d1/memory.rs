@@ -8,8 +8,8 @@ use std::path::Path;
 use d1_emulator::store::{Db, Rules, Store};
 
 use super::{BackupMade, Database, Reply, RestorePoint};
-use crate::target::Target;
 use crate::testutil::{event, TempDir};
+use crate::workspace::target::Target;
 
 pub(crate) struct Memory {
     target: Target,

@@ -10,8 +10,8 @@ use super::{
 };
 use crate::exit::{failed, usage};
 use crate::migrations::Migration;
-use crate::target::Target;
 use crate::ui;
+use crate::workspace::target::Target;
 use crate::wrangler::display_command;
 
 fn table<D: Database + ?Sized>(db: &D) -> String {

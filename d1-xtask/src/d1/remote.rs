@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::{BackupMade, Database, Reply, RestorePoint};
 use crate::exit::failed;
-use crate::project::Project;
-use crate::target::Target;
 use crate::ui;
+use crate::workspace::project::Project;
+use crate::workspace::target::Target;
 use crate::wrangler::Lazy;
 
 /// Above this, SQL goes through `--file` (D1's import API) instead of `--command`: one

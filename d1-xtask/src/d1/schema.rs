@@ -8,7 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{is_internal, quote_ident, ForeignKey, SchemaObject};
+use super::bookkeeping::{create_tracking_table_sql, quote_ident, tracking_insert_sql};
+use super::state::{ForeignKey, SchemaObject};
+use super::{local, Database};
+use crate::migrations::Migration;
 
 /// Whether `sql` creates a virtual table.
 pub(crate) fn is_virtual(o: &SchemaObject) -> bool {
@@ -96,6 +99,111 @@ pub(crate) fn shadow_tables(schema: &[SchemaObject]) -> BTreeSet<String> {
 
 /// The foreign keys of a schema, found by SQLite itself on an in-memory copy (so no
 /// pragma has to run on D1).
+/// The user objects of the schema, as one query returns them. SQLite's and D1's own names
+/// are matched as prefixes: in `LIKE '_cf_%'` the `_` is a wildcard, which would hide a
+/// user table such as `xcf_notes`.
+pub(crate) const SCHEMA_SQL: &str =
+    "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL \
+     AND substr(name, 1, 7) <> 'sqlite_' AND lower(substr(name, 1, 4)) <> '_cf_' ORDER BY rowid";
+
+/// Whether `name` is SQLite's (`sqlite_*`) or D1's (`_cf_*`) own: never dropped, counted
+/// or exported by the xtask.
+pub(crate) fn is_internal(name: &str) -> bool {
+    name.starts_with("sqlite_") || d1_rules::is_d1_internal(name)
+}
+
+/// The schema `migrations` make on an empty database, replayed in memory (each file in
+/// its own transaction, as wrangler runs them); `Err((file, error))` names the first that
+/// fails.
+pub(crate) fn replayed_schema(
+    table: &str,
+    migrations: &[&Migration],
+) -> Result<Vec<SchemaObject>, (String, String)> {
+    let in_memory = |e: rusqlite::Error| ("(in-memory database)".to_string(), e.to_string());
+    let conn = rusqlite::Connection::open_in_memory().map_err(in_memory)?;
+    if let Some(failed) = replay(&conn, table, migrations) {
+        return Err(failed);
+    }
+    local::read_state(&conn, table)
+        .map(|state| state.schema)
+        .map_err(in_memory)
+}
+
+/// Replays migrations on `conn` (a copy of the database, or its schema alone), each in
+/// its own transaction as wrangler would run them, and names the first that fails.
+pub(crate) fn replay(
+    conn: &rusqlite::Connection,
+    table: &str,
+    migrations: &[&Migration],
+) -> Option<(String, String)> {
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON;\n{}",
+        create_tracking_table_sql(table)
+    ))
+    .ok()?;
+    // D1's limits and authorizer, so that a file fails here where it fails on D1 (a
+    // refused function or PRAGMA, a statement too long); transactions are the replay's own.
+    d1_rules::apply_limits(conn).ok()?;
+    for m in migrations {
+        conn.execute_batch("BEGIN;").ok()?;
+        let ran = d1_rules::authorized(conn, || conn.execute_batch(&m.sql)).and_then(|()| {
+            conn.execute_batch(&format!(
+                "{};\nCOMMIT;",
+                tracking_insert_sql(table, &m.name)
+            ))
+        });
+        if let Err(e) = ran {
+            let _ = conn.execute_batch("ROLLBACK;");
+            return Some((m.name.clone(), e.to_string()));
+        }
+    }
+    None
+}
+
+/// Schema objects from the rows of `SCHEMA_SQL`, however they were read.
+pub(crate) fn schema_from_rows(rows: &[serde_json::Value]) -> Vec<SchemaObject> {
+    rows.iter()
+        .map(|o| SchemaObject {
+            kind: o["type"].as_str().unwrap_or_default().into(),
+            name: o["name"].as_str().unwrap_or_default().into(),
+            table: o["tbl_name"].as_str().unwrap_or_default().into(),
+            sql: o["sql"].as_str().unwrap_or_default().into(),
+        })
+        .collect()
+}
+
+/// Row counts of `tables`: one row with a column per table, at most `COUNTS_PER_QUERY`
+/// tables a query (D1 allows 100 columns; a `UNION ALL` would stop at five terms).
+pub(crate) fn row_counts(
+    db: &mut dyn Database,
+    tables: &[&str],
+) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for chunk in tables.chunks(COUNTS_PER_QUERY) {
+        let sql = row_counts_sql(chunk);
+        let rows = db.query(&sql)?;
+        let row = rows.first();
+        for (i, t) in chunk.iter().enumerate() {
+            let n = row.and_then(|r| r[format!("n{i}")].as_i64()).unwrap_or(0);
+            out.push((t.to_string(), n));
+        }
+    }
+    Ok(out)
+}
+
+/// Tables counted in one query.
+pub(crate) const COUNTS_PER_QUERY: usize = 50;
+
+/// `SELECT (SELECT count(*) FROM "a") AS n0, ...`: no compound SELECT at all.
+pub(crate) fn row_counts_sql(tables: &[&str]) -> String {
+    let columns: Vec<String> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("(SELECT count(*) FROM {}) AS n{i}", quote_ident(t)))
+        .collect();
+    format!("SELECT {}", columns.join(", "))
+}
+
 #[cfg(test)]
 pub(crate) fn foreign_keys(schema: &[SchemaObject]) -> Vec<ForeignKey> {
     schema_copy(schema).map_or_else(Vec::new, |conn| foreign_keys_in(&conn))

@@ -3,6 +3,7 @@
 
 pub(crate) mod lint;
 pub(crate) mod pattern;
+pub(crate) mod plan;
 pub(crate) mod sql;
 
 use std::path::{Path, PathBuf};
@@ -113,7 +114,7 @@ pub(crate) fn parse_path(name: &str) -> Result<u64, String> {
 
 impl MigrationSet {
     /// The migrations of a database: its folder, through its `migrations_pattern` if set.
-    pub(crate) fn for_db(db: &crate::target::Database) -> anyhow::Result<MigrationSet> {
+    pub(crate) fn for_db(db: &crate::workspace::target::Database) -> anyhow::Result<MigrationSet> {
         MigrationSet::scan_with(&db.migrations_dir, db.migrations_pattern.as_deref())
     }
 
@@ -121,7 +122,9 @@ impl MigrationSet {
     /// (a typo in `migrations_dir`, a dangling link, a link loop) is a configuration error
     /// naming the environment and the path, never "nothing to apply" (raw wrangler says
     /// "No migrations present" and fails too).
-    pub(crate) fn for_target(target: &crate::target::Target) -> anyhow::Result<MigrationSet> {
+    pub(crate) fn for_target(
+        target: &crate::workspace::target::Target,
+    ) -> anyhow::Result<MigrationSet> {
         let dir = &target.db.migrations_dir;
         if !dir.is_dir() {
             let what = match (std::fs::symlink_metadata(dir), std::fs::metadata(dir)) {

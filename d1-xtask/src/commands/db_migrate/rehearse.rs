@@ -10,13 +10,12 @@ use serde_json::json;
 
 use crate::d1::local::Local;
 use crate::d1::{ApplyMode, BackupMade, Database, Extras, RestorePoint, State};
-use crate::db_status::database_json;
 use crate::exit::failed;
 use crate::migrations::{Migration, MigrationSet};
-use crate::project::Project;
-use crate::target::{self, Env, Target};
+use crate::workspace::project::Project;
+use crate::workspace::target::{self, Env, Target};
 use crate::wrangler::Wrangler;
-use crate::{plan, ui, Ctx};
+use crate::{migrations::plan, ui, workspace::Ctx};
 
 /// Rows per table (the user's tables; not the tracking and side tables).
 fn counts(db: &mut dyn Database, state: &State, table: &str) -> anyhow::Result<Vec<(String, i64)>> {
@@ -166,7 +165,7 @@ fn rehearse(
         ui::say("rehearsal: nothing to apply; the copy is up to date");
         if ctx.global.json {
             ui::json(
-                &json!({"env": target.env.name(), "database": database_json(target), "rehearsal": [], "ok": true}),
+                &json!({"env": target.env.name(), "database": target.database_json(), "rehearsal": [], "ok": true}),
             );
         }
         return Ok(());
@@ -269,7 +268,7 @@ fn rehearse(
     if ctx.global.json {
         ui::json(&json!({
             "env": target.env.name(),
-            "database": database_json(target),
+            "database": target.database_json(),
             "rehearsal": report,
             "not_reached": not_reached,
             "ok": failure.is_none(),

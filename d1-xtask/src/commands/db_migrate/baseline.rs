@@ -5,13 +5,13 @@
 
 use serde_json::json;
 
-use crate::change::{self, Act, Change, Confirm, Guard};
 use crate::d1::{self, Database, State};
-use crate::db_status::database_json;
 use crate::exit::{failed, refused};
+use crate::guarded::change::{self, Act, Change, Guard};
+use crate::guarded::confirm::Confirm;
 use crate::migrations::{Migration, MigrationSet};
-use crate::target::Target;
-use crate::{plan, ui, Ctx};
+use crate::workspace::target::Target;
+use crate::{migrations::plan, ui, workspace::Ctx};
 
 struct Baseline<'a> {
     target: &'a Target,
@@ -147,9 +147,9 @@ pub(crate) fn run(
     if ctx.global.json {
         ui::json(&json!({
             "env": target.env.name(),
-            "database": database_json(target),
+            "database": target.database_json(),
             "baseline": change.chosen.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
-            "restore_point": done.captured.as_ref().map(crate::backups::Captured::json),
+            "restore_point": done.captured.as_ref().map(crate::guarded::backups::Captured::json),
         }));
     }
     Ok(())

@@ -2,10 +2,9 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::change::Confirm;
 use crate::exit::refused;
-use crate::target::Target;
 use crate::ui;
+use crate::workspace::target::Target;
 
 fn terminal() -> bool {
     #[cfg(test)]
@@ -13,6 +12,15 @@ fn terminal() -> bool {
         return true;
     }
     std::io::stdin().is_terminal()
+}
+
+/// How a protected environment confirms the change.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Confirm<'a> {
+    /// y at a prompt, or `--yes`.
+    Yes,
+    /// The database name at a prompt, or `--confirm <name>` (`--yes` is not enough).
+    Name(Option<&'a str>),
 }
 
 /// The line typed at the prompt.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use jsonc_parser::{JsonObject, JsonValue, ParseOptions};
 
 use crate::exit::usage;
-use crate::project::Project;
-use crate::target::{Database, Env, Target};
+use crate::workspace::project::Project;
+use crate::workspace::target::{Database, Env, Target};
 
 /// wrangler's default tracking table and migrations folder.
 pub(crate) const DEFAULT_MIGRATIONS_TABLE: &str = "d1_migrations";
@@ -394,7 +394,7 @@ mod tests {
     }
 
     fn resolve(text: &str, env: &str, db: Option<&str>) -> anyhow::Result<Target> {
-        let protected = crate::settings::Settings::default().protected;
+        let protected = crate::workspace::settings::Settings::default().protected;
         parse(text)?.resolve(&Env::parse(Some(env)), db, &protected)
     }
 

@@ -3,16 +3,16 @@
 
 use serde_json::json;
 
-use crate::backups;
-use crate::change::{self, Act, Change, Confirm, Guard};
+use crate::commands::db_seed::files::{files_with_prefix, SeedFile};
+use crate::commands::db_seed::preflight;
 use crate::d1::{batch_sql, drop_all_sql, Extras, State};
-use crate::db_seed::preflight;
-use crate::db_status::database_json;
 use crate::exit::{failed, refused};
+use crate::guarded::backups;
+use crate::guarded::change::{self, Act, Change, Guard};
+use crate::guarded::confirm::Confirm;
 use crate::migrations::{Migration, MigrationSet};
-use crate::seeds::{files_with_prefix, SeedFile};
-use crate::target::Target;
-use crate::{d1, flags, ui, Ctx};
+use crate::workspace::target::Target;
+use crate::{cli::flags, d1, ui, workspace::Ctx};
 
 impl flags::DbReset {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -76,7 +76,7 @@ impl flags::DbReset {
         if ctx.global.json {
             ui::json(&json!({
                 "env": target.env.name(),
-                "database": database_json(&target),
+                "database": target.database_json(),
                 "dropped": change.dropped,
                 "applied": change.applied,
                 "seeded": seeds.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>(),
@@ -116,7 +116,7 @@ impl Change for Reset<'_> {
             drop_all_sql(&act.before.schema, &[crate::d1::lock_table(table)]),
             batch_sql(table, self.chosen, &Extras::default())
         );
-        sql.push_str(&crate::seeds::joined_sql(self.seeds));
+        sql.push_str(&crate::commands::db_seed::files::joined_sql(self.seeds));
         let what = if self.seeds.is_empty() {
             "reset"
         } else {

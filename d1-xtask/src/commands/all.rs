@@ -5,11 +5,12 @@
 
 use serde_json::json;
 
+use crate::cli::flags::Command;
 use crate::exit::{failed, status_of, stop, usage, Exit};
-use crate::flags::{Command, Global};
 use crate::migrations::MigrationSet;
-use crate::target::{Env, Target};
-use crate::{d1, plan, ui, Ctx};
+use crate::workspace::target::{Env, Target};
+use crate::workspace::Global;
+use crate::{d1, migrations::plan, ui, workspace::Ctx};
 
 /// Runs `command` once per database of the environment, in the config's order.
 pub(crate) fn every_database(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
@@ -204,7 +205,7 @@ pub(crate) fn status_of_every_env(ctx: &Ctx, check: bool) -> anyhow::Result<()> 
             "environments": rows.iter().map(|r| {
                 let mut doc = json!({
                     "env": r.target.env.name(),
-                    "database": crate::db_status::database_json(&r.target),
+                    "database": r.target.database_json(),
                 });
                 match &r.result {
                     Ok(s) => {

@@ -1,22 +1,26 @@
 //! `db-seed [--cleanup] [--file <path>] [-- <command> ...]`: test data in, never into a
 //! protected environment, each file in one request; with a command, always cleaned up.
 
+pub(crate) mod anonymize;
+pub(crate) mod files;
+pub(crate) mod from_env;
+
 use serde_json::json;
 
-use crate::backups;
-use crate::change::{self, Act, Change, Confirm, Guard};
+use crate::commands::db_seed::files::{files_with_prefix, SeedFile};
 use crate::d1::{Database, SchemaObject, State};
-use crate::db_status::database_json;
 use crate::exit::{failed, refused, usage, ChildStatus};
+use crate::guarded::backups;
+use crate::guarded::change::{self, Act, Change, Guard};
+use crate::guarded::confirm::Confirm;
 use crate::migrations::{sql, MigrationSet};
-use crate::seeds::{files_with_prefix, SeedFile};
-use crate::target::Target;
-use crate::{d1, flags, plan, ui, Ctx};
+use crate::workspace::target::Target;
+use crate::{cli::flags, d1, migrations::plan, ui, workspace::Ctx};
 
 impl flags::DbSeed {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         if let Some(from) = &self.from {
-            return crate::seed_from::run(ctx, &self, from);
+            return crate::commands::db_seed::from_env::run(ctx, &self, from);
         }
         if self.output.is_some() || self.limit.is_some() || self.report {
             return Err(usage!(
@@ -67,7 +71,7 @@ impl flags::DbSeed {
                 .collect::<anyhow::Result<Vec<_>>>()?
         };
 
-        let reserved = crate::seed_from::reserved_ranges(ctx, true)?;
+        let reserved = crate::commands::db_seed::from_env::reserved_ranges(ctx, true)?;
         let mut db = d1::open(&ctx.project, &target)?;
         let verb = if self.cleanup {
             "clean up with"
@@ -316,10 +320,11 @@ fn load(
         if statements == 1 { "" } else { "s" }
     ));
     let skip = crate::d1::own_tables(&act.target.db.migrations_table);
-    let check =
-        verify.and_then(|ranges| crate::anonymize::leftover_sql(&act.before.schema, &skip, ranges));
+    let check = verify.and_then(|ranges| {
+        crate::commands::db_seed::anonymize::leftover_sql(&act.before.schema, &skip, ranges)
+    });
     let select = check.as_ref().map(|(sql, _)| sql.as_str());
-    match act.commit_reading(&crate::seeds::joined_sql(files), select)? {
+    match act.commit_reading(&crate::commands::db_seed::files::joined_sql(files), select)? {
         Ok((_, rows)) => {
             let Some((_, tables)) = &check else {
                 if verify.is_some() {
@@ -410,7 +415,7 @@ fn report(
     if ctx.global.json {
         ui::json(&json!({
             "env": target.env.name(),
-            "database": database_json(target),
+            "database": target.database_json(),
             "files": files.iter().map(|f| json!({
                 "file": f.path.display().to_string(),
                 "statements": f.statements,
@@ -479,8 +484,8 @@ fn run_command(
     if ctx.global.json {
         cmd.stdout(std::io::stderr());
     }
-    match crate::proc::run_inherited(&mut cmd) {
-        Ok(crate::proc::Ended::Exited(status)) => {
+    match crate::wrangler::proc::run_inherited(&mut cmd) {
+        Ok(crate::wrangler::proc::Ended::Exited(status)) => {
             CommandOutcome::Exited(status.code().unwrap_or(1))
         }
         Ok(_) => CommandOutcome::Interrupted,

@@ -56,7 +56,10 @@ impl Project {
     }
 
     /// The folders `settings` names, relative to the root.
-    pub(crate) fn with_settings(mut self, settings: &crate::settings::Settings) -> Project {
+    pub(crate) fn with_settings(
+        mut self,
+        settings: &crate::workspace::settings::Settings,
+    ) -> Project {
         self.backups = self.root.join(&settings.backups_dir);
         self.test_data = self.root.join(&settings.test_data_dir);
         self
@@ -102,6 +105,36 @@ fn find_upwards(cwd: &Path) -> anyhow::Result<PathBuf> {
          the workspace, or name the file with `--config <path>`",
         cwd.display()
     ))
+}
+
+/// Removes scratch files (`<pid>-...`, `batch-<pid>-...`, `remote-batch-<pid>-...`) that
+/// runs killed before they could clean up left behind: those whose process no longer
+/// runs (Linux; elsewhere nothing is removed).
+pub(crate) fn remove_leftovers(dir: &Path) {
+    let proc_dir = Path::new("/proc");
+    if !proc_dir.is_dir() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let rest = name
+            .strip_prefix("remote-batch-")
+            .or_else(|| name.strip_prefix("batch-"))
+            .unwrap_or(name);
+        let Some((pid, _)) = rest.split_once('-') else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if !proc_dir.join(pid).exists() && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]

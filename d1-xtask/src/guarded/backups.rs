@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use crate::d1::{Database, RestorePoint, State};
 use crate::exit::{failed, refused, usage};
 use crate::migrations::sha256_file;
-use crate::project::Project;
-use crate::target::{Env, Target};
-use crate::{ui, Ctx};
+use crate::workspace::project::Project;
+use crate::workspace::target::{Env, Target};
+use crate::{ui, workspace::Ctx};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -537,8 +537,8 @@ pub(crate) fn set_apart(project: &Project, scratch: &Path, dest: &Path) -> Optio
 pub(crate) fn scratch_file(project: &Project, ext: &str) -> anyhow::Result<Scratch> {
     let dir = backups_dir(project).join(".partial");
     create_private_dir(&dir)?;
-    remove_leftovers(&dir);
-    remove_leftovers(&project.scratch_dir());
+    crate::workspace::project::remove_leftovers(&dir);
+    crate::workspace::project::remove_leftovers(&project.scratch_dir());
     let path = dir.join(format!(
         "{}-{}.{ext}",
         std::process::id(),
@@ -578,36 +578,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         if let Some(p) = &self.path {
             let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Removes scratch files (`<pid>-...`, `batch-<pid>-...`, `remote-batch-<pid>-...`) that
-/// runs killed before they could clean up left behind: those whose process no longer
-/// runs (Linux; elsewhere nothing is removed).
-pub(crate) fn remove_leftovers(dir: &Path) {
-    let proc_dir = Path::new("/proc");
-    if !proc_dir.is_dir() {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let rest = name
-            .strip_prefix("remote-batch-")
-            .or_else(|| name.strip_prefix("batch-"))
-            .unwrap_or(name);
-        let Some((pid, _)) = rest.split_once('-') else {
-            continue;
-        };
-        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        if !proc_dir.join(pid).exists() && entry.path().is_file() {
-            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

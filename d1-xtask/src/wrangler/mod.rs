@@ -1,11 +1,13 @@
 //! Finding, provisioning and running wrangler, and reading what it says.
 
+pub(crate) mod proc;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::exit::{failed, usage};
-use crate::project::Project;
 use crate::ui;
+use crate::workspace::project::Project;
 
 /// wrangler 4 refuses to start on an older Node.
 const MIN_NODE: (u64, u64) = (22, 12);
@@ -158,7 +160,7 @@ impl Wrangler {
     /// Finds wrangler: `WRANGLER`, then `node_modules/.bin/wrangler`, then `wrangler` on
     /// PATH; failing all three, runs `npm ci` once where a package-lock.json pins it.
     pub(crate) fn locate(project: &Project) -> anyhow::Result<Wrangler> {
-        let timeout = crate::settings::Settings::load(&project.root)
+        let timeout = crate::workspace::settings::Settings::load(&project.root)
             .map(|s| s.wrangler_timeout_secs)
             .unwrap_or(600);
         let mut w = Wrangler::find(project)?;
@@ -259,9 +261,9 @@ impl Wrangler {
                     .stdin(std::process::Stdio::null());
             }
         }
-        let version = crate::proc::run_captured(&mut cmd, Some(std::time::Duration::from_secs(60)))
+        let version = crate::wrangler::proc::run_captured(&mut cmd, Some(std::time::Duration::from_secs(60)))
             .ok()
-            .filter(|o| matches!(o.ended, crate::proc::Ended::Exited(s) if s.success()))
+            .filter(|o| matches!(o.ended, crate::wrangler::proc::Ended::Exited(s) if s.success()))
             .map(|o| o.stdout)
             .ok_or_else(|| {
             usage!(
@@ -313,10 +315,10 @@ impl Wrangler {
     /// (the cleanup: releasing the lock).
     fn count_start(&mut self, args: &[String]) -> anyhow::Result<()> {
         ui::say(format!("$ {}", display_command(args)));
-        if crate::proc::interrupted() && self.calls_after_interrupt > 0 {
+        if crate::wrangler::proc::interrupted() && self.calls_after_interrupt > 0 {
             return Err(failed!("interrupted: wrangler was not started"));
         }
-        if crate::proc::interrupted() {
+        if crate::wrangler::proc::interrupted() {
             self.calls_after_interrupt += 1;
         }
         self.calls += 1;
@@ -336,12 +338,12 @@ impl Wrangler {
         if let Some(path) = &self.path_env {
             cmd.env("PATH", path);
         }
-        let out = crate::proc::run_captured(&mut cmd, Some(self.timeout))
+        let out = crate::wrangler::proc::run_captured(&mut cmd, Some(self.timeout))
             .map_err(|e| failed!("could not start wrangler ({}): {e}", self.program.display()))?;
         let mut stderr = out.stderr;
         let success = match out.ended {
-            crate::proc::Ended::Exited(status) => status.success(),
-            crate::proc::Ended::TimedOut => {
+            crate::wrangler::proc::Ended::Exited(status) => status.success(),
+            crate::wrangler::proc::Ended::TimedOut => {
                 stderr.push_str(&format!(
                     "\n✘ [ERROR] wrangler did not answer within {} s and was stopped with all its \
                      processes (timeout; `wrangler_timeout_secs` in xtask.jsonc)\n",
@@ -349,7 +351,7 @@ impl Wrangler {
                 ));
                 false
             }
-            crate::proc::Ended::Interrupted => {
+            crate::wrangler::proc::Ended::Interrupted => {
                 stderr.push_str(
                     "\n✘ [ERROR] interrupted (Ctrl-C or SIGTERM): wrangler was stopped with all its processes\n",
                 );
@@ -446,10 +448,11 @@ pub(crate) fn provision(root: &Path) -> anyhow::Result<()> {
     let mut cmd = std::process::Command::new(npm);
     cmd.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(root);
-    let out = crate::proc::run_captured(&mut cmd, Some(std::time::Duration::from_secs(1800)))
-        .map_err(|e| failed!("could not run npm: {e}"))?;
+    let out =
+        crate::wrangler::proc::run_captured(&mut cmd, Some(std::time::Duration::from_secs(1800)))
+            .map_err(|e| failed!("could not run npm: {e}"))?;
     match out.ended {
-        crate::proc::Ended::Exited(status) if status.success() => {
+        crate::wrangler::proc::Ended::Exited(status) if status.success() => {
             ui::say("npm ci done (its warnings about the system Node are muted: wrangler runs on the Node 22 it installed)");
             Ok(())
         }

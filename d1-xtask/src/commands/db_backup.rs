@@ -6,11 +6,10 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
-use crate::backups::{self, Entry, Kind};
 use crate::d1::{local::read_state, BackupMade, State};
-use crate::db_status::database_json;
 use crate::exit::{failed, usage};
-use crate::{d1, flags, ui, Ctx};
+use crate::guarded::backups::{self, Entry, Kind};
+use crate::{cli::flags, d1, ui, workspace::Ctx};
 
 impl flags::DbBackup {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -114,7 +113,7 @@ impl flags::DbBackup {
         ));
         if ctx.global.json {
             let mut doc = entry.to_json(&ctx.project.root);
-            doc["database"] = database_json(&target);
+            doc["database"] = target.database_json();
             doc["wrangler_calls"] = json!(db.wrangler_calls());
             ui::json(&doc);
         }
@@ -146,7 +145,7 @@ fn inspect(file: &Path, table: &str, kind: Kind) -> anyhow::Result<State> {
 
 /// `db-backup --bookmark`: the current Time Travel bookmark and time, recorded in the
 /// backup index (and `$GITHUB_OUTPUT`) without an export; the brief's `timetravel info`.
-fn bookmark_only(ctx: &Ctx, target: &crate::target::Target) -> anyhow::Result<()> {
+fn bookmark_only(ctx: &Ctx, target: &crate::workspace::target::Target) -> anyhow::Result<()> {
     if !target.env.is_remote() {
         return Err(usage!(
             "--bookmark: the local database has no Time Travel; `cargo xtask db-backup` snapshots it instead"
@@ -179,7 +178,7 @@ fn bookmark_only(ctx: &Ctx, target: &crate::target::Target) -> anyhow::Result<()
     ui::say(format!("return to it with: {}", captured.undo));
     if ctx.global.json {
         let mut doc = captured.entry.to_json(&ctx.project.root);
-        doc["database"] = database_json(target);
+        doc["database"] = target.database_json();
         doc["wrangler_calls"] = json!(db.wrangler_calls());
         ui::json(&doc);
     }

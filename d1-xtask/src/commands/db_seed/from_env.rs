@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use serde_json::json;
 
-use crate::anonymize::{self, Options};
+use crate::commands::db_seed::anonymize::{self, Options};
 use crate::d1::{self, BackupMade};
 use crate::exit::{failed, usage};
-use crate::target::{Env, Target};
-use crate::{backups, flags, guard, ui, Ctx};
+use crate::workspace::target::{Env, Target};
+use crate::{cli::flags, guarded::backups, guarded::confirm, ui, workspace::Ctx};
 
 /// The key file or variable must give at least this many bytes.
 const MIN_KEY: usize = 16;
@@ -53,7 +53,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<
         return Ok(());
     }
     // Reading a protected environment is allowed here, and confirmed.
-    guard::confirm_read(
+    confirm::confirm_read(
         &target,
         ctx.global.yes,
         "db-seed --from",
@@ -93,7 +93,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<
     if ctx.global.json {
         ui::json(&json!({
             "from": target.env.name(),
-            "database": crate::db_status::database_json(&target),
+            "database": target.database_json(),
             "seed_file": seed_path.display().to_string(),
             "cleanup_file": cleanup_path.display().to_string(),
             "rows": made.rows.iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
@@ -179,7 +179,7 @@ fn ranges(ctx: &Ctx) -> anyhow::Result<std::collections::BTreeMap<String, (i64, 
 pub(crate) fn reserved_ranges(ctx: &Ctx, generated: bool) -> anyhow::Result<Vec<(i64, i64)>> {
     let dir = ctx.project.test_data.clone();
     let mut out: Vec<(i64, i64)> = Vec::new();
-    for path in crate::seeds::files_with_prefix(&dir, "cleanup")? {
+    for path in crate::commands::db_seed::files::files_with_prefix(&dir, "cleanup")? {
         let from_env = file_name(&path).starts_with("cleanup-from-");
         if from_env && !generated {
             continue;

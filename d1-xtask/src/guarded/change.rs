@@ -17,21 +17,13 @@
 //!    the release still runs): our row and a row a restore brought back, by token only;
 //!    then the undo hint.
 
-use crate::backups::{self, Captured};
 use crate::d1::{Database, State};
 use crate::exit::{failed, refused};
-use crate::lock::{self, Held};
-use crate::target::Target;
-use crate::{guard, proc, ui, Ctx};
-
-/// How a protected environment confirms the change.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Confirm<'a> {
-    /// y at a prompt, or `--yes`.
-    Yes,
-    /// The database name at a prompt, or `--confirm <name>` (`--yes` is not enough).
-    Name(Option<&'a str>),
-}
+use crate::guarded::backups::{self, Captured};
+use crate::guarded::confirm::{self, Confirm};
+use crate::guarded::lock::{self, Held};
+use crate::workspace::target::Target;
+use crate::{ui, workspace::Ctx, wrangler::proc};
 
 /// What the pipeline needs to know besides the change itself.
 pub(crate) struct Guard<'a> {
@@ -153,16 +145,16 @@ pub(crate) fn run(
         ));
     }
     let action = guard.command;
-    guard::precheck(target, guard.confirm, ctx.global.yes, action)?;
+    confirm::precheck(target, guard.confirm, ctx.global.yes, action)?;
     // Everything that needs no database is checked before anything is written.
     db.ready()?;
     // A prompt never holds the lock: plan from an unlocked read, ask, then lock.
-    let confirmed = if guard::needs_prompt(target, guard.confirm, ctx.global.yes) {
+    let confirmed = if confirm::needs_prompt(target, guard.confirm, ctx.global.yes) {
         let state = db.state()?;
         match change.plan(&state)? {
             None => None,
             Some(plan) => {
-                guard::ask(target, guard.confirm, &plan)?;
+                confirm::ask(target, guard.confirm, &plan)?;
                 Some(plan)
             }
         }
@@ -232,7 +224,7 @@ fn locked(
         ));
     }
     if confirmed.is_none() {
-        guard::confirmed_by_flag(target, guard.confirm, &plan);
+        confirm::confirmed_by_flag(target, guard.confirm, &plan);
     }
     ui::say(format!("{}: {plan}", target.describe()));
     let taken = if guard.restore_point {
@@ -296,8 +288,8 @@ mod tests {
     use super::*;
     use crate::d1::memory::Memory;
     use crate::exit::Exit;
-    use crate::flags::Global;
     use crate::testutil::{answer_prompts, ctx, events, TempDir};
+    use crate::workspace::Global;
 
     /// Inserts one row of a table it creates; `fail` makes the action fail before it sends.
     struct Insert {
@@ -422,7 +414,7 @@ mod tests {
             pid: i64::from(u32::MAX >> 2),
             ..row
         };
-        assert!(crate::lock::stale_reason(&dead, 900).is_some());
+        assert!(crate::guarded::lock::stale_reason(&dead, 900).is_some());
         assert_eq!(db.state().unwrap().lock, None);
     }
 

@@ -1,11 +1,11 @@
 //! Pure planning: the folder and the tracking table in, what is applied, pending, wrong and
 //! to be applied out. No I/O, so `--dry-run` and unit tests see exactly what would run.
 
-use crate::d1::{AppliedRow, State};
+use crate::d1::state::{AppliedRow, State};
 use crate::migrations::lint::Severity;
 use std::collections::BTreeMap;
 
-use crate::d1::SchemaObject;
+use crate::d1::state::SchemaObject;
 use crate::migrations::{parse_path, Migration, MigrationSet};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

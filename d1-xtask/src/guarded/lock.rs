@@ -3,8 +3,8 @@
 
 use crate::d1::{Database, LockRow, State};
 use crate::exit::refused;
-use crate::target::Target;
-use crate::{time, ui, Ctx};
+use crate::workspace::target::Target;
+use crate::{time, ui, workspace::Ctx};
 
 /// Our hold on the lock.
 pub(crate) struct Held {

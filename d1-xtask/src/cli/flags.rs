@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::exit::usage;
+use crate::workspace::Global;
 
 /// One `--flag` of a command. `value` names its argument in `--help`; `None` is a switch.
 pub(crate) struct Opt {
@@ -246,19 +247,6 @@ pub(crate) const COMMANDS: &[Spec] = &[
         not_yet: None,
     },
 ];
-
-/// The options every command shares, typed.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct Global {
-    pub(crate) env: Option<String>,
-    pub(crate) database: Option<String>,
-    pub(crate) config: Option<PathBuf>,
-    pub(crate) yes: bool,
-    pub(crate) json: bool,
-    pub(crate) dry_run: bool,
-    pub(crate) lock_timeout: Option<u64>,
-    pub(crate) force_unlock: bool,
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Command {

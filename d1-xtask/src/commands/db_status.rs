@@ -4,8 +4,8 @@ use serde_json::json;
 
 use crate::exit::{stop, Exit};
 use crate::migrations::MigrationSet;
-use crate::target::Target;
-use crate::{d1, flags, plan, ui, Ctx};
+use crate::workspace::target::Target;
+use crate::{cli::flags, d1, migrations::plan, ui, workspace::Ctx};
 
 impl flags::DbStatus {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -77,7 +77,7 @@ impl flags::DbStatus {
 pub(crate) fn status_json(target: &Target, status: &plan::Status) -> serde_json::Value {
     json!({
         "env": target.env.name(),
-        "database": database_json(target),
+        "database": target.database_json(),
         "applied": status.applied.iter().map(|(row, file)| json!({
             "name": row.name,
             "applied_at": row.applied_at,
@@ -91,14 +91,5 @@ pub(crate) fn status_json(target: &Target, status: &plan::Status) -> serde_json:
             "message": p.message,
             "blocking": p.blocking,
         })).collect::<Vec<_>>(),
-    })
-}
-
-pub(crate) fn database_json(target: &Target) -> serde_json::Value {
-    json!({
-        "binding": target.db.binding,
-        "name": target.db.name,
-        "id": target.db.id,
-        "remote": target.env.is_remote(),
     })
 }

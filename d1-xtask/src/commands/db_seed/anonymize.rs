@@ -13,73 +13,7 @@ use sha2::Sha256;
 
 use crate::d1::{quote_ident, quote_string};
 use crate::exit::{failed, usage};
-
-/// What a rule does to a column's values. NULL stays NULL under every rule.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Kind {
-    /// The value as it is (not personal: a SKU, a status, a price).
-    Keep,
-    Null,
-    /// One value for every row.
-    Const(Value),
-    /// `user-<hash>@example.invalid`.
-    Email,
-    /// A made-up `First Last`.
-    Name,
-    /// Made-up words about as long as the original.
-    Text,
-    /// HMAC-SHA256 of the value, hex: equal inputs stay equal (tokens, hashes, keys).
-    Hmac,
-}
-
-impl Kind {
-    pub(crate) fn from_json(value: &jsonc_parser::JsonValue) -> Result<Kind, String> {
-        use jsonc_parser::JsonValue as J;
-        match value {
-            J::String(s) => match s.as_ref() {
-                "keep" => Ok(Kind::Keep),
-                "null" => Ok(Kind::Null),
-                "email" => Ok(Kind::Email),
-                "name" => Ok(Kind::Name),
-                "text" => Ok(Kind::Text),
-                "hmac" => Ok(Kind::Hmac),
-                other => Err(format!(
-                    "unknown rule `{other}`: the rules are keep, null, email, name, text, hmac and {{\"const\": <value>}}"
-                )),
-            },
-            J::Object(obj) if obj.len() == 1 => match obj.get("const") {
-                Some(J::String(s)) => Ok(Kind::Const(Value::Text(s.to_string()))),
-                Some(J::Number(n)) => n
-                    .parse::<i64>()
-                    .map(Value::Integer)
-                    .or_else(|_| n.parse::<f64>().map(Value::Real))
-                    .map(Kind::Const)
-                    .map_err(|_| format!("{n} is not a number SQLite can store")),
-                Some(J::Boolean(b)) => Ok(Kind::Const(Value::Integer(i64::from(*b)))),
-                Some(J::Null) => Ok(Kind::Null),
-                _ => Err("{\"const\": <value>} takes a string, a number, true/false or null".into()),
-            },
-            _ => Err("a rule is a name (keep, null, email, name, text, hmac) or {\"const\": <value>}".into()),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Kind::Keep => "keep",
-            Kind::Null => "null",
-            Kind::Const(_) => "const",
-            Kind::Email => "email",
-            Kind::Name => "name",
-            Kind::Text => "text",
-            Kind::Hmac => "hmac",
-        }
-    }
-
-    /// Whether the rule needs the key.
-    fn keyed(&self) -> bool {
-        matches!(self, Kind::Email | Kind::Name | Kind::Text | Kind::Hmac)
-    }
-}
+use crate::workspace::settings::Kind;
 
 /// What `make` needs besides the copy.
 pub(crate) struct Options<'a> {

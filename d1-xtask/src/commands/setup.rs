@@ -1,7 +1,7 @@
 //! `setup`: install wrangler and the Node it runs on, and show what will be used.
 
 use crate::wrangler::Wrangler;
-use crate::{ui, Ctx};
+use crate::{ui, workspace::Ctx};
 
 pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<()> {
     let mut wrangler = Wrangler::locate(&ctx.project)?;

@@ -2,17 +2,20 @@
 //! check drift, capture a restore point, apply in one request, believe only the tracking
 //! table, then verify and undo on failure.
 
+pub(crate) mod baseline;
+pub(crate) mod rehearse;
+
 use serde_json::json;
 
-use crate::backups::Captured;
-use crate::change::{self, Act, Change, Confirm, Guard};
 use crate::d1::{ApplyMode, Database, Extras, Restore, RestorePoint, State};
-use crate::db_status::database_json;
 use crate::exit::{failed, refused, usage};
+use crate::guarded::backups::Captured;
+use crate::guarded::change::{self, Act, Change, Guard};
+use crate::guarded::confirm::Confirm;
 use crate::migrations::{Migration, MigrationSet};
-use crate::target::Target;
+use crate::workspace::target::Target;
 use crate::wrangler::display_command;
-use crate::{d1, flags, plan, ui, Ctx};
+use crate::{cli::flags, d1, migrations::plan, ui, workspace::Ctx};
 
 impl flags::DbMigrate {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -59,10 +62,23 @@ impl flags::DbMigrate {
         let baseline = self.baseline.as_deref().map(|v| set.find(v)).transpose()?;
         let mut db = d1::open(&ctx.project, &target)?;
         if let Some(upto) = baseline {
-            return crate::baseline::run(ctx, &target, db.as_mut(), &set, upto);
+            return crate::commands::db_migrate::baseline::run(
+                ctx,
+                &target,
+                db.as_mut(),
+                &set,
+                upto,
+            );
         }
         if self.rehearse {
-            return crate::rehearse::run(ctx, &target, db.as_mut(), &set, to, ctx.global.dry_run);
+            return crate::commands::db_migrate::rehearse::run(
+                ctx,
+                &target,
+                db.as_mut(),
+                &set,
+                to,
+                ctx.global.dry_run,
+            );
         }
         if ctx.global.dry_run {
             let before = db.state()?;
@@ -167,7 +183,7 @@ impl flags::DbMigrate {
         if ctx.global.json {
             ui::json(&json!({
                 "env": target.env.name(),
-                "database": database_json(target),
+                "database": target.database_json(),
                 "dry_run": true,
                 "would_apply": chosen.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
                 "mode": mode_name(mode),
@@ -404,7 +420,7 @@ impl Change for Repair<'_> {
             .collect();
         self.doc = json!({
             "env": self.target.env.name(),
-            "database": database_json(self.target),
+            "database": self.target.database_json(),
             "repaired": status.edited.iter().map(|(m, old)| json!({"migration": m.name, "old": old, "new": m.sha256})).collect::<Vec<_>>(),
             "recorded": status.unrecorded.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
             "remaining_problems": self.left,
@@ -484,13 +500,13 @@ fn verify(
         c.args(["-c", cmd]);
         c
     };
-    command.envs(crate::db_seed::xtask_env(ctx, target, db));
+    command.envs(crate::commands::db_seed::xtask_env(ctx, target, db));
     if ctx.global.json {
         // stdout carries the one JSON document: the command's output goes to stderr.
         command.stdout(std::io::stderr());
     }
-    let status = match crate::proc::run_inherited(&mut command) {
-        Ok(crate::proc::Ended::Exited(status)) => status,
+    let status = match crate::wrangler::proc::run_inherited(&mut command) {
+        Ok(crate::wrangler::proc::Ended::Exited(status)) => status,
         Ok(_) => {
             return Err(failed!(
                 "interrupted while the --verify command `{cmd}` ran: the migrations of this run are applied{}",
@@ -601,7 +617,7 @@ fn report(
     if ctx.global.json {
         ui::json(&json!({
             "env": target.env.name(),
-            "database": database_json(target),
+            "database": target.database_json(),
             "applied": applied.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
             "total_applied": after.applied.len(),
             "mode": mode_name(mode),

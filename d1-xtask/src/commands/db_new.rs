@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
+use crate::cli::flags;
 use crate::exit::{failed, usage};
-use crate::flags;
 use crate::migrations::MigrationSet;
-use crate::{ui, Ctx};
+use crate::{ui, workspace::Ctx};
 
 impl flags::DbNew {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {

@@ -127,6 +127,18 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The `database` object of every `--json` document (docs/json.md; keep it stable).
+    pub(crate) fn database_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "binding": self.db.binding,
+            "name": self.db.name,
+            "id": self.db.id,
+            "remote": self.env.is_remote(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

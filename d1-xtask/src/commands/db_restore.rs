@@ -3,14 +3,14 @@
 
 use serde_json::json;
 
-use crate::backups::{self, Entry, Kind};
-use crate::change::{self, Act, Change, Confirm, Guard};
 use crate::d1::Restore;
 use crate::d1::State;
-use crate::db_status::database_json;
 use crate::exit::{failed, usage};
-use crate::target::Target;
-use crate::{d1, flags, time, ui, Ctx};
+use crate::guarded::backups::{self, Entry, Kind};
+use crate::guarded::change::{self, Act, Change, Guard};
+use crate::guarded::confirm::Confirm;
+use crate::workspace::target::Target;
+use crate::{cli::flags, d1, time, ui, workspace::Ctx};
 
 impl flags::DbRestore {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -137,7 +137,7 @@ impl flags::DbRestore {
         if ctx.global.json {
             ui::json(&json!({
                 "env": target.env.name(),
-                "database": database_json(&target),
+                "database": target.database_json(),
                 "restored_from": from,
                 "restore_point": done.captured.as_ref().map(backups::Captured::json),
                 "previous_bookmark": change.previous,
@@ -240,7 +240,7 @@ fn already_there(
     if ctx.global.json {
         ui::json(&json!({
             "env": target.env.name(),
-            "database": database_json(target),
+            "database": target.database_json(),
             "restored_from": null,
             "already_restored_to": candidate.id,
             "undo": undo,
@@ -322,7 +322,7 @@ fn copy_from_env(
         ));
     }
     let source = ctx.config.resolve(
-        &crate::target::Env::parse(Some(env)),
+        &crate::workspace::target::Env::parse(Some(env)),
         ctx.global.database.as_deref(),
         &ctx.settings.protected,
     )?;
@@ -335,7 +335,7 @@ fn copy_from_env(
         "copy all data of {} into the local database (a read there; the local database is replaced)",
         source.describe()
     );
-    crate::guard::confirm_read(&source, ctx.global.yes, "db-restore --from-env", &plan)?;
+    crate::guarded::confirm::confirm_read(&source, ctx.global.yes, "db-restore --from-env", &plan)?;
     if ctx.global.dry_run {
         return Ok((
             std::path::PathBuf::new(),
