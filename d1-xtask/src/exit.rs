@@ -32,6 +32,9 @@ impl Exit {
 pub(crate) struct Stop {
     pub(crate) exit: Exit,
     pub(crate) message: String,
+    /// What the command has to show although it stopped (`db-status --check` finding
+    /// pending work shows the status; `--database all` the databases it did).
+    pub(crate) report: Option<crate::ui::Report>,
 }
 
 impl fmt::Display for Stop {
@@ -76,7 +79,28 @@ pub(crate) fn stop(exit: Exit, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Stop {
         exit,
         message: message.into(),
+        report: None,
     })
+}
+
+/// A stop that still shows `report`.
+pub(crate) fn stop_with(
+    exit: Exit,
+    message: impl Into<String>,
+    report: crate::ui::Report,
+) -> anyhow::Error {
+    anyhow::Error::new(Stop {
+        exit,
+        message: message.into(),
+        report: Some(report),
+    })
+}
+
+/// The report an error carries, if its command had something to show.
+pub(crate) fn report_of(err: &anyhow::Error) -> Option<&crate::ui::Report> {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Stop>())
+        .and_then(|s| s.report.as_ref())
 }
 
 /// `return Err(usage!("..."))`-style helpers for the three statuses that are found before any change.

@@ -14,8 +14,6 @@
 
 #![warn(missing_docs)]
 
-mod bench;
-mod bench_sweep;
 mod cli;
 mod commands;
 mod d1;
@@ -52,5 +50,5 @@ where
 /// the library starts itself with (its guardian of child processes), which a host must
 /// hand on too.
 pub fn is_command(name: &str) -> bool {
-    name == wrangler::proc::GUARD_ARG || cli::flags::is_command(name)
+    name == wrangler::proc::GUARD_ARG || cli::grammar::is_command(name)
 }

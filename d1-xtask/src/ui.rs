@@ -30,25 +30,44 @@ pub(crate) fn say(line: impl AsRef<str>) {
     let _ = writeln!(err, "{}", redact(line.as_ref()));
 }
 
-thread_local! {
-    /// Documents set aside by `collect_json` instead of printed.
-    static COLLECTED: std::cell::RefCell<Option<Vec<serde_json::Value>>> =
-        const { std::cell::RefCell::new(None) };
+/// What a command shows when it is done: the one JSON document of `--json`, and the lines
+/// a person reads on stdout otherwise (progress went to stderr as it happened). Commands
+/// return it; `cli` renders it once, as one or the other.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Report {
+    /// The `--json` document (`null`: the command has none).
+    pub(crate) doc: serde_json::Value,
+    /// Lines for stdout without `--json`.
+    pub(crate) text: Vec<String>,
 }
 
-/// Runs `f` with its `--json` documents set aside and returned, for a command that prints
-/// one document for several runs (`--database all`).
-pub(crate) fn collect_json<R>(f: impl FnOnce() -> R) -> (R, Vec<serde_json::Value>) {
-    COLLECTED.with(|c| *c.borrow_mut() = Some(Vec::new()));
-    let out = f();
-    let docs = COLLECTED
-        .with(|c| c.borrow_mut().take())
-        .unwrap_or_default();
-    (out, docs)
-}
+impl Report {
+    /// A report whose document is `doc`, with no lines for stdout.
+    pub(crate) fn doc(doc: serde_json::Value) -> Report {
+        Report {
+            doc,
+            text: Vec::new(),
+        }
+    }
 
-/// Whether a JSON document has gone to stdout.
-static PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    /// Adds a line for stdout.
+    pub(crate) fn line(&mut self, line: impl Into<String>) {
+        self.text.push(line.into());
+    }
+
+    /// Prints the report: the document with `json`, else the lines.
+    pub(crate) fn render(&self, json: bool) {
+        if json {
+            if !self.doc.is_null() {
+                print_json(&self.doc);
+            }
+        } else {
+            for line in &self.text {
+                print(line);
+            }
+        }
+    }
+}
 
 /// What is known about the run so far (environment, database, restore point), for the
 /// document a failing `--json` run prints.
@@ -64,12 +83,16 @@ pub(crate) fn known(key: &str, value: serde_json::Value) {
     }
 }
 
-/// The document a failed `--json` run prints, unless the command printed its own: an
-/// `error` object (`exit`, `kind`, `message`) and what is known.
-pub(crate) fn json_error(exit: u8, kind: &str, message: &str) {
-    if PRINTED.load(std::sync::atomic::Ordering::SeqCst) {
-        return;
+/// Forgets what an earlier run in this process recorded (a host may call `run` twice).
+pub(crate) fn forget_known() {
+    if let Ok(mut known) = KNOWN.lock() {
+        *known = None;
     }
+}
+
+/// The document a failed `--json` run prints when its error carries no report of its
+/// own: an `error` object (`exit`, `kind`, `message`) and what is known.
+pub(crate) fn json_error(exit: u8, kind: &str, message: &str) {
     let mut doc = KNOWN
         .lock()
         .ok()
@@ -79,22 +102,11 @@ pub(crate) fn json_error(exit: u8, kind: &str, message: &str) {
         "error".into(),
         serde_json::json!({"exit": exit, "kind": kind, "message": message}),
     );
-    json(&serde_json::Value::Object(doc));
+    print_json(&serde_json::Value::Object(doc));
 }
 
-/// The one JSON document of a `--json` run, on stdout.
-pub(crate) fn json(value: &serde_json::Value) {
-    let set_aside = COLLECTED.with(|c| match c.borrow_mut().as_mut() {
-        Some(docs) => {
-            docs.push(value.clone());
-            true
-        }
-        None => false,
-    });
-    if set_aside {
-        return;
-    }
-    PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
+/// A JSON document on stdout.
+fn print_json(value: &serde_json::Value) {
     let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", redact(&text));

@@ -1,25 +1,27 @@
-//! The command line: the one grammar (`flags`), and running a parsed command to an exit
-//! status.
+//! The command line: the one grammar (`grammar`), and running a parsed command to an
+//! exit status.
 
-pub(crate) mod flags;
+mod all;
+pub(crate) mod grammar;
 
 use std::process::ExitCode;
 
 use crate::commands::setup;
-use crate::exit::{code_of, status_of, usage, Exit};
-use crate::ui;
+use crate::exit::{code_of, report_of, status_of, usage, Exit};
+use crate::ui::{self, Report};
 use crate::workspace::config::Config;
 use crate::workspace::project::Project;
 use crate::workspace::settings::Settings;
 use crate::workspace::Ctx;
 use crate::wrangler::proc;
-use flags::{Command, Flags};
+use grammar::{Command, Parsed};
 
 pub(crate) fn run_os(args: Vec<std::ffi::OsString>) -> ExitCode {
     if args.first().is_some_and(|a| a == proc::GUARD_ARG) {
         return proc::guardian_main();
     }
     let _signals = proc::install_signal_handlers();
+    ui::forget_known();
     // `--json` as typed, so that even an argument error answers with a document; words
     // after `--` are the user's command (`db-seed -- <command>`), not ours.
     let json = args
@@ -27,7 +29,10 @@ pub(crate) fn run_os(args: Vec<std::ffi::OsString>) -> ExitCode {
         .take_while(|a| *a != "--")
         .any(|a| a == "--json");
     match dispatch(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(report) => {
+            report.render(json);
+            ExitCode::SUCCESS
+        }
         Err(err) if proc::interrupted() => {
             ui::say(format!("interrupted: {err:#}"));
             if json {
@@ -42,9 +47,12 @@ pub(crate) fn run_os(args: Vec<std::ffi::OsString>) -> ExitCode {
             } else {
                 "error"
             };
+            if let Some(report) = report_of(&err) {
+                report.render(json);
+            }
             ui::say(format!("{label}: {err:#}"));
             let code = code_of(&err);
-            if json {
+            if json && report_of(&err).is_none() {
                 // A status passed on from the user's command is that command's.
                 let kind = if code != exit as u8 {
                     "command"
@@ -58,7 +66,8 @@ pub(crate) fn run_os(args: Vec<std::ffi::OsString>) -> ExitCode {
     }
 }
 
-fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+/// Parses `args`, reads the workspace once and runs the command to its report.
+fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<Report> {
     let args = args
         .into_iter()
         .map(|a| {
@@ -66,15 +75,15 @@ fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
                 .map_err(|a| usage!("argument {a:?} is not UTF-8"))
         })
         .collect::<anyhow::Result<Vec<String>>>()?;
-    let Flags { global, command } = Flags::parse(args)?;
-    if let Command::Help(which) = command {
-        ui::print(flags::help(which));
-        return Ok(());
-    }
-    if command == Command::Version {
-        ui::print(format!("xtask {} (d1-xtask)", env!("CARGO_PKG_VERSION")));
-        return Ok(());
-    }
+    let command = match grammar::parse(args)? {
+        Parsed::Print(text) => {
+            let mut report = Report::doc(serde_json::json!({ "text": text }));
+            report.line(text);
+            return Ok(report);
+        }
+        Parsed::Run(command) => command,
+    };
+    let global = command.global();
     let cwd =
         std::env::current_dir().map_err(|e| usage!("cannot read the current directory: {e}"))?;
     let project = Project::locate(&cwd, global.config.as_deref())?;
@@ -90,7 +99,7 @@ fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
     };
     if ctx.global.env.as_deref() == Some("all") {
         return match command {
-            Command::DbStatus(cmd) => crate::commands::all::status_of_every_env(&ctx, cmd.check),
+            Command::DbStatus(cmd) => all::status_of_every_env(&ctx, cmd.check),
             _ => Err(usage!(
                 "--env all goes with db-status only (one view of every environment); other commands take one \
                  environment at a time"
@@ -100,7 +109,7 @@ fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
     if ctx.global.database.as_deref() == Some("all") {
         return match command {
             Command::DbStatus(_) | Command::DbMigrate(_) | Command::DbBackup(_) => {
-                crate::commands::all::every_database(&ctx, command)
+                all::every_database(&ctx, command)
             }
             _ => Err(usage!(
                 "--database all goes with db-status, db-migrate and db-backup; name one database for the others"
@@ -108,8 +117,7 @@ fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
         };
     }
     match command {
-        Command::Help(_) | Command::Version => Ok(()),
-        Command::Setup => setup::run(&ctx),
+        Command::Setup(_) => setup::run(&ctx),
         Command::DbNew(cmd) => cmd.run(&ctx),
         Command::DbStatus(cmd) => cmd.run(&ctx),
         Command::DbMigrate(cmd) => cmd.run(&ctx),
@@ -117,6 +125,5 @@ fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
         Command::DbRestore(cmd) => cmd.run(&ctx),
         Command::DbReset(cmd) => cmd.run(&ctx),
         Command::DbSeed(cmd) => cmd.run(&ctx),
-        Command::Bench(cmd) => cmd.run(&ctx),
     }
 }

@@ -1,7 +1,7 @@
 //! `db-backup [--output <path>] [--list]`: a remote export with its bookmark, or an exact
 //! snapshot of the local file, recorded in the backup index; never overwriting anything.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
@@ -9,33 +9,80 @@ use serde_json::json;
 use crate::d1::{local::read_state, BackupMade, State};
 use crate::exit::{failed, usage};
 use crate::guarded::backups::{self, Entry, Kind};
-use crate::{cli::flags, d1, ui, workspace::Ctx};
+use crate::ui::{self, Report};
+use crate::workspace::options::{Output, Preview, Where};
+use crate::{d1, workspace::Ctx};
 
-impl flags::DbBackup {
-    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        if self.list {
-            if self.output.is_some() {
-                return Err(usage!(
-                    "--list and --output do not go together: list, or back up"
-                ));
-            }
-            return list(ctx, self.tz.as_deref());
+/// `db-backup` and its flags.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub(crate) struct DbBackup {
+    /// write the backup here instead of backups/<env>/<database>-<UTC time>.<ext> (never overwrites)
+    #[arg(long, value_name = "path")]
+    pub(crate) output: Option<PathBuf>,
+    /// list the backup index: every backup and restore point
+    #[arg(long)]
+    pub(crate) list: bool,
+    /// record the current Time Travel bookmark and time in the index, without an export (remote)
+    #[arg(long)]
+    pub(crate) bookmark: bool,
+    /// the IANA time zone --list shows times in (default: TZ, then the system's)
+    #[arg(long, value_name = "zone")]
+    pub(crate) tz: Option<String>,
+    #[command(flatten)]
+    pub(crate) at: Where,
+    #[command(flatten)]
+    pub(crate) out: Output,
+    #[command(flatten)]
+    pub(crate) preview: Preview,
+}
+
+/// What one `db-backup` run does: its modes exclude each other.
+enum Mode<'a> {
+    /// Back up, to `--output` or the default place.
+    Make(Option<&'a Path>),
+    /// `--list`, times in `--tz`.
+    List(Option<&'a str>),
+    /// `--bookmark`: record the bookmark alone.
+    Bookmark,
+}
+
+impl DbBackup {
+    /// The one thing this run does; `--list`, `--bookmark` and `--output` exclude each other.
+    fn mode(&self) -> anyhow::Result<Mode<'_>> {
+        if self.tz.is_some() && !self.list {
+            return Err(usage!(
+                "--tz goes with --list (the zone its times are shown in)"
+            ));
         }
+        match (self.list, self.bookmark, self.output.as_deref()) {
+            (true, _, Some(_)) => Err(usage!(
+                "--list and --output do not go together: list, or back up"
+            )),
+            (true, true, None) => Err(usage!(
+                "--list and --bookmark do not go together: list, or record a bookmark"
+            )),
+            (true, false, None) => Ok(Mode::List(self.tz.as_deref())),
+            (false, true, Some(_)) => Err(usage!(
+                "--bookmark records the current bookmark without an export: it writes no file, so --output does not go with it"
+            )),
+            (false, true, None) => Ok(Mode::Bookmark),
+            (false, false, output) => Ok(Mode::Make(output)),
+        }
+    }
+
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Report> {
+        let output = match self.mode()? {
+            Mode::List(tz) => return list(ctx, tz),
+            Mode::Bookmark => return bookmark_only(ctx, &ctx.target()?),
+            Mode::Make(output) => output,
+        };
         let target = ctx.target()?;
-        if self.bookmark {
-            if self.output.is_some() {
-                return Err(usage!(
-                    "--bookmark records the current bookmark without an export: it writes no file, so --output does not go with it"
-                ));
-            }
-            return bookmark_only(ctx, &target);
-        }
         let ext = if target.env.is_remote() {
             "sql"
         } else {
             "sqlite"
         };
-        let dest = match &self.output {
+        let dest = match output {
             Some(path) => {
                 let path = ctx.cwd.join(path);
                 if path.exists() || path.is_symlink() {
@@ -54,7 +101,7 @@ impl flags::DbBackup {
                 target.describe(),
                 dest.display()
             ));
-            return Ok(());
+            return Ok(Report::default());
         }
         let mut db = d1::open(&ctx.project, &target)?;
         let scratch = backups::scratch_file(&ctx.project, ext)?;
@@ -111,13 +158,10 @@ impl flags::DbBackup {
             "restore it with: {}",
             backups::restore_command(ctx, &target, &format!("--backup {}", entry.id))
         ));
-        if ctx.global.json {
-            let mut doc = entry.to_json(&ctx.project.root);
-            doc["database"] = target.database_json();
-            doc["wrangler_calls"] = json!(db.wrangler_calls());
-            ui::json(&doc);
-        }
-        Ok(())
+        let mut doc = entry.to_json(&ctx.project.root);
+        doc["database"] = target.database_json();
+        doc["wrangler_calls"] = json!(db.wrangler_calls());
+        Ok(Report::doc(doc))
     }
 }
 
@@ -145,7 +189,7 @@ fn inspect(file: &Path, table: &str, kind: Kind) -> anyhow::Result<State> {
 
 /// `db-backup --bookmark`: the current Time Travel bookmark and time, recorded in the
 /// backup index (and `$GITHUB_OUTPUT`) without an export; the brief's `timetravel info`.
-fn bookmark_only(ctx: &Ctx, target: &crate::workspace::target::Target) -> anyhow::Result<()> {
+fn bookmark_only(ctx: &Ctx, target: &crate::workspace::target::Target) -> anyhow::Result<Report> {
     if !target.env.is_remote() {
         return Err(usage!(
             "--bookmark: the local database has no Time Travel; `cargo xtask db-backup` snapshots it instead"
@@ -156,7 +200,7 @@ fn bookmark_only(ctx: &Ctx, target: &crate::workspace::target::Target) -> anyhow
             "dry run: would record the current Time Travel bookmark of {}",
             target.describe()
         ));
-        return Ok(());
+        return Ok(Report::default());
     }
     let mut db = d1::open(&ctx.project, target)?;
     let state = db.state()?;
@@ -176,39 +220,33 @@ fn bookmark_only(ctx: &Ctx, target: &crate::workspace::target::Target) -> anyhow
         if state.applied.len() == 1 { "" } else { "s" },
     ));
     ui::say(format!("return to it with: {}", captured.undo));
-    if ctx.global.json {
-        let mut doc = captured.entry.to_json(&ctx.project.root);
-        doc["database"] = target.database_json();
-        doc["wrangler_calls"] = json!(db.wrangler_calls());
-        ui::json(&doc);
-    }
-    Ok(())
+    let mut doc = captured.entry.to_json(&ctx.project.root);
+    doc["database"] = target.database_json();
+    doc["wrangler_calls"] = json!(db.wrangler_calls());
+    Ok(Report::doc(doc))
 }
 
-fn list(ctx: &Ctx, tz: Option<&str>) -> anyhow::Result<()> {
+fn list(ctx: &Ctx, tz: Option<&str>) -> anyhow::Result<Report> {
     let zone = crate::time::zone(tz).map_err(|e| usage!("{e}"))?;
     let entries = backups::entries(&ctx.project);
-    if ctx.global.json {
-        ui::json(&json!(entries
-            .iter()
-            .map(|e| e.to_json(&ctx.project.root))
-            .collect::<Vec<_>>()));
-        return Ok(());
-    }
+    let mut report = Report::doc(json!(entries
+        .iter()
+        .map(|e| e.to_json(&ctx.project.root))
+        .collect::<Vec<_>>()));
     if entries.is_empty() {
-        ui::print(format!(
+        report.line(format!(
             "no backups or restore points yet ({} does not list any)",
             backups::index_path(&ctx.project).display()
         ));
-        return Ok(());
+        return Ok(report);
     }
     for e in &entries {
-        ui::print(e.describe(&ctx.project.root, &zone));
+        report.line(e.describe(&ctx.project.root, &zone));
     }
-    ui::print(format!(
+    report.line(format!(
         "{} entr{}",
         entries.len(),
         if entries.len() == 1 { "y" } else { "ies" }
     ));
-    Ok(())
+    Ok(report)
 }

@@ -2,15 +2,30 @@
 
 use std::io::Write;
 
-use crate::cli::flags;
 use crate::exit::{failed, usage};
 use crate::migrations::MigrationSet;
-use crate::{ui, workspace::Ctx};
+use crate::ui::{self, Report};
+use crate::workspace::options::{Output, Preview, Where};
+use crate::workspace::Ctx;
 
-impl flags::DbNew {
-    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+/// `db-new` and its flags.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub(crate) struct DbNew {
+    /// what the migration does, in one or more words: add orders, add_orders (spaces become _)
+    #[arg(required = true, num_args = 1.., value_name = "name")]
+    pub(crate) name: Vec<String>,
+    #[command(flatten)]
+    pub(crate) at: Where,
+    #[command(flatten)]
+    pub(crate) out: Output,
+    #[command(flatten)]
+    pub(crate) preview: Preview,
+}
+
+impl DbNew {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Report> {
         let target = ctx.target()?;
-        let slug = slug(&self.name)?;
+        let slug = slug(&self.name.join(" "))?;
         let dir = &target.db.migrations_dir;
         let set = MigrationSet::for_db(&target.db)?;
         let (number, name) = new_name(&set, &slug)?;
@@ -36,15 +51,12 @@ impl flags::DbNew {
                 .map_err(|e| failed!("cannot write {}: {e}", path.display()))?;
             ui::say(format!("created {}", path.display()));
         }
-        if ctx.global.json {
-            ui::json(&serde_json::json!({
-                "created": path.display().to_string(),
-                "name": name,
-                "number": number,
-                "dry_run": ctx.global.dry_run,
-            }));
-        }
-        Ok(())
+        Ok(Report::doc(serde_json::json!({
+            "created": path.display().to_string(),
+            "name": name,
+            "number": number,
+            "dry_run": ctx.global.dry_run,
+        })))
     }
 }
 

@@ -11,11 +11,38 @@ use crate::guarded::backups;
 use crate::guarded::change::{self, Act, Change, Guard};
 use crate::guarded::confirm::Confirm;
 use crate::migrations::{Migration, MigrationSet};
+use crate::ui::{self, Report};
+use crate::workspace::options::{Guarded, Output, Preview, Where};
 use crate::workspace::target::Target;
-use crate::{cli::flags, d1, ui, workspace::Ctx};
+use crate::{d1, workspace::Ctx};
 
-impl flags::DbReset {
-    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+/// `db-reset` and its flags.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub(crate) struct DbReset {
+    /// apply again only up to and including this migration
+    #[arg(long, value_name = "version")]
+    pub(crate) to: Option<String>,
+    /// load the test data's seed-*.sql afterwards
+    #[arg(long)]
+    pub(crate) seed: bool,
+    /// on a protected environment without a terminal: the database name (--yes is not enough)
+    #[arg(long, value_name = "database_name")]
+    pub(crate) confirm: Option<String>,
+    /// take no restore point first (refused on protected environments)
+    #[arg(long)]
+    pub(crate) no_backup: bool,
+    #[command(flatten)]
+    pub(crate) at: Where,
+    #[command(flatten)]
+    pub(crate) out: Output,
+    #[command(flatten)]
+    pub(crate) preview: Preview,
+    #[command(flatten)]
+    pub(crate) guarded: Guarded,
+}
+
+impl DbReset {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Report> {
         let target = ctx.target()?;
         let set = MigrationSet::for_target(&target)?;
         let lint_errors: Vec<String> = set.errors().map(|f| format!("  {f}")).collect();
@@ -56,7 +83,7 @@ impl flags::DbReset {
             let (plan, _) = describe_plan(&target, &before, &chosen, to);
             ui::say(format!("{}: {plan}", target.describe()));
             ui::say("dry run: nothing is changed");
-            return Ok(());
+            return Ok(Report::default());
         }
         let mut change = Reset {
             target: &target,
@@ -73,18 +100,15 @@ impl flags::DbReset {
             restoring: None,
         };
         let done = change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
-        if ctx.global.json {
-            ui::json(&json!({
-                "env": target.env.name(),
-                "database": target.database_json(),
-                "dropped": change.dropped,
-                "applied": change.applied,
-                "seeded": seeds.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>(),
-                "restore_point": done.captured.as_ref().map(backups::Captured::json),
-                "wrangler_calls": db.wrangler_calls(),
-            }));
-        }
-        Ok(())
+        Ok(Report::doc(json!({
+            "env": target.env.name(),
+            "database": target.database_json(),
+            "dropped": change.dropped,
+            "applied": change.applied,
+            "seeded": seeds.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>(),
+            "restore_point": done.captured.as_ref().map(backups::Captured::json),
+            "wrangler_calls": db.wrangler_calls(),
+        })))
     }
 }
 

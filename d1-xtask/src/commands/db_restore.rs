@@ -9,42 +9,105 @@ use crate::exit::{failed, usage};
 use crate::guarded::backups::{self, Entry, Kind};
 use crate::guarded::change::{self, Act, Change, Guard};
 use crate::guarded::confirm::Confirm;
+use crate::ui::{self, Report};
+use crate::workspace::options::{Guarded, Output, Preview, Where};
 use crate::workspace::target::Target;
-use crate::{cli::flags, d1, time, ui, workspace::Ctx};
+use crate::{d1, time, workspace::Ctx};
 
-impl flags::DbRestore {
-    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        let given = [
-            self.bookmark.is_some(),
-            self.timestamp.is_some(),
-            self.backup.is_some(),
-            self.last,
-            self.from_env.is_some(),
+/// `db-restore` and its flags.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub(crate) struct DbRestore {
+    /// a Time Travel bookmark (remote)
+    #[arg(long, value_name = "id")]
+    pub(crate) bookmark: Option<String>,
+    /// RFC 3339, Unix seconds, `5 minutes ago`, `yesterday at 3 PM`, `today 09:30` or `2026-11-21 15:00` (local zone); not in the future, within the retention window (remote)
+    #[arg(long, value_name = "time")]
+    pub(crate) timestamp: Option<String>,
+    /// the IANA time zone for times without one (default: TZ, then the system's)
+    #[arg(long, value_name = "zone")]
+    pub(crate) tz: Option<String>,
+    /// copy that environment's data into the local database (an export, read only; local only)
+    #[arg(long, value_name = "env")]
+    pub(crate) from_env: Option<String>,
+    /// an entry of the backup index, or a backup file
+    #[arg(long, value_name = "id|path")]
+    pub(crate) backup: Option<String>,
+    /// the newest restore point or backup of this environment and database
+    #[arg(long)]
+    pub(crate) last: bool,
+    /// take no restore point first (refused on protected environments)
+    #[arg(long)]
+    pub(crate) no_backup: bool,
+    #[command(flatten)]
+    pub(crate) at: Where,
+    #[command(flatten)]
+    pub(crate) out: Output,
+    #[command(flatten)]
+    pub(crate) preview: Preview,
+    #[command(flatten)]
+    pub(crate) guarded: Guarded,
+}
+
+/// Where `db-restore` takes the database back to: exactly one of its sources.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Source<'a> {
+    /// A point named directly: a bookmark or an entry of the backup index.
+    Named(Named<'a>),
+    /// `--timestamp`: Time Travel finds its bookmark.
+    Timestamp(&'a str),
+    /// `--from-env`: an export of another environment.
+    FromEnv(&'a str),
+}
+
+/// `--bookmark`, `--backup` or `--last`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Named<'a> {
+    Bookmark(&'a str),
+    Backup(&'a str),
+    Last,
+}
+
+impl DbRestore {
+    /// The source the flags name; exactly one is given.
+    fn source_flag(&self) -> anyhow::Result<Source<'_>> {
+        let given: Vec<Source<'_>> = [
+            self.bookmark
+                .as_deref()
+                .map(|b| Source::Named(Named::Bookmark(b))),
+            self.timestamp.as_deref().map(Source::Timestamp),
+            self.backup
+                .as_deref()
+                .map(|b| Source::Named(Named::Backup(b))),
+            self.last.then_some(Source::Named(Named::Last)),
+            self.from_env.as_deref().map(Source::FromEnv),
         ]
-        .iter()
-        .filter(|g| **g)
-        .count();
-        if given != 1 {
-            return Err(usage!(
+        .into_iter()
+        .flatten()
+        .collect();
+        match given[..] {
+            [one] => Ok(one),
+            _ => Err(usage!(
                 "give exactly one of --bookmark <id>, --timestamp <time>, --backup <id or path>, --last, \
                  --from-env <env>"
-            ));
+            )),
         }
+    }
+
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Report> {
+        let source = self.source_flag()?;
         let target = ctx.target()?;
-        // Set aside until the change: the export of another environment.
-        let mut copied: Option<std::path::PathBuf> = None;
-        let from_env = match &self.from_env {
-            Some(env) => {
-                let (file, from) = copy_from_env(ctx, &target, env)?;
-                copied = Some(file.clone());
-                Some((Restore::Sql(file), from))
-            }
-            None => None,
+        let Source::FromEnv(env) = source else {
+            return self.restore(ctx, &target, source, None);
         };
-        let result = self.restore(ctx, &target, from_env);
-        if let Some(file) = copied {
-            let _ = std::fs::remove_file(file);
-        }
+        // Set aside until the change: the export of another environment.
+        let (file, from) = copy_from_env(ctx, &target, env)?;
+        let result = self.restore(
+            ctx,
+            &target,
+            source,
+            Some((Restore::Sql(file.clone()), from)),
+        );
+        let _ = std::fs::remove_file(file);
         result
     }
 
@@ -52,12 +115,13 @@ impl flags::DbRestore {
         &self,
         ctx: &Ctx,
         target: &Target,
+        source: Source<'_>,
         from_env: Option<(Restore, String)>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Report> {
         let target = target.clone();
         // A --timestamp is read and checked before any wrangler call.
-        let instant = match &self.timestamp {
-            Some(raw) => {
+        let instant = match source {
+            Source::Timestamp(raw) => {
                 let zone = time::zone(self.tz.as_deref()).map_err(|e| usage!("{e}"))?;
                 let now = jiff::Timestamp::now().to_zoned(zone.clone());
                 let secs = check_timestamp(raw, ctx.settings.retention_days, &now)?;
@@ -67,27 +131,27 @@ impl flags::DbRestore {
                 ));
                 Some(secs)
             }
-            None => None,
+            _ => None,
         };
         // `--last` right after a finished restore to the same entry: already there.
-        let mut restoring = None;
-        if self.last {
-            let last = backups::last(&ctx.project, &target)?;
-            if let Some(restore) = &last.already {
-                return already_there(ctx, &target, &last.candidate, restore);
+        let restoring = match source {
+            Source::Named(Named::Last) => {
+                let last = backups::last(&ctx.project, &target)?;
+                if let Some(restore) = &last.already {
+                    return already_there(ctx, &target, &last.candidate, restore);
+                }
+                Some(last.candidate.id)
             }
-            restoring = Some(last.candidate.id);
-        }
-        if let Some(key) = &self.backup {
-            restoring = backups::entries(&ctx.project)
+            Source::Named(Named::Backup(key)) => backups::entries(&ctx.project)
                 .into_iter()
-                .find(|e| e.id == *key)
-                .map(|e| e.id);
-        }
+                .find(|e| e.id == key)
+                .map(|e| e.id),
+            _ => None,
+        };
         let mut db = d1::open(&ctx.project, &target)?;
-        let (source, from) = match (instant, from_env) {
-            (_, Some(copied)) => copied,
-            (Some(secs), None) => {
+        let (source, from) = match (source, instant, from_env) {
+            (_, _, Some(copied)) => copied,
+            (_, Some(secs), None) => {
                 let rfc = time::format_rfc3339(secs);
                 let bookmark = db.bookmark_at(&rfc)?;
                 ui::say(format!("Time Travel maps {rfc} to bookmark {bookmark}"));
@@ -96,7 +160,12 @@ impl flags::DbRestore {
                     format!("the state at {rfc} (bookmark {bookmark})"),
                 )
             }
-            (None, None) => self.source(ctx, &target)?,
+            (Source::Named(named), None, None) => self.named_source(ctx, &target, named)?,
+            (Source::Timestamp(_) | Source::FromEnv(_), None, None) => {
+                return Err(failed!(
+                    "db-restore: the source was not resolved (a bug: please report it)"
+                ))
+            }
         };
         if !target.env.is_remote() && matches!(source, Restore::Bookmark(_)) {
             return Err(usage!(
@@ -112,7 +181,7 @@ impl flags::DbRestore {
         if ctx.global.dry_run {
             ui::say(format!("{}: restore {from}", target.describe()));
             ui::say("dry run: nothing is changed");
-            return Ok(());
+            return Ok(Report::default());
         }
         let mut change = RestoreChange {
             target: &target,
@@ -134,37 +203,35 @@ impl flags::DbRestore {
                 backups::restore_command(ctx, &target, &format!("--bookmark {p}"))
             ));
         }
-        if ctx.global.json {
-            ui::json(&json!({
-                "env": target.env.name(),
-                "database": target.database_json(),
-                "restored_from": from,
-                "restore_point": done.captured.as_ref().map(backups::Captured::json),
-                "previous_bookmark": change.previous,
-                "applied": change.after.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
-                "wrangler_calls": db.wrangler_calls(),
-            }));
-        }
-        Ok(())
+        Ok(Report::doc(json!({
+            "env": target.env.name(),
+            "database": target.database_json(),
+            "restored_from": from,
+            "restore_point": done.captured.as_ref().map(backups::Captured::json),
+            "previous_bookmark": change.previous,
+            "applied": change.after.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            "wrangler_calls": db.wrangler_calls(),
+        })))
     }
-    /// What to restore, checked before anything runs, and how to name it to people.
-    fn source(&self, ctx: &Ctx, target: &Target) -> anyhow::Result<(Restore, String)> {
-        self.named_source(ctx, target)
-    }
-
-    /// `--bookmark`, `--backup` or `--last`.
-    fn named_source(&self, ctx: &Ctx, target: &Target) -> anyhow::Result<(Restore, String)> {
-        if let Some(b) = &self.bookmark {
-            if !b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
-                return Err(usage!(
-                    "`{b}` is not a Time Travel bookmark (letters, digits and `-`)"
-                ));
+    /// `--bookmark`, `--backup` or `--last`: what to restore, checked before anything runs,
+    /// and how to name it to people.
+    fn named_source(
+        &self,
+        ctx: &Ctx,
+        target: &Target,
+        named: Named<'_>,
+    ) -> anyhow::Result<(Restore, String)> {
+        let entry = match named {
+            Named::Bookmark(b) => {
+                if !b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+                    return Err(usage!(
+                        "`{b}` is not a Time Travel bookmark (letters, digits and `-`)"
+                    ));
+                }
+                return Ok((Restore::Bookmark(b.to_string()), format!("bookmark {b}")));
             }
-            return Ok((Restore::Bookmark(b.clone()), format!("bookmark {b}")));
-        }
-        let entry = match &self.backup {
-            Some(key) => backups::find(&ctx.project, target, key, &ctx.cwd)?,
-            None => {
+            Named::Backup(key) => backups::find(&ctx.project, target, key, &ctx.cwd)?,
+            Named::Last => {
                 let e = backups::last(&ctx.project, target)?.candidate;
                 let zone = time::zone(self.tz.as_deref()).map_err(|e| usage!("{e}"))?;
                 ui::say(format!("--last: {}", e.describe(&ctx.project.root, &zone)));
@@ -228,7 +295,7 @@ fn already_there(
     target: &Target,
     candidate: &Entry,
     restore: &Entry,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Report> {
     let undo = backups::restore_command(ctx, target, &format!("--backup {}", restore.id));
     ui::say(format!(
         "--last: nothing to do: the last change to {} was a restore to backup {} ({}), and it \
@@ -237,17 +304,14 @@ fn already_there(
         candidate.id,
         candidate.reason
     ));
-    if ctx.global.json {
-        ui::json(&json!({
-            "env": target.env.name(),
-            "database": target.database_json(),
-            "restored_from": null,
-            "already_restored_to": candidate.id,
-            "undo": undo,
-            "wrangler_calls": 0,
-        }));
-    }
-    Ok(())
+    Ok(Report::doc(json!({
+        "env": target.env.name(),
+        "database": target.database_json(),
+        "restored_from": null,
+        "already_restored_to": candidate.id,
+        "undo": undo,
+        "wrangler_calls": 0,
+    })))
 }
 
 fn from_entry(entry: &Entry) -> anyhow::Result<(Restore, String)> {

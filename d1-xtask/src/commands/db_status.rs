@@ -2,26 +2,39 @@
 
 use serde_json::json;
 
-use crate::exit::{stop, Exit};
+use crate::exit::{stop_with, Exit};
 use crate::migrations::MigrationSet;
+use crate::ui::Report;
+use crate::workspace::options::{Output, Where};
 use crate::workspace::target::Target;
-use crate::{cli::flags, d1, migrations::plan, ui, workspace::Ctx};
+use crate::{d1, migrations::plan, workspace::Ctx};
 
-impl flags::DbStatus {
-    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+/// `db-status` and its flags.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub(crate) struct DbStatus {
+    /// exit 3 when anything is pending or wrong
+    #[arg(long)]
+    pub(crate) check: bool,
+    #[command(flatten)]
+    pub(crate) at: Where,
+    #[command(flatten)]
+    pub(crate) out: Output,
+}
+
+impl DbStatus {
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Report> {
         let target = ctx.target()?;
         let set = MigrationSet::for_target(&target)?;
         let mut db = d1::open(&ctx.project, &target)?;
         let state = db.state()?;
         let status = plan::status_with_schema(&set, &state, &target.db.migrations_table);
 
-        if ctx.global.json {
-            let mut doc = status_json(&target, &status);
-            doc["location"] = json!(db.location());
-            doc["wrangler_calls"] = json!(db.wrangler_calls());
-            ui::json(&doc);
-        } else {
-            ui::print(format!("{} · {}", target.describe(), db.location()));
+        let mut doc = status_json(&target, &status);
+        doc["location"] = json!(db.location());
+        doc["wrangler_calls"] = json!(db.wrangler_calls());
+        let mut report = Report::doc(doc);
+        {
+            report.line(format!("{} · {}", target.describe(), db.location()));
             let width = status
                 .applied
                 .iter()
@@ -36,21 +49,21 @@ impl flags::DbStatus {
                 } else {
                     "  (file missing)"
                 };
-                ui::print(format!(
+                report.line(format!(
                     "{mark} {:<width$}  {}{note}",
                     row.name, row.applied_at
                 ));
             }
             for m in &status.pending {
-                ui::print(format!("[ ] {}", m.name));
+                report.line(format!("[ ] {}", m.name));
             }
             if !status.problems.is_empty() {
-                ui::print("problems:");
+                report.line("problems:");
                 for p in &status.problems {
-                    ui::print(format!("  {}", p.message));
+                    report.line(format!("  {}", p.message));
                 }
             }
-            ui::print(format!(
+            report.line(format!(
                 "{} applied, {} pending, {} problem{}",
                 status.applied.len(),
                 status.pending.len(),
@@ -60,16 +73,17 @@ impl flags::DbStatus {
         }
         let blocking = status.blocking().count();
         if self.check && (!status.pending.is_empty() || blocking > 0) {
-            return Err(stop(
+            return Err(stop_with(
                 Exit::Pending,
                 format!(
                     "{} pending, {blocking} blocking problem{}",
                     status.pending.len(),
                     if blocking == 1 { "" } else { "s" }
                 ),
+                report,
             ));
         }
-        Ok(())
+        Ok(report)
     }
 }
 

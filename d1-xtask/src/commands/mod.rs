@@ -2,7 +2,6 @@
 //! `db_seed::anonymize`). Commands decide what to do; the guarded path and the `d1` seam
 //! do it.
 
-pub(crate) mod all;
 pub(crate) mod db_backup;
 pub(crate) mod db_migrate;
 pub(crate) mod db_new;

@@ -1,9 +1,19 @@
 //! `setup`: install wrangler and the Node it runs on, and show what will be used.
 
+use crate::ui::{self, Report};
+use crate::workspace::options::ConfigPath;
+use crate::workspace::Ctx;
 use crate::wrangler::Wrangler;
-use crate::{ui, workspace::Ctx};
 
-pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<()> {
+/// `setup` and its flags.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub(crate) struct Setup {
+    #[command(flatten)]
+    pub(crate) config: ConfigPath,
+}
+
+/// Installs wrangler if it is missing and says which one runs.
+pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     let mut wrangler = Wrangler::locate(&ctx.project)?;
     let run = wrangler.run(&["--version".to_string()])?;
     if !run.success {
@@ -13,5 +23,7 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<()> {
         ));
     }
     ui::say(format!("wrangler {} is ready", run.stdout.trim()));
-    Ok(())
+    Ok(Report::doc(
+        serde_json::json!({ "wrangler": run.stdout.trim() }),
+    ))
 }

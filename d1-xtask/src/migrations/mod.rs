@@ -148,6 +148,7 @@ impl MigrationSet {
     }
 
     /// Reads and lints every `*.sql` file directly in `dir` (wrangler's default pattern).
+    #[cfg(test)]
     pub(crate) fn scan(dir: &Path) -> anyhow::Result<MigrationSet> {
         MigrationSet::scan_with(dir, None)
     }

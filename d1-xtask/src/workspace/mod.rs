@@ -3,6 +3,7 @@
 //! run means (`target`). Everything here is read once, before any command acts.
 
 pub(crate) mod config;
+pub(crate) mod options;
 pub(crate) mod project;
 pub(crate) mod settings;
 pub(crate) mod target;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::ui;
 use config::Config;
+pub(crate) use options::Global;
 use project::Project;
 use settings::Settings;
 use target::{Env, Target};
@@ -39,17 +41,4 @@ impl Ctx {
         ui::known("database", target.database_json());
         Ok(target)
     }
-}
-
-/// The options every command shares, typed.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct Global {
-    pub(crate) env: Option<String>,
-    pub(crate) database: Option<String>,
-    pub(crate) config: Option<PathBuf>,
-    pub(crate) yes: bool,
-    pub(crate) json: bool,
-    pub(crate) dry_run: bool,
-    pub(crate) lock_timeout: Option<u64>,
-    pub(crate) force_unlock: bool,
 }

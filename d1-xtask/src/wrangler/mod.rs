@@ -205,17 +205,6 @@ impl Wrangler {
         Wrangler::checked(local)
     }
 
-    /// The wrangler program and the folder of the Node it runs on, for scripts that run it
-    /// themselves (the benchmark).
-    pub(crate) fn program_and_node_dir(&self) -> (PathBuf, Option<PathBuf>) {
-        let node_dir = self
-            .program
-            .parent()
-            .filter(|dir| dir.join(node_exe()).is_file())
-            .map(Path::to_path_buf);
-        (self.program.clone(), node_dir)
-    }
-
     /// `PATH` for the commands the xtask runs for the user (`--verify`, `db-seed --`):
     /// wrangler's folder (where `npm ci` also puts the Node it runs on) before the
     /// caller's own, so that `wrangler` and `node` are the project's.

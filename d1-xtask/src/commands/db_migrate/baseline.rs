@@ -10,8 +10,9 @@ use crate::exit::{failed, refused};
 use crate::guarded::change::{self, Act, Change, Guard};
 use crate::guarded::confirm::Confirm;
 use crate::migrations::{Migration, MigrationSet};
+use crate::ui::{self, Report};
 use crate::workspace::target::Target;
-use crate::{migrations::plan, ui, workspace::Ctx};
+use crate::{migrations::plan, workspace::Ctx};
 
 struct Baseline<'a> {
     target: &'a Target,
@@ -111,7 +112,7 @@ pub(crate) fn run(
     db: &mut dyn Database,
     set: &MigrationSet,
     upto: &Migration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Report> {
     let mut change = Baseline {
         target,
         set,
@@ -124,7 +125,7 @@ pub(crate) fn run(
         let plan = change.plan(&state)?.unwrap_or_default();
         ui::say(format!("{}: {plan}", target.describe()));
         ui::say("dry run: nothing is changed");
-        return Ok(());
+        return Ok(Report::default());
     }
     let guard = Guard {
         command: "db-migrate --baseline",
@@ -144,13 +145,10 @@ pub(crate) fn run(
     for p in plan::schema_drift(set, &change.after, &target.db.migrations_table) {
         ui::say(format!("warning: {}", p.message));
     }
-    if ctx.global.json {
-        ui::json(&json!({
-            "env": target.env.name(),
-            "database": target.database_json(),
-            "baseline": change.chosen.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
-            "restore_point": done.captured.as_ref().map(crate::guarded::backups::Captured::json),
-        }));
-    }
-    Ok(())
+    Ok(Report::doc(json!({
+        "env": target.env.name(),
+        "database": target.database_json(),
+        "baseline": change.chosen.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        "restore_point": done.captured.as_ref().map(crate::guarded::backups::Captured::json),
+    })))
 }

@@ -8,17 +8,107 @@ pub(crate) mod rehearse;
 use serde_json::json;
 
 use crate::d1::{ApplyMode, Database, Extras, Restore, RestorePoint, State};
-use crate::exit::{failed, refused, usage};
+use crate::exit::{failed, refused, stop_with, usage, Exit};
 use crate::guarded::backups::Captured;
 use crate::guarded::change::{self, Act, Change, Guard};
 use crate::guarded::confirm::Confirm;
 use crate::migrations::{Migration, MigrationSet};
+use crate::ui::{self, Report};
+use crate::workspace::options::{Guarded, Output, Preview, Where};
 use crate::workspace::target::Target;
 use crate::wrangler::display_command;
-use crate::{cli::flags, d1, migrations::plan, ui, workspace::Ctx};
+use crate::{d1, migrations::plan, workspace::Ctx};
 
-impl flags::DbMigrate {
-    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+/// `db-migrate` and its flags.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub(crate) struct DbMigrate {
+    /// apply up to and including this migration (its number or file name)
+    #[arg(long, value_name = "version")]
+    pub(crate) to: Option<String>,
+    /// apply each file in its own request (wrangler's way) instead of all-or-nothing
+    #[arg(long)]
+    pub(crate) per_file: bool,
+    /// take no restore point first (refused on protected environments)
+    #[arg(long)]
+    pub(crate) no_backup: bool,
+    /// after applying, run this shell command; if it fails, restore the restore point and exit 1
+    #[arg(long, value_name = "command")]
+    pub(crate) verify: Option<String>,
+    /// after reviewing an edited applied file, re-record its checksum (and any never recorded)
+    #[arg(long)]
+    pub(crate) repair: bool,
+    /// apply the pending migrations to a scratch copy of the database and report; change nothing
+    #[arg(long)]
+    pub(crate) rehearse: bool,
+    /// record every migration up to this one as applied without running it (a schema made without wrangler)
+    #[arg(long, value_name = "version")]
+    pub(crate) baseline: Option<String>,
+    /// apply although the live schema differs from what the applied migrations make (schema-drift)
+    #[arg(long)]
+    pub(crate) allow_drift: bool,
+    #[command(flatten)]
+    pub(crate) at: Where,
+    #[command(flatten)]
+    pub(crate) out: Output,
+    #[command(flatten)]
+    pub(crate) preview: Preview,
+    #[command(flatten)]
+    pub(crate) guarded: Guarded,
+}
+
+/// What one `db-migrate` run does: its modes exclude each other.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode<'a> {
+    /// Apply what is pending (up to `--to`), optionally one file a request, verified.
+    Apply,
+    /// `--repair`: re-record checksums.
+    Repair,
+    /// `--rehearse`: apply to a scratch copy and report.
+    Rehearse,
+    /// `--baseline <version>`: record as applied without running.
+    Baseline(&'a str),
+}
+
+impl DbMigrate {
+    /// The mode the flags ask for, refusing flags that do not go with it.
+    fn mode(&self) -> anyhow::Result<Mode<'_>> {
+        if self.no_backup && self.verify.is_some() {
+            return Err(usage!(
+                "--verify needs the restore point that --no-backup skips: drop one of them"
+            ));
+        }
+        if let Some(v) = self.baseline.as_deref() {
+            if self.to.is_some()
+                || self.verify.is_some()
+                || self.rehearse
+                || self.repair
+                || self.per_file
+                || self.no_backup
+            {
+                return Err(usage!(
+                    "--baseline only records migrations as applied: it does not go with --to, --verify, --rehearse, \
+                     --repair, --per-file or --no-backup"
+                ));
+            }
+            return Ok(Mode::Baseline(v));
+        }
+        if self.repair {
+            if self.to.is_some() || self.verify.is_some() || self.rehearse {
+                return Err(usage!(
+                    "--repair only re-records checksums: it does not go with --to, --verify or --rehearse"
+                ));
+            }
+            return Ok(Mode::Repair);
+        }
+        Ok(if self.rehearse {
+            Mode::Rehearse
+        } else {
+            Mode::Apply
+        })
+    }
+
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Report> {
+        let run_mode = self.mode()?;
         let target = ctx.target()?;
         let set = MigrationSet::for_target(&target)?;
         let lint_errors: Vec<String> = set.errors().map(|f| format!("  {f}")).collect();
@@ -38,78 +128,22 @@ impl flags::DbMigrate {
         } else {
             ApplyMode::Atomic
         };
-        if self.no_backup && self.verify.is_some() {
-            return Err(usage!(
-                "--verify needs the restore point that --no-backup skips: drop one of them"
-            ));
+        if let Mode::Baseline(version) = run_mode {
+            let upto = set.find(version)?;
+            let mut db = d1::open(&ctx.project, &target)?;
+            return baseline::run(ctx, &target, db.as_mut(), &set, upto);
         }
-        if self.repair && (self.to.is_some() || self.verify.is_some() || self.rehearse) {
-            return Err(usage!("--repair only re-records checksums: it does not go with --to, --verify or --rehearse"));
-        }
-        if self.baseline.is_some()
-            && (self.to.is_some()
-                || self.verify.is_some()
-                || self.rehearse
-                || self.repair
-                || self.per_file
-                || self.no_backup)
-        {
-            return Err(usage!(
-                "--baseline only records migrations as applied: it does not go with --to, --verify, --rehearse, \
-                 --repair, --per-file or --no-backup"
-            ));
-        }
-        let baseline = self.baseline.as_deref().map(|v| set.find(v)).transpose()?;
         let mut db = d1::open(&ctx.project, &target)?;
-        if let Some(upto) = baseline {
-            return crate::commands::db_migrate::baseline::run(
-                ctx,
-                &target,
-                db.as_mut(),
-                &set,
-                upto,
-            );
-        }
-        if self.rehearse {
-            return crate::commands::db_migrate::rehearse::run(
-                ctx,
-                &target,
-                db.as_mut(),
-                &set,
-                to,
-                ctx.global.dry_run,
-            );
-        }
-        if ctx.global.dry_run {
-            let before = db.state()?;
-            return self.dry_run(ctx, &target, db.as_ref(), &set, to, mode, &before);
-        }
-        if self.repair {
-            let mut change = Repair {
-                target: &target,
-                set: &set,
-                left: Vec::new(),
-                doc: json!(null),
-                sql: String::new(),
-                said: Vec::new(),
-            };
-            let guard = Guard {
-                command: "db-migrate --repair",
-                confirm: Confirm::Yes,
-                restore_point: false,
-                restoring: None,
-            };
-            change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
-            if ctx.global.json {
-                ui::json(&change.doc);
+        match run_mode {
+            Mode::Rehearse => {
+                return rehearse::run(ctx, &target, db.as_mut(), &set, to, ctx.global.dry_run)
             }
-            if !change.left.is_empty() {
-                return Err(refused!(
-                    "checksums repaired, but other drift remains (--repair does not fix it):\n{}",
-                    change.left.join("\n")
-                ));
+            _ if ctx.global.dry_run => {
+                let before = db.state()?;
+                return self.dry_run(&target, db.as_ref(), &set, to, mode, &before);
             }
-            return Ok(());
+            Mode::Repair => return repair(ctx, &target, db.as_mut(), &set),
+            Mode::Apply | Mode::Baseline(_) => {}
         }
         let mut change = Migrate {
             ctx,
@@ -131,7 +165,6 @@ impl flags::DbMigrate {
         };
         let done = change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
         report(
-            ctx,
             &target,
             db.as_ref(),
             &change.chosen,
@@ -141,17 +174,15 @@ impl flags::DbMigrate {
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn dry_run(
         &self,
-        ctx: &Ctx,
         target: &Target,
         db: &dyn Database,
         set: &MigrationSet,
         to: Option<&Migration>,
         mode: ApplyMode,
         before: &State,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Report> {
         let status = plan::status_with_schema(set, before, &target.db.migrations_table);
         let chosen = plan::select(&status, to);
         ui::say(format!("{}: {} to apply", target.describe(), chosen.len()));
@@ -180,16 +211,13 @@ impl flags::DbMigrate {
                 "  then: sh -c {cmd:?}; on failure, restore the restore point"
             ));
         }
-        if ctx.global.json {
-            ui::json(&json!({
-                "env": target.env.name(),
-                "database": target.database_json(),
-                "dry_run": true,
-                "would_apply": chosen.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
-                "mode": mode_name(mode),
-            }));
-        }
-        Ok(())
+        Ok(Report::doc(json!({
+            "env": target.env.name(),
+            "database": target.database_json(),
+            "dry_run": true,
+            "would_apply": chosen.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+            "mode": mode_name(mode),
+        })))
     }
 }
 
@@ -606,24 +634,56 @@ fn describe_after(
 }
 
 fn report(
-    ctx: &Ctx,
     target: &Target,
     db: &dyn Database,
     applied: &[&Migration],
     after: &State,
     mode: ApplyMode,
     captured: Option<&Captured>,
-) -> anyhow::Result<()> {
-    if ctx.global.json {
-        ui::json(&json!({
-            "env": target.env.name(),
-            "database": target.database_json(),
-            "applied": applied.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
-            "total_applied": after.applied.len(),
-            "mode": mode_name(mode),
-            "restore_point": captured.map(Captured::json),
-            "wrangler_calls": db.wrangler_calls(),
-        }));
+) -> anyhow::Result<Report> {
+    Ok(Report::doc(json!({
+        "env": target.env.name(),
+        "database": target.database_json(),
+        "applied": applied.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        "total_applied": after.applied.len(),
+        "mode": mode_name(mode),
+        "restore_point": captured.map(Captured::json),
+        "wrangler_calls": db.wrangler_calls(),
+    })))
+}
+
+/// `--repair`: re-record the checksums of edited applied files, through the guarded path.
+fn repair(
+    ctx: &Ctx,
+    target: &Target,
+    db: &mut dyn Database,
+    set: &MigrationSet,
+) -> anyhow::Result<Report> {
+    let mut change = Repair {
+        target,
+        set,
+        left: Vec::new(),
+        doc: json!(null),
+        sql: String::new(),
+        said: Vec::new(),
+    };
+    let guard = Guard {
+        command: "db-migrate --repair",
+        confirm: Confirm::Yes,
+        restore_point: false,
+        restoring: None,
+    };
+    change::run(ctx, target, db, guard, &mut change)?;
+    let report = Report::doc(change.doc);
+    if !change.left.is_empty() {
+        return Err(stop_with(
+            Exit::Refused,
+            format!(
+                "checksums repaired, but other drift remains (--repair does not fix it):\n{}",
+                change.left.join("\n")
+            ),
+            report,
+        ));
     }
-    Ok(())
+    Ok(report)
 }

@@ -10,12 +10,13 @@ use serde_json::json;
 
 use crate::d1::local::Local;
 use crate::d1::{ApplyMode, BackupMade, Database, Extras, RestorePoint, State};
-use crate::exit::failed;
+use crate::exit::{failed, stop_with, Exit};
 use crate::migrations::{Migration, MigrationSet};
+use crate::ui::{self, Report};
 use crate::workspace::project::Project;
 use crate::workspace::target::{self, Env, Target};
 use crate::wrangler::Wrangler;
-use crate::{migrations::plan, ui, workspace::Ctx};
+use crate::{migrations::plan, workspace::Ctx};
 
 /// Rows per table (the user's tables; not the tracking and side tables).
 fn counts(db: &mut dyn Database, state: &State, table: &str) -> anyhow::Result<Vec<(String, i64)>> {
@@ -84,7 +85,7 @@ pub(crate) fn run(
     set: &MigrationSet,
     to: Option<&Migration>,
     dry_run: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Report> {
     let scratch_root: PathBuf = ctx
         .project
         .scratch_dir()
@@ -95,7 +96,7 @@ pub(crate) fn run(
             target.describe(),
             scratch_root.display()
         ));
-        return Ok(());
+        return Ok(Report::default());
     }
     let _ = std::fs::remove_dir_all(&scratch_root);
     std::fs::create_dir_all(&scratch_root)
@@ -112,7 +113,7 @@ fn rehearse(
     set: &MigrationSet,
     to: Option<&Migration>,
     scratch_root: &std::path::Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Report> {
     let config_path = scratch_root.join("wrangler.jsonc");
     std::fs::write(
         &config_path,
@@ -163,12 +164,9 @@ fn rehearse(
     let chosen = plan::select(&status, to);
     if chosen.is_empty() {
         ui::say("rehearsal: nothing to apply; the copy is up to date");
-        if ctx.global.json {
-            ui::json(
-                &json!({"env": target.env.name(), "database": target.database_json(), "rehearsal": [], "ok": true}),
-            );
-        }
-        return Ok(());
+        return Ok(Report::doc(
+            json!({"env": target.env.name(), "database": target.database_json(), "rehearsal": [], "ok": true}),
+        ));
     }
     // 2. Each pending migration in its own request, timed, with row counts around it.
     let table = target.db.migrations_table.clone();
@@ -265,15 +263,13 @@ fn rehearse(
     if !not_reached.is_empty() {
         ui::say(format!("  not reached: {}", not_reached.join(", ")));
     }
-    if ctx.global.json {
-        ui::json(&json!({
-            "env": target.env.name(),
-            "database": target.database_json(),
-            "rehearsal": report,
-            "not_reached": not_reached,
-            "ok": failure.is_none(),
-        }));
-    }
+    let doc = Report::doc(json!({
+        "env": target.env.name(),
+        "database": target.database_json(),
+        "rehearsal": report,
+        "not_reached": not_reached,
+        "ok": failure.is_none(),
+    }));
     match failure {
         None => {
             ui::say(format!(
@@ -282,12 +278,15 @@ fn rehearse(
                 if chosen.len() == 1 { "" } else { "s" },
                 target.env
             ));
-            Ok(())
+            Ok(doc)
         }
-        Some((name, error)) => Err(failed!(
-            "rehearsal: {name} would fail on {}'s data: {error}\nnothing was changed on {}",
-            target.env,
-            target.env
+        Some((name, error)) => Err(stop_with(
+            Exit::Failed,
+            format!(
+                "rehearsal: {name} would fail on {}'s data: {error}\nnothing was changed on {}",
+                target.env, target.env
+            ),
+            doc,
         )),
     }
 }

@@ -9,21 +9,18 @@ use rusqlite::Connection;
 use serde_json::json;
 
 use crate::commands::db_seed::anonymize::{self, Options};
+use crate::commands::db_seed::DbSeed;
 use crate::d1::{self, BackupMade};
 use crate::exit::{failed, usage};
+use crate::ui::{self, Report};
 use crate::workspace::target::{Env, Target};
-use crate::{cli::flags, guarded::backups, guarded::confirm, ui, workspace::Ctx};
+use crate::{guarded::backups, guarded::confirm, workspace::Ctx};
 
 /// The key file or variable must give at least this many bytes.
 const MIN_KEY: usize = 16;
 
-pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<()> {
-    if cmd.cleanup || cmd.file.is_some() || !cmd.command.is_empty() || cmd.no_backup {
-        return Err(usage!(
-            "--from writes seed files and loads nothing: it does not go with --cleanup, --file, --no-backup \
-             or `-- <command>`; load its output afterwards with `cargo xtask db-seed --file <seed file>`"
-        ));
-    }
+/// `db-seed --from <env>` (its flags checked by `DbSeed::mode`).
+pub(crate) fn run(ctx: &Ctx, cmd: &DbSeed, from: &str) -> anyhow::Result<Report> {
     if ctx.global.env.is_some() {
         return Err(usage!(
             "--from names the environment to read; --env does not apply (nothing is loaded): load the output \
@@ -50,7 +47,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<
             seed_path.display(),
             cleanup_path.display()
         ));
-        return Ok(());
+        return Ok(Report::default());
     }
     // Reading a protected environment is allowed here, and confirmed.
     confirm::confirm_read(
@@ -62,8 +59,11 @@ pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<
 
     let conn = copy(ctx, &target)?;
     if cmd.report {
-        ui::print(anonymize::report(&conn, &skip, &ctx.settings.anonymize)?);
-        return Ok(());
+        let template = anonymize::report(&conn, &skip, &ctx.settings.anonymize)?;
+        let mut report =
+            Report::doc(json!({ "from": target.env.name(), "rules_template": template }));
+        report.line(template);
+        return Ok(report);
     }
     let seed_name = file_name(&seed_path);
     let cleanup_name = file_name(&cleanup_path);
@@ -90,16 +90,13 @@ pub(crate) fn run(ctx: &Ctx, cmd: &flags::DbSeed, from: &str) -> anyhow::Result<
         cleanup_path.display(),
         seed_path.display()
     ));
-    if ctx.global.json {
-        ui::json(&json!({
-            "from": target.env.name(),
-            "database": target.database_json(),
-            "seed_file": seed_path.display().to_string(),
-            "cleanup_file": cleanup_path.display().to_string(),
-            "rows": made.rows.iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
-        }));
-    }
-    Ok(())
+    Ok(Report::doc(json!({
+        "from": target.env.name(),
+        "database": target.database_json(),
+        "seed_file": seed_path.display().to_string(),
+        "cleanup_file": cleanup_path.display().to_string(),
+        "rows": made.rows.iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+    })))
 }
 
 /// The seed file (`--output`, else `test-data/seed-from-<env>.sql`) and its cleanup beside

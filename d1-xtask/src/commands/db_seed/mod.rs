@@ -5,6 +5,8 @@ pub(crate) mod anonymize;
 pub(crate) mod files;
 pub(crate) mod from_env;
 
+use std::path::{Path, PathBuf};
+
 use serde_json::json;
 
 use crate::commands::db_seed::files::{files_with_prefix, SeedFile};
@@ -14,19 +16,96 @@ use crate::guarded::backups;
 use crate::guarded::change::{self, Act, Change, Guard};
 use crate::guarded::confirm::Confirm;
 use crate::migrations::{sql, MigrationSet};
+use crate::ui::{self, Report};
+use crate::workspace::options::{number_in, Guarded, Output, Preview, Where};
 use crate::workspace::target::Target;
-use crate::{cli::flags, d1, migrations::plan, ui, workspace::Ctx};
+use crate::{d1, migrations::plan, workspace::Ctx};
 
-impl flags::DbSeed {
-    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        if let Some(from) = &self.from {
-            return crate::commands::db_seed::from_env::run(ctx, &self, from);
+/// `db-seed` and its flags.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub(crate) struct DbSeed {
+    /// run the test data's cleanup*.sql instead
+    #[arg(long)]
+    pub(crate) cleanup: bool,
+    /// load only this file
+    #[arg(long, value_name = "path")]
+    pub(crate) file: Option<PathBuf>,
+    /// take no restore point first
+    #[arg(long)]
+    pub(crate) no_backup: bool,
+    /// write anonymized seed and cleanup files from that environment's data (rules in xtask.jsonc)
+    #[arg(long, value_name = "env")]
+    pub(crate) from: Option<String>,
+    /// with --from: the seed file (default <test data>/seed-from-<env>.sql; the cleanup goes beside it)
+    #[arg(long, value_name = "path")]
+    pub(crate) output: Option<PathBuf>,
+    /// with --from: at most this many rows a table, plus the parents they reference
+    #[arg(long, value_name = "rows", value_parser = |v: &str| number_in(v, 1, 1_000_000, "rows"))]
+    pub(crate) limit: Option<usize>,
+    /// with --from: print a rules template for the source's schema, write nothing
+    #[arg(long)]
+    pub(crate) report: bool,
+    /// run this with the test data in, then clean up (its exit status is passed on)
+    #[arg(last = true, value_name = "command")]
+    pub(crate) command: Vec<String>,
+    #[command(flatten)]
+    pub(crate) at: Where,
+    #[command(flatten)]
+    pub(crate) out: Output,
+    #[command(flatten)]
+    pub(crate) preview: Preview,
+    #[command(flatten)]
+    pub(crate) guarded: Guarded,
+}
+
+/// What one `db-seed` run does: its modes exclude each other.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode<'a> {
+    /// Load the seed files (or `--file`), and with `-- <command>` run it and clean up.
+    Load { file: Option<&'a Path> },
+    /// `--cleanup`: run the cleanup files.
+    Cleanup,
+    /// `--from <env>`: write anonymized test data from that environment.
+    From(&'a str),
+}
+
+impl DbSeed {
+    /// The mode the flags ask for, refusing flags that do not go with it.
+    fn mode(&self) -> anyhow::Result<Mode<'_>> {
+        if let Some(env) = self.from.as_deref() {
+            if self.cleanup || self.file.is_some() || !self.command.is_empty() || self.no_backup {
+                return Err(usage!(
+                    "--from writes seed files and loads nothing: it does not go with --cleanup, --file, --no-backup \
+                     or `-- <command>`; load its output afterwards with `cargo xtask db-seed --file <seed file>`"
+                ));
+            }
+            return Ok(Mode::From(env));
         }
         if self.output.is_some() || self.limit.is_some() || self.report {
             return Err(usage!(
                 "--output, --limit and --report go with --from <env> (test data made from an environment)"
             ));
         }
+        if self.cleanup {
+            if self.file.is_some() || !self.command.is_empty() {
+                return Err(usage!(
+                    "--cleanup runs test-data/cleanup*.sql alone: it does not go with --file or `-- <command>` \
+                     (which cleans up by itself)"
+                ));
+            }
+            return Ok(Mode::Cleanup);
+        }
+        Ok(Mode::Load {
+            file: self.file.as_deref(),
+        })
+    }
+
+    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Report> {
+        let (file, cleanup) = match self.mode()? {
+            Mode::From(env) => return from_env::run(ctx, &self, env),
+            Mode::Cleanup => (None, true),
+            Mode::Load { file } => (file.map(Path::to_path_buf), false),
+        };
         let target = ctx.target()?;
         if target.protected {
             return Err(refused!(
@@ -34,14 +113,8 @@ impl flags::DbSeed {
                 target.env
             ));
         }
-        if self.cleanup && (self.file.is_some() || !self.command.is_empty()) {
-            return Err(usage!(
-                "--cleanup runs test-data/cleanup*.sql alone: it does not go with --file or `-- <command>` \
-                 (which cleans up by itself)"
-            ));
-        }
         let dir = ctx.project.test_data.clone();
-        let paths = match (&self.file, self.cleanup) {
+        let paths = match (&file, cleanup) {
             (Some(f), _) => vec![ctx.cwd.join(f)],
             (None, true) => files_with_prefix(&dir, "cleanup")?,
             (None, false) => files_with_prefix(&dir, "seed-")?,
@@ -49,7 +122,7 @@ impl flags::DbSeed {
         if paths.is_empty() {
             return Err(usage!(
                 "no {} files in {}",
-                if self.cleanup {
+                if cleanup {
                     "test-data/cleanup*.sql"
                 } else {
                     "test-data/seed-*.sql"
@@ -73,11 +146,7 @@ impl flags::DbSeed {
 
         let reserved = crate::commands::db_seed::from_env::reserved_ranges(ctx, true)?;
         let mut db = d1::open(&ctx.project, &target)?;
-        let verb = if self.cleanup {
-            "clean up with"
-        } else {
-            "load"
-        };
+        let verb = if cleanup { "clean up with" } else { "load" };
         if ctx.global.dry_run {
             let state = db.state()?;
             self.check(&target, &state, &files, &cleanup_files)?;
@@ -90,7 +159,7 @@ impl flags::DbSeed {
                 ));
             }
             ui::say("dry run: nothing is changed");
-            return Ok(());
+            return Ok(Report::default());
         }
         let mut change = Seed {
             command: &self,
@@ -102,7 +171,7 @@ impl flags::DbSeed {
             reserved: &reserved,
         };
         let guard = Guard {
-            command: if self.cleanup {
+            command: if cleanup {
                 "db-seed --cleanup"
             } else {
                 "db-seed"
@@ -115,33 +184,33 @@ impl flags::DbSeed {
         let counts = std::mem::take(&mut change.counts);
         if self.command.is_empty() {
             let done = loaded?;
-            report(
-                ctx,
+            return Ok(report(
                 &target,
                 db.as_ref(),
                 &files,
                 &counts,
                 done.captured.as_ref(),
-            );
-            return Ok(());
+            ));
         }
 
         // seed, run, always clean up, exit with the command's status.
-        let status = match &loaded {
+        let (status, seeded) = match &loaded {
             Ok(done) => {
-                report(
-                    ctx,
+                let seeded = report(
                     &target,
                     db.as_ref(),
                     &files,
                     &counts,
                     done.captured.as_ref(),
                 );
-                Some(run_command(ctx, &target, db.as_ref(), &self.command))
+                (
+                    Some(run_command(ctx, &target, db.as_ref(), &self.command)),
+                    seeded,
+                )
             }
             Err(e) => {
                 ui::say(format!("error: {e:#}"));
-                None
+                (None, Report::default())
             }
         };
         let cleaned = if cleanup_files.is_empty() {
@@ -163,7 +232,7 @@ impl flags::DbSeed {
         };
         let shown = self.command.join(" ");
         match (status, cleaned) {
-            (Some(CommandOutcome::Exited(0)), Ok(())) => Ok(()),
+            (Some(CommandOutcome::Exited(0)), Ok(())) => Ok(seeded),
             (Some(CommandOutcome::Exited(code)), Ok(())) => Err(anyhow::Error::new(ChildStatus {
                 code: u8::try_from(code).unwrap_or(1).max(1),
                 message: format!("`{shown}` exited with {code}; the test data was cleaned up"),
@@ -183,7 +252,7 @@ impl flags::DbSeed {
 
 /// `db-seed` (and `--cleanup`), as the guarded-change path drives it.
 struct Seed<'a> {
-    command: &'a flags::DbSeed,
+    command: &'a DbSeed,
     target: &'a Target,
     files: &'a [SeedFile],
     cleanup_files: &'a [SeedFile],
@@ -230,7 +299,7 @@ impl Change for Cleanup<'_> {
     }
 }
 
-impl flags::DbSeed {
+impl DbSeed {
     /// What must hold before anything is sent: no migration pending (for seeding), and
     /// every statement valid against the live schema.
     fn check(
@@ -393,14 +462,14 @@ fn counts(
     crate::d1::row_counts(db, &tables)
 }
 
+/// Says what was loaded, and returns the `--json` document of the load.
 fn report(
-    ctx: &Ctx,
     target: &Target,
     db: &dyn Database,
     files: &[SeedFile],
     counts: &[(String, i64)],
     captured: Option<&backups::Captured>,
-) {
+) -> Report {
     let summary: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
     ui::say(format!(
         "loaded {} file{}; rows now: {}",
@@ -412,20 +481,18 @@ fn report(
             summary.join(", ")
         }
     ));
-    if ctx.global.json {
-        ui::json(&json!({
-            "env": target.env.name(),
-            "database": target.database_json(),
-            "files": files.iter().map(|f| json!({
-                "file": f.path.display().to_string(),
-                "statements": f.statements,
-                "sent_statements": f.sent_statements,
-            })).collect::<Vec<_>>(),
-            "row_counts": counts.iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
-            "restore_point": captured.map(backups::Captured::json),
-            "wrangler_calls": db.wrangler_calls(),
-        }));
-    }
+    Report::doc(json!({
+        "env": target.env.name(),
+        "database": target.database_json(),
+        "files": files.iter().map(|f| json!({
+            "file": f.path.display().to_string(),
+            "statements": f.statements,
+            "sent_statements": f.sent_statements,
+        })).collect::<Vec<_>>(),
+        "row_counts": counts.iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+        "restore_point": captured.map(backups::Captured::json),
+        "wrangler_calls": db.wrangler_calls(),
+    }))
 }
 
 /// The environment a user's command runs with (`db-seed -- <command>`, `--verify`): which

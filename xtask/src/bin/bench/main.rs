@@ -1,15 +1,99 @@
-//! `cargo xtask bench`: the xtask against raw wrangler on identical scratch workspaces,
-//! printed as a table: median wall times, their ratio, wrangler processes started; lint
-//! and checksum of 10,000 files; the cold build of the xtask. Figures, not assertions.
+//! `cargo xtask-bench`: the xtask against raw wrangler on identical scratch workspaces,
+//! printed as a table: median wall times, their ratio, wrangler processes started;
+//! `db-status` over 10,000 files; the cold build of the library. Figures, not assertions.
+//!
+//! A development tool of this workspace, not part of the product: it drives the built
+//! `cargo xtask` from outside, as a user does, and so needs nothing private of d1-xtask.
+
+mod sweep;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::exit::{failed, usage};
-use crate::migrations::MigrationSet;
-use crate::wrangler::Wrangler;
-use crate::{cli::flags, ui, workspace::Ctx};
+use anyhow::anyhow as failed;
+use anyhow::anyhow as usage;
+use clap::Parser;
+
+/// One human line on stderr.
+fn say(line: impl AsRef<str>) {
+    eprintln!("{}", line.as_ref());
+}
+
+/// A line of the printed figures, on stdout.
+fn print(line: impl AsRef<str>) {
+    println!("{}", line.as_ref());
+}
+
+/// This workspace's root (the bench measures this workspace's own xtask).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `PATH` with `dir` first.
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// The `*.sql` files of `dir` whose names start with `prefix`, in name order.
+fn sql_files(dir: &Path, prefix: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "sql")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The hand-written reset a team would keep beside its migrations: the migrations replayed
+/// on an empty SQLite database, then every view, trigger and table they made dropped
+/// (newest first, so that children go before the parents they reference), and the
+/// tracking table.
+fn hand_written_reset(migrations: &[PathBuf]) -> anyhow::Result<String> {
+    let conn = rusqlite::Connection::open_in_memory()?;
+    for m in migrations {
+        conn.execute_batch(&std::fs::read_to_string(m)?)
+            .map_err(|e| {
+                failed!(
+                    "bench: {} does not apply to an empty database: {e}",
+                    m.display()
+                )
+            })?;
+    }
+    let mut stmt = conn.prepare(
+        "SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger', 'table') \
+         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND (sql IS NULL OR sql NOT LIKE 'CREATE TABLE ''%') \
+         ORDER BY rowid DESC",
+    )?;
+    let objects = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut sql = String::from("PRAGMA defer_foreign_keys = true;\n");
+    for kind in ["view", "trigger", "table"] {
+        for (k, name) in objects.iter().filter(|(k, _)| k == kind) {
+            sql.push_str(&format!(
+                "DROP {} IF EXISTS \"{}\";\n",
+                k.to_uppercase(),
+                name.replace('"', "\"\"")
+            ));
+        }
+    }
+    sql.push_str("DROP TABLE IF EXISTS d1_migrations;\n");
+    Ok(sql)
+}
 
 const CONFIG: &str = "{\"name\": \"bench\", \"d1_databases\": [{\"binding\": \"DB\", \"database_name\": \"bench\", \"database_id\": \"00000000-0000-0000-0000-00000000bec4\"}]}\n";
 
@@ -22,16 +106,16 @@ fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
 
-struct Bench {
+struct Runner {
     root: PathBuf,
     manifest: PathBuf,
     wrangler: PathBuf,
-    node_bin: Option<PathBuf>,
+    node_bin: PathBuf,
     wrapper: PathBuf,
     log: PathBuf,
 }
 
-impl Bench {
+impl Runner {
     /// A fresh scratch workspace with `n` migrations.
     fn workspace(&self, name: &str, n: usize) -> anyhow::Result<PathBuf> {
         let dir = self.root.join(name);
@@ -48,10 +132,7 @@ impl Bench {
     }
 
     fn path_env(&self) -> std::ffi::OsString {
-        self.node_bin.as_deref().map_or_else(
-            || std::env::var_os("PATH").unwrap_or_default(),
-            crate::wrangler::path_with,
-        )
+        path_with(&self.node_bin)
     }
 
     /// `cargo xtask <args>` in `dir`, as a user runs it (cargo's start-up included).
@@ -118,7 +199,7 @@ struct TestLoop {
     rows: Vec<LoopRow>,
 }
 
-impl Bench {
+impl Runner {
     /// A scratch workspace holding the project's own migrations and test data.
     fn sample(&self, name: &str, project: &Path) -> anyhow::Result<PathBuf> {
         let dir = self.workspace(name, 0)?;
@@ -136,24 +217,15 @@ impl Bench {
     /// `db-reset --seed` and `db-seed` against the hand-written workflow, each from a
     /// seeded database, on identical copies of the project's migrations and seeds.
     fn test_loop(&self, project: &Path, runs: usize) -> anyhow::Result<TestLoop> {
-        let set = MigrationSet::scan(&project.join("migrations"))?;
-        let seeds = crate::commands::db_seed::files::files_with_prefix(
-            &project.join("test-data"),
-            "seed-",
-        )?;
-        if set.migrations.is_empty() || seeds.is_empty() {
+        let migrations = sql_files(&project.join("migrations"), "")?;
+        let seeds = sql_files(&project.join("test-data"), "seed-")?;
+        if migrations.is_empty() || seeds.is_empty() {
             return Err(usage!(
                 "bench: the test loop needs migrations/ and test-data/seed-*.sql in {}",
                 project.display()
             ));
         }
-        // The hand-written reset: the same drops the xtask sends, and the tracking table.
-        let chosen: Vec<&crate::migrations::Migration> = set.migrations.iter().collect();
-        let schema =
-            crate::d1::replayed_schema("d1_migrations", &chosen).map_err(|(name, e)| {
-                failed!("bench: {name} does not apply to an empty database: {e}")
-            })?;
-        let reset_sql = crate::d1::drop_all_sql(&schema, &[]);
+        let reset_sql = hand_written_reset(&migrations)?;
         let seed_args: Vec<String> = seeds
             .iter()
             .map(|p| {
@@ -164,7 +236,7 @@ impl Bench {
             })
             .collect();
 
-        ui::say(format!("bench: the test loop, {runs} run(s) each"));
+        say(format!("bench: the test loop, {runs} run(s) each"));
         let ours_ws = self.sample("loop-ours", project)?;
         self.ours(&ours_ws, &["db-reset", "--seed"])?;
         let hand_ws = self.sample("loop-hand", project)?;
@@ -226,16 +298,45 @@ impl Bench {
             });
         }
         Ok(TestLoop {
-            migrations: set.migrations.len(),
+            migrations: migrations.len(),
             seeds: seeds.len(),
             rows,
         })
     }
 }
 
-impl flags::Bench {
-    pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        let runs = self.runs.unwrap_or(3).max(1);
+/// Benchmarks `cargo xtask` against raw wrangler on scratch workspaces and prints tables.
+#[derive(Parser, Debug)]
+#[command(name = "xtask-bench", bin_name = "cargo xtask-bench")]
+struct Bench {
+    /// runs per measurement; the median is reported (default 3)
+    #[arg(long, value_name = "n", value_parser = clap::value_parser!(u16).range(1..=50))]
+    runs: Option<u16>,
+    /// numbers of migrations, comma-separated (default 1,50,200)
+    #[arg(long, value_name = "list")]
+    sizes: Option<String>,
+    /// database sizes of the remote backup/restore sweep, comma-separated (default 1,10,100; 0 skips it)
+    #[arg(long, value_name = "list")]
+    megabytes: Option<String>,
+    /// do not measure the cold build of the library
+    #[arg(long)]
+    skip_build: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    match Bench::parse().run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+impl Bench {
+    fn run(self) -> anyhow::Result<()> {
+        let runs = usize::from(self.runs.unwrap_or(3));
+        let project = workspace_root();
         let sizes: Vec<usize> = match &self.sizes {
             None => vec![1, 50, 200],
             Some(s) => s
@@ -249,17 +350,30 @@ impl flags::Bench {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| usage!("--sizes takes numbers from 1 to 2000, like 1,50,200"))?,
         };
-        let manifest = ctx.project.root.join("Cargo.toml");
+        let manifest = project.join("Cargo.toml");
         if !manifest.is_file() {
             return Err(usage!(
                 "bench runs from the xtask's own workspace (no Cargo.toml in {})",
-                ctx.project.root.display()
+                project.display()
             ));
         }
-        let root = ctx.project.root.join("target").join("bench");
+        let root = project.join("target").join("bench");
         std::fs::create_dir_all(&root)?;
-        let wrangler = Wrangler::locate(&ctx.project)?;
-        let (program, path_dir) = wrangler.program_and_node_dir();
+        // The workspace's own wrangler and Node, installed by `cargo xtask setup` if missing.
+        let path_dir = project.join("node_modules").join(".bin");
+        let program = path_dir.join("wrangler");
+        if !program.is_file() {
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["run", "-q", "--manifest-path"])
+                .arg(&manifest)
+                .args(["-p", "xtask", "--", "setup"])
+                .status()?;
+            if !status.success() || !program.is_file() {
+                return Err(failed!(
+                    "bench: `cargo xtask setup` did not install wrangler"
+                ));
+            }
+        }
         let wrapper = root.join("wrangler-counting");
         std::fs::write(
             &wrapper,
@@ -273,7 +387,7 @@ impl flags::Bench {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
         }
-        let bench = Bench {
+        let bench = Runner {
             log: root.join("wrangler-calls.log"),
             root,
             manifest,
@@ -288,7 +402,7 @@ impl flags::Bench {
 
         let mut rows = Vec::new();
         for &n in &sizes {
-            ui::say(format!("bench: {n} migrations, {runs} run(s) each"));
+            say(format!("bench: {n} migrations, {runs} run(s) each"));
             let status_ws = bench.workspace(&format!("status-{n}"), n)?;
             let mut ours_t = Vec::new();
             let mut ours_calls = 0;
@@ -328,7 +442,7 @@ impl flags::Bench {
             ));
         }
 
-        let test_loop = bench.test_loop(&ctx.project.root, runs)?;
+        let test_loop = bench.test_loop(&project, runs)?;
 
         let megabytes: Vec<usize> = match &self.megabytes {
             None => vec![1, 10, 100],
@@ -344,7 +458,7 @@ impl flags::Bench {
         let sweep = if megabytes.is_empty() {
             Vec::new()
         } else {
-            crate::bench_sweep::sweep(
+            sweep::sweep(
                 &bench.root,
                 &bench.manifest,
                 &bench.wrangler,
@@ -354,11 +468,11 @@ impl flags::Bench {
             )?
         };
 
-        ui::print(format!("\n{}\n", machine()));
-        ui::print("| command | migrations | xtask (s) | xtask wrangler processes | raw wrangler (s) | raw command | raw / xtask |");
-        ui::print("|---|---:|---:|---:|---:|---|---:|");
+        print(format!("\n{}\n", machine()));
+        print("| command | migrations | xtask (s) | xtask wrangler processes | raw wrangler (s) | raw command | raw / xtask |");
+        print("|---|---:|---:|---:|---:|---|---:|");
         for (cmd, n, ours, calls, raw, raw_cmd) in &rows {
-            ui::print(format!(
+            print(format!(
                 "| `cargo xtask {cmd}` | {n} | {} | {calls} | {} | `{raw_cmd}` (1 process) | {:.1}x |",
                 secs(*ours),
                 secs(*raw),
@@ -366,16 +480,16 @@ impl flags::Bench {
             ));
         }
 
-        ui::print(format!(
+        print(format!(
             "\nThe test loop on the sample project ({} migrations, {} seed files), from a seeded database; \
              the hand-written workflow is `wrangler d1 execute --file reset.sql` (the same drops), \
              `wrangler d1 migrations apply`, then one `wrangler d1 execute --file` per seed file:\n",
             test_loop.migrations, test_loop.seeds
         ));
-        ui::print("| step | xtask (s) | xtask wrangler processes | hand-written (s) | hand-written processes | hand / xtask |");
-        ui::print("|---|---:|---:|---:|---:|---:|");
+        print("| step | xtask (s) | xtask wrangler processes | hand-written (s) | hand-written processes | hand / xtask |");
+        print("|---|---:|---:|---:|---:|---:|");
         for row in &test_loop.rows {
-            ui::print(format!(
+            print(format!(
                 "| {} | {} | {} | {} | {} | {:.1}x |",
                 row.step,
                 secs(row.ours),
@@ -387,11 +501,12 @@ impl flags::Bench {
         }
 
         if !sweep.is_empty() {
-            ui::print(crate::bench_sweep::table(&sweep, runs));
+            print(sweep::table(&sweep, runs));
         }
 
-        // Lint and checksum of 10,000 files, in process.
-        let lint_dir = bench.workspace("lint-10000", 0)?.join("migrations");
+        // `db-status` over 10,000 files: lint, SHA-256 of each, the plan (and cargo's start-up).
+        let lint_ws = bench.workspace("lint-10000", 0)?;
+        let lint_dir = lint_ws.join("migrations");
         for i in 1..=10_000 {
             std::fs::write(
                 lint_dir.join(format!("{i:05}_m_{i}.sql")),
@@ -401,17 +516,27 @@ impl flags::Bench {
         let mut lint_t = Vec::new();
         for _ in 0..runs {
             let started = Instant::now();
-            let set = MigrationSet::scan(&lint_dir)?;
+            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["run", "-q", "--manifest-path"])
+                .arg(&bench.manifest)
+                .args(["-p", "xtask", "--", "db-status", "--json"])
+                .current_dir(&lint_ws)
+                .env("WRANGLER", &bench.wrapper)
+                .env("XTASK_BENCH_LOG", &bench.log)
+                .env("PATH", bench.path_env())
+                .output()?;
             lint_t.push(started.elapsed());
-            if set.migrations.len() != 10_000 {
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .map_err(|e| failed!("bench: db-status --json printed no JSON ({e})"))?;
+            let pending = doc["pending"].as_array().map_or(0, Vec::len);
+            if pending != 10_000 {
                 return Err(failed!(
-                    "bench: scanned {} of 10000 files",
-                    set.migrations.len()
+                    "bench: db-status saw {pending} of 10000 files pending"
                 ));
             }
         }
-        ui::print(format!(
-            "\nlint + SHA-256 of 10,000 migration files: {} s (median of {runs})",
+        print(format!(
+            "\n`cargo xtask db-status` over 10,000 migration files (lint + SHA-256 + plan, no database yet): {} s (median of {runs})",
             secs(median(lint_t))
         ));
 
@@ -429,7 +554,7 @@ impl flags::Bench {
                 return Err(failed!("bench: cargo xtask --help failed"));
             }
         }
-        ui::print(format!(
+        print(format!(
             "`cargo xtask --help` (built): {} s (median of {runs})",
             secs(median(help_t))
         ));
@@ -439,7 +564,7 @@ impl flags::Bench {
             let _ = std::fs::remove_dir_all(&target);
             let started = Instant::now();
             let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "-q", "-p", "xtask", "--manifest-path"])
+                .args(["build", "-q", "-p", "d1-xtask", "--manifest-path"])
                 .arg(&bench.manifest)
                 .arg("--target-dir")
                 .arg(&target)
@@ -452,7 +577,7 @@ impl flags::Bench {
                     String::from_utf8_lossy(&out.stderr)
                 ));
             }
-            ui::print(format!("cold `cargo build -p xtask` (empty target directory, crates already downloaded): {} s", secs(took)));
+            print(format!("cold `cargo build -p d1-xtask` (empty target directory, crates already downloaded): {} s", secs(took)));
         }
         Ok(())
     }

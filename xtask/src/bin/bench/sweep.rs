@@ -1,4 +1,4 @@
-//! `cargo xtask bench`'s size sweep: remote `db-backup` and `db-restore --backup` of one
+//! `cargo xtask-bench`'s size sweep: remote `db-backup` and `db-restore --backup` of one
 //! database at several sizes against raw `wrangler d1 export` and `wrangler d1 execute
 //! --file` of the same database, all through the real wrangler talking to `d1-emulator`
 //! (started here from the workspace, on a free port). Figures, not assertions.
@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::exit::failed;
-use crate::ui;
+use anyhow::anyhow as failed;
+
+use crate::say;
 
 const TOKEN: &str = "bench-sweep-token";
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
@@ -114,7 +115,7 @@ pub(crate) fn sweep(
 ) -> anyhow::Result<Vec<SweepRow>> {
     let mut out = Vec::new();
     for &mb in megabytes {
-        ui::say(format!("bench: size sweep, {mb} MB, {runs} run(s) each"));
+        say(format!("bench: size sweep, {mb} MB, {runs} run(s) each"));
         let dir = root.join(format!("sweep-{mb}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("migrations"))?;
@@ -242,7 +243,7 @@ pub(crate) fn sweep(
                 ])?
                 .0,
             );
-            ui::say(format!("  run {} of {runs} done", i + 1));
+            say(format!("  run {} of {runs} done", i + 1));
         }
         let export_bytes = std::fs::metadata(&raw_file).map_or(0, |m| m.len());
         drop(served);

@@ -5,15 +5,17 @@
 
 use serde_json::json;
 
-use crate::cli::flags::Command;
-use crate::exit::{failed, status_of, stop, usage, Exit};
+use super::grammar::Command;
+use crate::exit::{report_of, status_of, stop_with, usage, Exit};
 use crate::migrations::MigrationSet;
+use crate::ui::{self, Report};
 use crate::workspace::target::{Env, Target};
 use crate::workspace::Global;
-use crate::{d1, migrations::plan, ui, workspace::Ctx};
+use crate::{d1, migrations::plan, workspace::Ctx};
 
-/// Runs `command` once per database of the environment, in the config's order.
-pub(crate) fn every_database(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+/// Runs `command` once per database of the environment, in the config's order, and
+/// returns one report holding each database's.
+pub(crate) fn every_database(ctx: &Ctx, command: Command) -> anyhow::Result<Report> {
     let env = Env::parse(ctx.global.env.as_deref());
     let bindings = ctx.config.bindings(&env);
     if bindings.is_empty() {
@@ -24,8 +26,12 @@ pub(crate) fn every_database(ctx: &Ctx, command: Command) -> anyhow::Result<()> 
         ));
     }
     let is_status = matches!(command, Command::DbStatus(_));
-    let mut docs = Vec::new();
-    let mut done: Vec<String> = Vec::new();
+    let mut all = All {
+        env: env.clone(),
+        docs: Vec::new(),
+        text: Vec::new(),
+        done: Vec::new(),
+    };
     let mut pending_exit: Option<anyhow::Error> = None;
     for (i, binding) in bindings.iter().enumerate() {
         let one = Ctx {
@@ -35,52 +41,85 @@ pub(crate) fn every_database(ctx: &Ctx, command: Command) -> anyhow::Result<()> 
             },
             ..ctx.clone()
         };
-        ui::say(format!(
-            "── {env} {binding} ({} of {}) ──",
-            i + 1,
-            bindings.len()
-        ));
-        let run = || match command.clone() {
+        let header = format!("── {env} {binding} ({} of {}) ──", i + 1, bindings.len());
+        ui::say(&header);
+        let result = match command.clone() {
             Command::DbStatus(c) => c.run(&one),
             Command::DbMigrate(c) => c.run(&one),
             Command::DbBackup(c) => c.run(&one),
-            _ => unreachable!("main lets only these through"),
+            _ => Err(usage!(
+                "--database all goes with db-status, db-migrate and db-backup; name one database for the others"
+            )),
         };
-        let (result, mut out) = ui::collect_json(run);
-        docs.append(&mut out);
         match result {
-            Ok(()) => done.push(binding.clone()),
+            Ok(report) => {
+                all.add(&header, &report);
+                all.done.push(binding.clone());
+            }
             // `db-status --check` finding pending work is a verdict, not a failure: go on.
             Err(e) if is_status && status_of(&e) == Exit::Pending => {
+                if let Some(report) = report_of(&e) {
+                    all.add(&header, report);
+                }
                 ui::say(format!("check: {e:#}"));
-                done.push(binding.clone());
+                all.done.push(binding.clone());
                 pending_exit = Some(e);
             }
             Err(e) => {
-                let rest = &bindings[i + 1..];
-                if ctx.global.json {
-                    print_docs(&env, docs, &done, Some(binding));
+                if let Some(report) = report_of(&e) {
+                    all.add(&header, report);
                 }
-                return Err(stop(
-                    status_of(&e),
-                    format!(
-                        "{e:#}\n--database all stopped at {binding}: done: {}; not run: {}",
-                        list(&done),
-                        list(rest)
-                    ),
-                ));
+                let rest = &bindings[i + 1..];
+                let message = format!(
+                    "{e:#}\n--database all stopped at {binding}: done: {}; not run: {}",
+                    list(&all.done),
+                    list(rest)
+                );
+                return Err(stop_with(status_of(&e), message, all.report(Some(binding))));
             }
         }
     }
-    if ctx.global.json {
-        print_docs(&env, docs, &done, None);
-    }
     match pending_exit {
-        Some(_) => Err(stop(
+        Some(_) => Err(stop_with(
             Exit::Pending,
-            "at least one database has pending migrations or blocking problems".to_string(),
+            "at least one database has pending migrations or blocking problems",
+            all.report(None),
         )),
-        None => Ok(()),
+        None => Ok(all.report(None)),
+    }
+}
+
+/// What `--database all` has gathered so far.
+struct All {
+    env: Env,
+    docs: Vec<serde_json::Value>,
+    text: Vec<String>,
+    done: Vec<String>,
+}
+
+impl All {
+    /// One database's report, its lines under `header`.
+    fn add(&mut self, header: &str, report: &Report) {
+        if !report.doc.is_null() {
+            self.docs.push(report.doc.clone());
+        }
+        if !report.text.is_empty() {
+            self.text.push(header.to_string());
+            self.text.extend(report.text.iter().cloned());
+        }
+    }
+
+    /// The one report of `--database all`: an entry per database that ran.
+    fn report(&self, failed: Option<&String>) -> Report {
+        Report {
+            doc: json!({
+                "env": self.env.name(),
+                "databases": self.docs,
+                "done": self.done,
+                "failed": failed,
+            }),
+            text: self.text.clone(),
+        }
     }
 }
 
@@ -90,16 +129,6 @@ fn list(names: &[String]) -> String {
     } else {
         names.join(", ")
     }
-}
-
-/// The one `--json` document of `--database all`: an entry per database that ran.
-fn print_docs(env: &Env, docs: Vec<serde_json::Value>, done: &[String], failed: Option<&String>) {
-    ui::json(&json!({
-        "env": env.name(),
-        "databases": docs,
-        "done": done,
-        "failed": failed,
-    }));
 }
 
 /// One row of `db-status --env all`.
@@ -132,7 +161,7 @@ fn summarize(ctx: &Ctx, target: &Target) -> anyhow::Result<Summary> {
 
 /// `db-status --env all`: every environment of the config (local first) and each of its
 /// databases (or the one `--database` names), read in parallel, shown as one table.
-pub(crate) fn status_of_every_env(ctx: &Ctx, check: bool) -> anyhow::Result<()> {
+pub(crate) fn status_of_every_env(ctx: &Ctx, check: bool) -> anyhow::Result<Report> {
     let only = ctx.global.database.as_deref().filter(|d| *d != "all");
     let mut targets = Vec::new();
     for name in ctx.config.env_names() {
@@ -200,27 +229,26 @@ pub(crate) fn status_of_every_env(ctx: &Ctx, check: bool) -> anyhow::Result<()> 
             ],
         });
     }
-    if ctx.global.json {
-        ui::json(&json!({
-            "environments": rows.iter().map(|r| {
-                let mut doc = json!({
-                    "env": r.target.env.name(),
-                    "database": r.target.database_json(),
-                });
-                match &r.result {
-                    Ok(s) => {
-                        doc["applied"] = json!(s.applied);
-                        doc["pending"] = json!(s.pending);
-                        doc["problems"] = json!(s.problems);
-                        doc["blocking"] = json!(s.blocking);
-                        doc["newest"] = json!(s.newest);
-                    }
-                    Err(e) => doc["error"] = json!(e),
+    let mut report = Report::doc(json!({
+        "environments": rows.iter().map(|r| {
+            let mut doc = json!({
+                "env": r.target.env.name(),
+                "database": r.target.database_json(),
+            });
+            match &r.result {
+                Ok(s) => {
+                    doc["applied"] = json!(s.applied);
+                    doc["pending"] = json!(s.pending);
+                    doc["problems"] = json!(s.problems);
+                    doc["blocking"] = json!(s.blocking);
+                    doc["newest"] = json!(s.newest);
                 }
-                doc
-            }).collect::<Vec<_>>(),
-        }));
-    } else {
+                Err(e) => doc["error"] = json!(e),
+            }
+            doc
+        }).collect::<Vec<_>>(),
+    }));
+    {
         let widths: Vec<usize> = (0..6)
             .map(|i| {
                 table
@@ -236,7 +264,7 @@ pub(crate) fn status_of_every_env(ctx: &Ctx, check: bool) -> anyhow::Result<()> 
                 .zip(&widths)
                 .map(|(c, w)| format!("{c:<w$}"))
                 .collect();
-            ui::print(cells.join("  ").trim_end());
+            report.line(cells.join("  ").trim_end());
         }
     }
     let errors: Vec<String> = rows
@@ -249,7 +277,11 @@ pub(crate) fn status_of_every_env(ctx: &Ctx, check: bool) -> anyhow::Result<()> 
         })
         .collect();
     if !errors.is_empty() {
-        return Err(failed!("could not read {}", errors.join("\n")));
+        return Err(stop_with(
+            Exit::Failed,
+            format!("could not read {}", errors.join("\n")),
+            report,
+        ));
     }
     let open: Vec<String> = rows
         .iter()
@@ -260,13 +292,14 @@ pub(crate) fn status_of_every_env(ctx: &Ctx, check: bool) -> anyhow::Result<()> 
         })
         .collect();
     if check && !open.is_empty() {
-        return Err(stop(
+        return Err(stop_with(
             Exit::Pending,
             format!(
                 "pending migrations or blocking problems in: {}",
                 open.join(", ")
             ),
+            report,
         ));
     }
-    Ok(())
+    Ok(report)
 }
