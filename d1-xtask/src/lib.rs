@@ -29,6 +29,8 @@ mod wrangler;
 
 use std::process::ExitCode;
 
+pub use cli::grammar::Command;
+
 /// Runs the whole CLI from the process arguments (the first is the program): what a
 /// host's `fn main` returns. Exit statuses: see the README.
 pub fn main() -> ExitCode {
@@ -43,6 +45,44 @@ where
     S: Into<std::ffi::OsString>,
 {
     cli::run_os(args.into_iter().map(Into::into).collect())
+}
+
+/// Runs a command a host parsed with its own clap grammar, which flattens [`Command`]
+/// into its own subcommands:
+///
+/// ```
+/// use clap::{Parser, Subcommand};
+///
+/// #[derive(Parser)]
+/// struct HostCli {
+///     #[command(subcommand)]
+///     command: HostCommand,
+/// }
+///
+/// #[derive(Subcommand)]
+/// enum HostCommand {
+///     /// the host's own command
+///     Greet,
+///     #[command(flatten)]
+///     D1(d1_xtask::Command),
+/// }
+///
+/// let cli = HostCli::try_parse_from(["xtask", "db-status", "--json"]).unwrap();
+/// assert!(matches!(cli.command, HostCommand::D1(_)));
+/// // In the host's main: `HostCommand::D1(command) => d1_xtask::run_command(command)`,
+/// // after `if let Some(status) = d1_xtask::internal() { return status; }`.
+/// ```
+pub fn run_command(command: Command) -> ExitCode {
+    cli::run_command(command)
+}
+
+/// The library's own child process: when the xtask was started as the guardian that
+/// stops wrangler's processes if the xtask dies, runs it and returns its status. A host
+/// that parses the arguments itself (clap) calls this first; [`main`], [`run`] and
+/// [`is_command`] already account for it.
+pub fn internal() -> Option<ExitCode> {
+    let first = std::env::args_os().nth(1)?;
+    (first == wrangler::proc::GUARD_ARG).then(wrangler::proc::guardian_main)
 }
 
 /// Whether `name` is one of this library's commands (`db-migrate`, ...), for a host that

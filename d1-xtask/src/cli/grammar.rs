@@ -45,10 +45,12 @@ struct Cli {
     command: Option<Command>,
 }
 
-/// A command and its typed flags.
+/// One of the library's commands with its typed flags, as clap parses it. A host whose
+/// own xtask is on clap can flatten it into its own subcommand enum and hand the parsed
+/// value to [`run_command`](crate::run_command).
 #[derive(Subcommand, Debug, Clone, PartialEq)]
-pub(crate) enum Command {
-    /// create <migrations_dir>/<NNNN>_<name>.sql with the next number (never overwrites)
+pub enum Command {
+    /// create `<migrations_dir>/<NNNN>_<name>.sql` with the next number (never overwrites)
     DbNew(DbNew),
     /// applied migrations, pending ones and problems (drift, lint)
     #[command(

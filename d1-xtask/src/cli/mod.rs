@@ -20,15 +20,35 @@ pub(crate) fn run_os(args: Vec<std::ffi::OsString>) -> ExitCode {
     if args.first().is_some_and(|a| a == proc::GUARD_ARG) {
         return proc::guardian_main();
     }
-    let _signals = proc::install_signal_handlers();
-    ui::forget_known();
     // `--json` as typed, so that even an argument error answers with a document; words
     // after `--` are the user's command (`db-seed -- <command>`), not ours.
     let json = args
         .iter()
         .take_while(|a| *a != "--")
         .any(|a| a == "--json");
-    match dispatch(args) {
+    while_running(json, || match parse(args)? {
+        Parsed::Print(text) => {
+            let mut report = Report::doc(serde_json::json!({ "text": text }));
+            report.line(text);
+            Ok(report)
+        }
+        Parsed::Run(command) => execute(command),
+    })
+}
+
+/// Runs a command a host parsed itself (its own clap enum flattening [`Command`]).
+pub(crate) fn run_command(command: Command) -> ExitCode {
+    let json = command.global().json;
+    while_running(json, || execute(command))
+}
+
+/// Runs `f` with the xtask's signal handling in place (put back after), and turns its
+/// outcome into the report printed and the exit status.
+fn while_running(json: bool, f: impl FnOnce() -> anyhow::Result<Report>) -> ExitCode {
+    let _signals = proc::install_signal_handlers();
+    ui::forget_known();
+    let result = f();
+    match result {
         Ok(report) => {
             report.render(json);
             ExitCode::SUCCESS
@@ -66,8 +86,8 @@ pub(crate) fn run_os(args: Vec<std::ffi::OsString>) -> ExitCode {
     }
 }
 
-/// Parses `args`, reads the workspace once and runs the command to its report.
-fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<Report> {
+/// The command line as the grammar reads it.
+fn parse(args: Vec<std::ffi::OsString>) -> anyhow::Result<Parsed> {
     let args = args
         .into_iter()
         .map(|a| {
@@ -75,14 +95,11 @@ fn dispatch(args: Vec<std::ffi::OsString>) -> anyhow::Result<Report> {
                 .map_err(|a| usage!("argument {a:?} is not UTF-8"))
         })
         .collect::<anyhow::Result<Vec<String>>>()?;
-    let command = match grammar::parse(args)? {
-        Parsed::Print(text) => {
-            let mut report = Report::doc(serde_json::json!({ "text": text }));
-            report.line(text);
-            return Ok(report);
-        }
-        Parsed::Run(command) => command,
-    };
+    grammar::parse(args)
+}
+
+/// Reads the workspace once and runs the command to its report.
+fn execute(command: Command) -> anyhow::Result<Report> {
     let global = command.global();
     let cwd =
         std::env::current_dir().map_err(|e| usage!("cannot read the current directory: {e}"))?;

@@ -15,7 +15,7 @@ use crate::{d1, workspace::Ctx};
 
 /// `db-backup` and its flags.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
-pub(crate) struct DbBackup {
+pub struct DbBackup {
     /// write the backup here instead of backups/<env>/<database>-<UTC time>.<ext> (never overwrites)
     #[arg(long, value_name = "path")]
     pub(crate) output: Option<PathBuf>,

@@ -10,7 +10,7 @@ use crate::workspace::Ctx;
 
 /// `db-new` and its flags.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
-pub(crate) struct DbNew {
+pub struct DbNew {
     /// what the migration does, in one or more words: add orders, add_orders (spaces become _)
     #[arg(required = true, num_args = 1.., value_name = "name")]
     pub(crate) name: Vec<String>,

@@ -18,7 +18,7 @@ use crate::{d1, workspace::Ctx};
 
 /// `db-reset` and its flags.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
-pub(crate) struct DbReset {
+pub struct DbReset {
     /// apply again only up to and including this migration
     #[arg(long, value_name = "version")]
     pub(crate) to: Option<String>,

@@ -16,7 +16,7 @@ use crate::{d1, time, workspace::Ctx};
 
 /// `db-restore` and its flags.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
-pub(crate) struct DbRestore {
+pub struct DbRestore {
     /// a Time Travel bookmark (remote)
     #[arg(long, value_name = "id")]
     pub(crate) bookmark: Option<String>,

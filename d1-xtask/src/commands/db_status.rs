@@ -11,7 +11,7 @@ use crate::{d1, migrations::plan, workspace::Ctx};
 
 /// `db-status` and its flags.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
-pub(crate) struct DbStatus {
+pub struct DbStatus {
     /// exit 3 when anything is pending or wrong
     #[arg(long)]
     pub(crate) check: bool,

@@ -7,7 +7,7 @@ use crate::wrangler::Wrangler;
 
 /// `setup` and its flags.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
-pub(crate) struct Setup {
+pub struct Setup {
     #[command(flatten)]
     pub(crate) config: ConfigPath,
 }

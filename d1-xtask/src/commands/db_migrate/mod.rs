@@ -21,7 +21,7 @@ use crate::{d1, migrations::plan, workspace::Ctx};
 
 /// `db-migrate` and its flags.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
-pub(crate) struct DbMigrate {
+pub struct DbMigrate {
     /// apply up to and including this migration (its number or file name)
     #[arg(long, value_name = "version")]
     pub(crate) to: Option<String>,

@@ -23,7 +23,7 @@ use crate::{d1, migrations::plan, workspace::Ctx};
 
 /// `db-seed` and its flags.
 #[derive(clap::Args, Clone, Debug, PartialEq)]
-pub(crate) struct DbSeed {
+pub struct DbSeed {
     /// run the test data's cleanup*.sql instead
     #[arg(long)]
     pub(crate) cleanup: bool,
