@@ -1,11 +1,13 @@
 //! `db-reset [--to <version>] [--seed]`: drop everything the migrations made and apply
 //! them again, in one request, after a restore point; then seed if asked.
 
+use std::path::PathBuf;
+
 use serde_json::json;
 
 use crate::commands::db_seed::files::{files_with_prefix, SeedFile};
 use crate::commands::db_seed::preflight;
-use crate::d1::{batch_sql, drop_all_sql, Extras, State};
+use crate::d1::{batch_sql, drop_all_sql, template, Database, Extras, State};
 use crate::exit::{failed, refused};
 use crate::guarded::backups;
 use crate::guarded::change::{self, Act, Change, Guard};
@@ -13,7 +15,9 @@ use crate::guarded::confirm::Confirm;
 use crate::migrations::{Migration, MigrationSet};
 use crate::ui::{self, Report};
 use crate::workspace::options::{Guarded, Output, Preview, Where};
+use crate::workspace::project::Project;
 use crate::workspace::target::Target;
+use crate::wrangler::Wrangler;
 use crate::{d1, workspace::Ctx};
 
 /// `db-reset` and its flags.
@@ -31,6 +35,9 @@ pub struct DbReset {
     /// take no restore point first (refused on protected environments)
     #[arg(long)]
     pub(crate) no_backup: bool,
+    /// local: build through wrangler even when a template of the same inputs exists
+    #[arg(long)]
+    pub(crate) rebuild: bool,
     #[command(flatten)]
     pub(crate) at: Where,
     #[command(flatten)]
@@ -78,18 +85,30 @@ impl DbReset {
             check_seeds(&target, &set, &chosen, &seeds)?;
         }
         let mut db = d1::open(&ctx.project, &target)?;
+        let template = self.template(ctx, &target, db.as_ref(), &chosen, &seeds);
         if ctx.global.dry_run {
             let before = db.state()?;
             let (plan, _) = describe_plan(&target, &before, &chosen, to);
             ui::say(format!("{}: {plan}", target.describe()));
+            if let Some(Template {
+                found: Some(path), ..
+            }) = &template
+            {
+                ui::say(format!(
+                    "  from the template {} (inputs unchanged): no wrangler process",
+                    path.display()
+                ));
+            }
             ui::say("dry run: nothing is changed");
             return Ok(Report::default());
         }
         let mut change = Reset {
+            project: &ctx.project,
             target: &target,
             chosen: &chosen,
             to,
             seeds: &seeds,
+            template,
             dropped: Vec::new(),
             applied: Vec::new(),
         };
@@ -107,17 +126,70 @@ impl DbReset {
             "applied": change.applied,
             "seeded": seeds.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>(),
             "restore_point": done.captured.as_ref().map(backups::Captured::json),
+            "template": change.template.as_ref().map(|t| json!({
+                "key": t.key,
+                "used": t.found.is_some(),
+                "made": t.made,
+            })),
             "wrangler_calls": db.wrangler_calls(),
         })))
     }
+
+    /// The template of this reset's inputs: local databases read directly only, and only
+    /// when the wrangler that would build it is known. `found` is `None` with `--rebuild`.
+    fn template(
+        &self,
+        ctx: &Ctx,
+        target: &Target,
+        db: &dyn Database,
+        chosen: &[&Migration],
+        seeds: &[SeedFile],
+    ) -> Option<Template> {
+        if target.env.is_remote() {
+            return None;
+        }
+        db.local_file()?;
+        let inputs = template::Inputs {
+            target,
+            migrations: chosen,
+            seeds: seeds
+                .iter()
+                .map(|s| (s.short_name(), s.sql.as_str()))
+                .collect(),
+            to: self.to.as_deref(),
+            wrangler: Wrangler::fingerprint_for(&ctx.project)?,
+        };
+        let key = inputs.key();
+        let found = if self.rebuild {
+            None
+        } else {
+            template::find(&ctx.project, &key)
+        };
+        Some(Template {
+            key,
+            found,
+            made: false,
+        })
+    }
+}
+
+/// The template a local reset restores from, or makes.
+struct Template {
+    key: String,
+    /// The template file when one of the same inputs exists (and `--rebuild` is not given).
+    found: Option<PathBuf>,
+    /// Whether this reset made it.
+    made: bool,
 }
 
 /// `db-reset`, as the guarded-change path drives it.
 struct Reset<'a> {
+    project: &'a Project,
     target: &'a Target,
     chosen: &'a [&'a Migration],
     to: Option<&'a Migration>,
     seeds: &'a [SeedFile],
+    template: Option<Template>,
     dropped: Vec<String>,
     applied: Vec<String>,
 }
@@ -131,6 +203,20 @@ impl Change for Reset<'_> {
 
     fn act(&mut self, act: &mut Act<'_>) -> anyhow::Result<()> {
         let target = self.target;
+        let what = if self.seeds.is_empty() {
+            "reset"
+        } else {
+            "reset and seeding"
+        };
+        if let Some(path) = self.template.as_ref().and_then(|t| t.found.clone()) {
+            let after = act.replace_with(&path)?;
+            ui::say(format!(
+                "{what} of {} from the template of these inputs ({}): no wrangler process",
+                target.describe(),
+                path.display()
+            ));
+            return self.check_and_say(target, what, &after, true);
+        }
         let table = &target.db.migrations_table;
         // One request: the drops, every migration with its tracking row and checksum, every
         // seed file and the lock's release, so a reset (with its seeding) is all or
@@ -141,11 +227,6 @@ impl Change for Reset<'_> {
             batch_sql(table, self.chosen, &Extras::default())
         );
         sql.push_str(&crate::commands::db_seed::files::joined_sql(self.seeds));
-        let what = if self.seeds.is_empty() {
-            "reset"
-        } else {
-            "reset and seeding"
-        };
         let after = match act.commit(&sql)? {
             Ok(after) => after,
             Err(e) => {
@@ -155,6 +236,34 @@ impl Change for Reset<'_> {
                 ))
             }
         };
+        self.check_and_say(target, what, &after, false)?;
+        if let (Some(template), Some(file)) = (self.template.as_mut(), act.db.local_file()) {
+            match template::save(self.project, &template.key, &file) {
+                Ok(path) => {
+                    template.made = true;
+                    ui::say(format!(
+                        "kept as the template of these inputs: {} (the next reset of them starts no wrangler process)",
+                        path.display()
+                    ));
+                }
+                Err(e) => ui::say(format!(
+                    "warning: {e:#}; the next reset runs through wrangler again"
+                )),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Reset<'_> {
+    /// Checks the tracking table the reset left and says what it did.
+    fn check_and_say(
+        &mut self,
+        target: &Target,
+        what: &str,
+        after: &State,
+        from_template: bool,
+    ) -> anyhow::Result<()> {
         let applied: Vec<String> = after.applied.iter().map(|r| r.name.clone()).collect();
         let wanted: Vec<String> = self.chosen.iter().map(|m| m.name.clone()).collect();
         if applied != wanted {
@@ -176,9 +285,14 @@ impl Change for Reset<'_> {
         if !self.seeds.is_empty() {
             let names: Vec<String> = self.seeds.iter().map(|s| s.short_name()).collect();
             ui::say(format!(
-                "seeded {} file{} in the same request: {}",
+                "seeded {} file{} {}: {}",
                 self.seeds.len(),
                 if self.seeds.len() == 1 { "" } else { "s" },
+                if from_template {
+                    "(their rows are in the template)"
+                } else {
+                    "in the same request"
+                },
                 names.join(", ")
             ));
         }

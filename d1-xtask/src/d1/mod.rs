@@ -13,6 +13,7 @@ pub(crate) mod virtual_export;
 
 pub(crate) mod bookkeeping;
 pub(crate) mod state;
+pub(crate) mod template;
 
 pub(crate) use bookkeeping::*;
 pub(crate) use schema::{

@@ -96,6 +96,23 @@ impl Act<'_> {
         }
     }
 
+    /// Replaces the database with `file` (a template a reset made, whose request released
+    /// its lock): as a commit with its release, the lock row goes with the old content; a
+    /// row of ours that were somehow in the file goes too. The state is read back.
+    pub(crate) fn replace_with(&mut self, file: &std::path::Path) -> anyhow::Result<State> {
+        self.db
+            .return_to(&crate::d1::RestorePoint::Snapshot(file.to_path_buf()))?;
+        self.held.released = true;
+        let release =
+            crate::d1::lock_release_sql(&self.target.db.migrations_table, &self.held.tokens());
+        if let Err(e) = self.db.run_meta(&release)? {
+            ui::say(format!(
+                "warning: clearing the lock after the template failed: {e}"
+            ));
+        }
+        self.db.state()
+    }
+
     /// `\nto return to the state before this run: ...`, or nothing without a restore point.
     pub(crate) fn undo_line(&self) -> String {
         self.captured.map_or(String::new(), Captured::undo_line)

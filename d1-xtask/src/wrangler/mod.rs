@@ -227,6 +227,17 @@ impl Wrangler {
     }
 
     /// A wrangler found on disk, after making sure the Node it will run on is new enough.
+    /// What names the wrangler `locate` would find, without starting anything (no Node
+    /// check, no install): `None` when there is none yet.
+    pub(crate) fn fingerprint_for(project: &Project) -> Option<String> {
+        let program = std::env::var_os("WRANGLER")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| Some(local_bin(&project.root)).filter(|p| p.is_file()))
+            .or_else(|| which::which("wrangler").ok())?;
+        program.is_file().then(|| fingerprint(&program))
+    }
+
     fn checked(program: PathBuf) -> anyhow::Result<Wrangler> {
         let w = Wrangler::new(program);
         w.check_node()?;
@@ -460,6 +471,36 @@ fn parse_node_version(s: &str) -> Option<(u64, u64)> {
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     Some((major, minor))
+}
+
+/// `wrangler@<version>` from the package.json of the install `program` belongs to, else
+/// its path, size and modification time (a wrapper script, a global install without one).
+fn fingerprint(program: &Path) -> String {
+    let real = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+    for dir in real.ancestors().skip(1).take(4) {
+        let Ok(text) = std::fs::read_to_string(dir.join("package.json")) else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        if json["name"] == "wrangler" {
+            if let Some(v) = json["version"].as_str() {
+                return format!("wrangler@{v}");
+            }
+        }
+    }
+    let meta = std::fs::metadata(&real).ok();
+    let modified = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{} {} {modified}",
+        real.display(),
+        meta.map_or(0, |m| m.len())
+    )
 }
 
 #[cfg(test)]

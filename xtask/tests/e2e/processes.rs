@@ -139,15 +139,24 @@ fn the_test_loop_runs_in_one_wrangler_process_locally_and_three_remotely() {
     assert!(ws.wrangler_pending().is_empty());
     assert_eq!(users(&ws), Some(3));
 
-    // Again, on a seeded database (the loop people repeat), with a real row to lose.
+    // Again, on a seeded database (the loop people repeat), with a real row to lose: the
+    // inputs are unchanged, so the template the first reset left is copied back, with no
+    // wrangler process at all.
     ws.query("INSERT INTO users (id, email, name) VALUES (1, 'real@example.com', 'Real')");
-    ws.xtask_with(&["db-reset", "--seed"], &env).expect(0, &[]);
-    assert_eq!(calls(&log).len(), 1);
+    ws.xtask_with(&["db-reset", "--seed"], &env)
+        .expect(0, &["from the template of these inputs"]);
+    assert_eq!(calls(&log).len(), 0, "unchanged inputs: the template");
     assert_eq!(
         users(&ws),
         Some(3),
         "the reset dropped the row, the seeds came back"
     );
+    // --rebuild goes through wrangler again: one process.
+    ws.query("INSERT INTO users (id, email, name) VALUES (1, 'real@example.com', 'Real')");
+    ws.xtask_with(&["db-reset", "--seed", "--rebuild"], &env)
+        .expect(0, &["seeded 2 files in the same request"]);
+    assert_eq!(calls(&log).len(), 1, "--rebuild");
+    assert_eq!(users(&ws), Some(3));
 
     // Several seed files: one process; with a command: seed and cleanup, two.
     ws.xtask_with(&["db-seed", "--no-backup"], &env)
@@ -344,4 +353,89 @@ pub fn a_killed_xtask_leaves_no_command_running() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// One statement giving the schema and every table's row count, through raw wrangler.
+fn schema_and_counts(ws: &Workspace) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let schema = ws.query(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' \
+         AND name NOT LIKE '_cf_%' ORDER BY type, name",
+    );
+    let counts = ws.query(
+        "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM posts) AS posts, \
+         (SELECT count(*) FROM user_profiles) AS user_profiles, (SELECT count(*) FROM products) AS products, \
+         (SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM order_items) AS order_items, \
+         (SELECT count(*) FROM tokens) AS tokens, (SELECT count(*) FROM d1_migrations) AS applied",
+    );
+    (schema, counts)
+}
+
+#[test]
+fn a_reset_of_unchanged_inputs_comes_from_the_template_and_any_edit_rebuilds_it() {
+    let ws = Workspace::sample("template-loop");
+    let (wrapper, log) = counting_wrangler(&ws);
+    let env = [("WRANGLER", wrapper.as_str())];
+
+    // Built through wrangler: one process, and the result kept as the template.
+    let built = ws.xtask_with(&["db-reset", "--seed", "--json"], &env);
+    built.expect(0, &["kept as the template of these inputs"]);
+    assert_eq!(calls(&log).len(), 1);
+    assert_eq!(built.json()["template"]["made"], true);
+    let through_wrangler = schema_and_counts(&ws);
+
+    // Rows and a table added by hand, then a reset of the same inputs: no process, and the
+    // database is what wrangler built, byte for byte in schema and rows.
+    ws.query(
+        "INSERT INTO users (id, email, name) VALUES (1, 'real@example.com', 'Real'); \
+         CREATE TABLE scratch_notes (id INTEGER PRIMARY KEY)",
+    );
+    let again = ws.xtask_with(&["db-reset", "--seed", "--json"], &env);
+    again.expect(
+        0,
+        &["from the template of these inputs", "no wrangler process"],
+    );
+    assert_eq!(
+        calls(&log).len(),
+        0,
+        "unchanged inputs start no wrangler process"
+    );
+    assert_eq!(again.json()["template"]["used"], true);
+    assert_eq!(again.json()["wrangler_calls"], 0);
+    assert_eq!(schema_and_counts(&ws), through_wrangler);
+    assert!(
+        ws.wrangler_pending().is_empty(),
+        "wrangler sees every migration applied"
+    );
+
+    // A seed file edited: one process rebuilds, and the new row is there.
+    let seed = ws.dir.join("test-data/seed-users.sql");
+    let mut text = std::fs::read_to_string(&seed).unwrap();
+    text.push_str(
+        "\nINSERT INTO users (id, email, name) VALUES (900777, 'new@example.invalid', 'New');\n",
+    );
+    std::fs::write(&seed, text).unwrap();
+    ws.xtask_with(&["db-reset", "--seed"], &env)
+        .expect(0, &["seeded 2 files in the same request"]);
+    assert_eq!(calls(&log).len(), 1, "an edited seed file rebuilds");
+    assert_eq!(
+        ws.query("SELECT email FROM users WHERE id = 900777")[0]["email"],
+        "new@example.invalid"
+    );
+
+    // A migration edited: one process rebuilds, and what it adds is there.
+    let migration = ws.dir.join("migrations/0002_profiles_commerce_tokens.sql");
+    let mut text = std::fs::read_to_string(&migration).unwrap();
+    text.push_str("\nCREATE INDEX users_by_name ON users(name);\n");
+    std::fs::write(&migration, text).unwrap();
+    ws.xtask_with(&["db-reset", "--seed"], &env).expect(0, &[]);
+    assert_eq!(calls(&log).len(), 1, "an edited migration rebuilds");
+    assert_eq!(
+        ws.query("SELECT name FROM sqlite_master WHERE name = 'users_by_name'")
+            .len(),
+        1
+    );
+    // And the rebuilt template serves the next reset.
+    ws.xtask_with(&["db-reset", "--seed"], &env)
+        .expect(0, &["from the template of these inputs"]);
+    assert_eq!(calls(&log).len(), 0);
 }
