@@ -225,17 +225,19 @@ pub fn token_is_valid(db: &Connection, token_hash: &str, now: &str) -> Result<bo
     )
 }
 
-/// Places an order: checks stock, inserts the order and its lines, takes the stock, in
-/// one transaction. Returns the new order's id.
+/// Places an order: checks stock, inserts the order and its lines, takes the stock.
+/// Returns the new order's id. D1 refuses `BEGIN`: the caller runs this as one request
+/// (one D1 batch, one transaction; in tests `d1_xtask::testing::request`), so that a
+/// failure leaves nothing behind.
 pub fn place_order(
-    db: &mut Connection,
+    db: &Connection,
     user_id: i64,
     items: &[(i64, i64)],
 ) -> std::result::Result<i64, OrderError> {
     if items.is_empty() {
         return Err(OrderError::Empty);
     }
-    let tx = db.transaction()?;
+    let tx = db;
     let mut total = 0;
     let mut priced = Vec::new();
     for &(product_id, quantity) in items {
@@ -272,6 +274,5 @@ pub fn place_order(
             params![product_id, quantity],
         )?;
     }
-    tx.commit()?;
     Ok(order_id)
 }

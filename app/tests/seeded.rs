@@ -1,101 +1,40 @@
-//! The app's queries on a migrated, seeded local D1 database.
+//! The app's queries on a migrated, seeded local D1 database, one private copy per test
+//! (`d1_xtask::testing`), so the tests run in parallel without sharing state.
 //!
-//! Under `cargo xtask db-seed -- cargo test -p app` the database is the workspace's own
-//! local D1, seeded by the xtask (it sets `XTASK_D1_LOCAL_FILE`). Under a plain
-//! `cargo test`, the tests build their own: a scratch copy of the workspace under
-//! `target/app-tests/`, where the real xtask runs `db-reset --seed` through the real
-//! wrangler, so the developer's local database is never touched.
+//! Under `cargo xtask db-seed -- cargo test -p app` the copies come from the workspace's
+//! own local D1, seeded by the xtask (it sets `XTASK_D1_LOCAL_FILE`). Under a plain
+//! `cargo test` they come from the template of the current migrations and seed files,
+//! built through the real wrangler once when those change (in a scratch database: the
+//! developer's local database is never touched).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use app::*;
-use rusqlite::{Connection, OpenFlags};
+use d1_xtask::testing::{request, TestDatabase, TestDatabases};
+use rusqlite::Connection;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn xtask(dir: &Path, args: &[&str]) -> String {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["run", "-q", "--manifest-path"])
-        .arg(repo().join("Cargo.toml"))
-        .args(["-p", "xtask", "--"])
-        .args(args)
-        .current_dir(dir)
-        .env("WRANGLER_SEND_METRICS", "false");
-    if dir != repo() {
-        cmd.env("WRANGLER", repo().join("node_modules/.bin/wrangler"));
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "cargo xtask {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
-fn seeded_file() -> &'static Path {
-    static FILE: OnceLock<PathBuf> = OnceLock::new();
-    FILE.get_or_init(|| {
-        if let Some(file) = std::env::var_os("XTASK_D1_LOCAL_FILE") {
-            return PathBuf::from(file);
+fn databases() -> &'static TestDatabases {
+    static ONCE: OnceLock<TestDatabases> = OnceLock::new();
+    ONCE.get_or_init(|| match std::env::var_os("XTASK_D1_LOCAL_FILE") {
+        Some(file) => TestDatabases::from_file(file),
+        None => {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+            TestDatabases::seeded(repo).unwrap()
         }
-        xtask(&repo(), &["setup"]);
-        let scratch = repo().join("target").join("app-tests");
-        let _ = std::fs::remove_dir_all(&scratch);
-        std::fs::create_dir_all(&scratch).unwrap();
-        std::fs::copy(
-            repo().join("wrangler.jsonc"),
-            scratch.join("wrangler.jsonc"),
-        )
-        .unwrap();
-        copy_dir(&repo().join("migrations"), &scratch.join("migrations"));
-        copy_dir(&repo().join("test-data"), &scratch.join("test-data"));
-        // The fast path: drop, migrations and every seed file in one wrangler process.
-        let reset: serde_json::Value = serde_json::from_str(&xtask(
-            &scratch,
-            &["db-reset", "--seed", "--no-backup", "--json"],
-        ))
-        .unwrap();
-        assert_eq!(reset["wrangler_calls"], 1, "{reset}");
-        let status: serde_json::Value =
-            serde_json::from_str(&xtask(&scratch, &["db-status", "--json"])).unwrap();
-        assert_eq!(status["pending"], serde_json::json!([]));
-        scratch.join(status["location"].as_str().unwrap())
     })
 }
 
-fn db() -> Connection {
-    Connection::open_with_flags(seeded_file(), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
-}
-
-/// A private in-memory copy, for tests that write.
-fn db_copy() -> Connection {
-    let mut copy = Connection::open_in_memory().unwrap();
-    rusqlite::backup::Backup::new(&db(), &mut copy)
-        .unwrap()
-        .run_to_completion(64, std::time::Duration::ZERO, None)
-        .unwrap();
-    copy.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    copy
+/// This test's own seeded database, with D1's rules on its connection.
+fn db() -> (TestDatabase, Connection) {
+    let file = databases().fresh().unwrap();
+    let conn = file.connect().unwrap();
+    (file, conn)
 }
 
 #[test]
 fn users_and_their_posts() {
-    let db = db();
+    let (_file, db) = db();
     let ada = user_by_email(&db, "ada@test.invalid")
         .unwrap()
         .expect("seeded user");
@@ -119,7 +58,7 @@ fn users_and_their_posts() {
 
 #[test]
 fn catalogue_and_orders() {
-    let db = db();
+    let (_file, db) = db();
     let in_stock: Vec<String> = products_in_stock(&db)
         .unwrap()
         .into_iter()
@@ -157,7 +96,7 @@ fn catalogue_and_orders() {
 
 #[test]
 fn tokens_expire() {
-    let db = db();
+    let (_file, db) = db();
     assert!(token_is_valid(&db, "test-hash-ada", "2026-11-22 00:00:00").unwrap());
     assert!(!token_is_valid(&db, "test-hash-cleo-expired", "2026-11-22 00:00:00").unwrap());
     assert!(!token_is_valid(&db, "unknown", "2026-11-22 00:00:00").unwrap());
@@ -165,8 +104,11 @@ fn tokens_expire() {
 
 #[test]
 fn placing_an_order_takes_stock_or_refuses() {
-    let mut db = db_copy();
-    let id = place_order(&mut db, 900003, &[(900001, 3), (900003, 10)]).unwrap();
+    let (_file, db) = db();
+    let id = request(&db, |c| {
+        place_order(c, 900003, &[(900001, 3), (900003, 10)])
+    })
+    .unwrap();
     assert_eq!(computed_total_cents(&db, id).unwrap(), 3 * 1200 + 10 * 300);
     let mug_stock: i64 = db
         .query_row("SELECT stock FROM products WHERE id = 900001", [], |r| {
@@ -176,7 +118,7 @@ fn placing_an_order_takes_stock_or_refuses() {
     assert_eq!(mug_stock, 37);
 
     assert!(matches!(
-        place_order(&mut db, 900003, &[(900004, 1)]),
+        request(&db, |c| place_order(c, 900003, &[(900004, 1)])),
         Err(OrderError::OutOfStock {
             product: 900004,
             wanted: 1,
@@ -184,11 +126,11 @@ fn placing_an_order_takes_stock_or_refuses() {
         })
     ));
     assert!(matches!(
-        place_order(&mut db, 900003, &[(12345, 1)]),
+        request(&db, |c| place_order(c, 900003, &[(12345, 1)])),
         Err(OrderError::UnknownProduct(12345))
     ));
     assert!(matches!(
-        place_order(&mut db, 900003, &[]),
+        request(&db, |c| place_order(c, 900003, &[])),
         Err(OrderError::Empty)
     ));
     // A user that does not exist: the foreign key refuses it, and nothing is left behind.
@@ -196,11 +138,34 @@ fn placing_an_order_takes_stock_or_refuses() {
         .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
         .unwrap();
     assert!(matches!(
-        place_order(&mut db, 4242, &[(900001, 1)]),
+        request(&db, |c| place_order(c, 4242, &[(900001, 1)])),
         Err(OrderError::Db(_))
     ));
     let after: i64 = db
         .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
         .unwrap();
     assert_eq!(before, after);
+}
+
+#[test]
+fn each_test_has_its_own_database() {
+    let (a_file, a) = db();
+    let (b_file, b) = db();
+    assert_ne!(a_file.path(), b_file.path());
+    a.execute("DELETE FROM order_items", []).unwrap();
+    a.execute("DELETE FROM orders", []).unwrap();
+    let left = |c: &Connection| -> i64 {
+        c.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(left(&a), 0);
+    assert!(left(&b) > 0, "the other test's database is untouched");
+    // D1's rules hold on the connection: ATTACH is refused, as D1 refuses it.
+    assert!(b
+        .execute_batch("ATTACH DATABASE ':memory:' AS other")
+        .is_err());
+    let path = a_file.path().to_path_buf();
+    drop(a);
+    drop(a_file);
+    assert!(!path.exists(), "a passing test's database is removed");
 }

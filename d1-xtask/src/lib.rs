@@ -20,6 +20,7 @@ mod d1;
 mod exit;
 mod guarded;
 mod migrations;
+pub mod testing;
 #[cfg(test)]
 mod testutil;
 mod time;
