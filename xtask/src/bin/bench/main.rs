@@ -197,6 +197,8 @@ struct TestLoop {
     migrations: usize,
     seeds: usize,
     rows: Vec<LoopRow>,
+    /// `d1_xtask::testing`: one test's own copy of the template, connected.
+    per_test_copy: Duration,
 }
 
 impl Runner {
@@ -272,7 +274,14 @@ impl Runner {
 
         let mut rows = Vec::new();
         for (step, ours_args) in [
-            ("`db-reset --seed`", &["db-reset", "--seed"][..]),
+            (
+                "`db-reset --seed`, inputs unchanged (the template)",
+                &["db-reset", "--seed"][..],
+            ),
+            (
+                "`db-reset --seed --rebuild` (as when an input changed: through wrangler)",
+                &["db-reset", "--seed", "--rebuild"][..],
+            ),
             ("`db-seed`", &["db-seed"][..]),
         ] {
             let (mut ours_t, mut hand_t) = (Vec::new(), Vec::new());
@@ -297,10 +306,26 @@ impl Runner {
                 hand_calls,
             });
         }
+        // One database per test: a copy of the seeded template, opened with D1's rules.
+        let template = std::fs::read_dir(ours_ws.join(".wrangler/xtask/templates"))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
+            .ok_or_else(|| failed!("bench: db-reset --seed left no template"))?;
+        let databases = d1_xtask::testing::TestDatabases::from_file(&template);
+        let mut copy_t = Vec::new();
+        for _ in 0..100 {
+            let started = Instant::now();
+            let db = databases.fresh()?;
+            let conn = db.connect()?;
+            copy_t.push(started.elapsed());
+            drop(conn);
+        }
         Ok(TestLoop {
             migrations: migrations.len(),
             seeds: seeds.len(),
             rows,
+            per_test_copy: median(copy_t),
         })
     }
 }
@@ -499,6 +524,10 @@ impl Bench {
                 row.hand.as_secs_f64() / row.ours.as_secs_f64().max(1e-9)
             ));
         }
+        print(format!(
+            "\none database per test (`d1_xtask::testing`: a copy of the seeded template, connected with D1's rules): {:.2} ms (median of 100)",
+            test_loop.per_test_copy.as_secs_f64() * 1000.0
+        ));
 
         if !sweep.is_empty() {
             print(sweep::table(&sweep, runs));
