@@ -4,7 +4,8 @@
 //! `--help` shows exactly what applies to it.
 //!
 //! clap's derive: a cold build of the library takes about 2 s longer with it (measured in
-//! docs/performance.md), and a host already on clap can embed these commands in its own.
+//! docs/performance.md, "Cold build"), and a host already on clap can embed these
+//! commands in its own.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
