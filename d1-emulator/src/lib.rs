@@ -194,6 +194,16 @@ impl Emulator {
             .map_err(|e| e.0)
     }
 
+    /// The current Time Travel bookmark of a database (test set-up and checks), as
+    /// `GET .../time_travel/bookmark` answers it.
+    pub fn bookmark(&self, uuid: &str) -> Result<String, String> {
+        let mut store = self.shared.store.lock().unwrap();
+        let db = store
+            .get(uuid)
+            .ok_or_else(|| format!("no database {uuid}"))?;
+        Ok(db.current_bookmark().id.clone())
+    }
+
     /// Runs SQL on a database directly (test set-up and checks), as one committed request.
     pub fn execute(&self, uuid: &str, sql: &str) -> Result<Vec<serde_json::Value>, String> {
         let mut store = self.shared.store.lock().unwrap();

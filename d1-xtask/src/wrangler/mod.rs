@@ -338,6 +338,9 @@ impl Wrangler {
         if let Some(path) = &self.path_env {
             cmd.env("PATH", path);
         }
+        if let Some(dir) = compile_cache() {
+            cmd.env("NODE_COMPILE_CACHE", dir);
+        }
         let out = crate::wrangler::proc::run_captured(&mut cmd, Some(self.timeout))
             .map_err(|e| failed!("could not start wrangler ({}): {e}", self.program.display()))?;
         let mut stderr = out.stderr;
@@ -501,6 +504,19 @@ fn fingerprint(program: &Path) -> String {
         real.display(),
         meta.map_or(0, |m| m.len())
     )
+}
+
+/// Where Node keeps the compiled code of wrangler's bundle between processes (Node 22's
+/// module compile cache): every wrangler process after the first starts faster. Shared by
+/// every workspace on the machine (Node keys entries by the code's content); `None` when
+/// the user set `NODE_COMPILE_CACHE` (theirs is used) or `NODE_DISABLE_COMPILE_CACHE`.
+fn compile_cache() -> Option<PathBuf> {
+    if std::env::var_os("NODE_COMPILE_CACHE").is_some()
+        || std::env::var_os("NODE_DISABLE_COMPILE_CACHE").is_some()
+    {
+        return None;
+    }
+    Some(std::env::temp_dir().join("d1-xtask-node-compile-cache"))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{repo_root, run_wrangler, Run, Workspace};
+use crate::support::{repo_root, run_wrangler, sqlite_rows, Run, Workspace};
 
 /// The host's `xtask/src/main.rs` when D1 is all its xtask does: the guide's one line.
 const ONE_LINE_MAIN: &str = "fn main() -> std::process::ExitCode {
@@ -176,21 +176,19 @@ fn target_dir() -> PathBuf {
     repo_root().join("target").join("adopt-host")
 }
 
+/// Rows of the host's local database, read through SQLite from the file wrangler wrote.
 fn local_rows(dir: &Path, sql: &str) -> Vec<serde_json::Value> {
-    run_wrangler(
-        dir,
-        &[
-            "d1",
-            "execute",
-            "SHOP_DB",
-            "--local",
-            "--json",
-            "--command",
-            sql,
-        ],
-        &[],
-    )
-    .last_results()
+    let folder = dir.join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
+    let file = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "sqlite")
+                && p.file_name().is_some_and(|n| n != "metadata.sqlite")
+        })
+        .unwrap_or_else(|| panic!("no local D1 file in {}", folder.display()));
+    sqlite_rows(&file, sql)
 }
 
 fn count(dir: &Path, table: &str) -> i64 {

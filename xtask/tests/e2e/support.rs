@@ -78,12 +78,50 @@ pub fn run_wrangler(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Run {
         .env("WRANGLER_HIDE_BANNER", "true")
         .env("CI", "true")
         .env("NO_COLOR", "1")
+        // The cache the xtask gives its own wrangler processes (Node's compile cache).
+        .env(
+            "NODE_COMPILE_CACHE",
+            std::env::temp_dir().join("d1-xtask-node-compile-cache"),
+        )
         .env_remove("CLOUDFLARE_API_BASE_URL")
         .stdin(std::process::Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
     Run::from(cmd.output().unwrap())
+}
+
+/// Runs `sql` on the SQLite file `file` with D1's foreign keys on, and returns the rows of
+/// its last statement as wrangler's `--json` shows them.
+pub fn sqlite_rows(file: &Path, sql: &str) -> Vec<serde_json::Value> {
+    use rusqlite::fallible_iterator::FallibleIterator;
+    use rusqlite::types::ValueRef;
+    let conn = rusqlite::Connection::open(file).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    let mut batch = rusqlite::Batch::new(&conn, sql);
+    let mut last = Vec::new();
+    while let Some(mut stmt) = batch.next().unwrap_or_else(|e| panic!("{sql}: {e}")) {
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let mut rows = stmt.query([]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        last.clear();
+        while let Some(row) = rows.next().unwrap_or_else(|e| panic!("{sql}: {e}")) {
+            let mut obj = serde_json::Map::new();
+            for (i, name) in names.iter().enumerate() {
+                let value = match row.get_ref(i).unwrap() {
+                    ValueRef::Null => serde_json::Value::Null,
+                    ValueRef::Integer(n) => n.into(),
+                    ValueRef::Real(f) => f.into(),
+                    ValueRef::Text(s) => String::from_utf8_lossy(s).into_owned().into(),
+                    ValueRef::Blob(b) => b.iter().map(|x| serde_json::json!(x)).collect(),
+                };
+                obj.insert(name.clone(), value);
+            }
+            last.push(serde_json::Value::Object(obj));
+        }
+    }
+    last
 }
 
 pub struct Run {
@@ -210,9 +248,43 @@ impl Workspace {
     }
 
     /// `SELECT ...` on the local database through `wrangler d1 execute --local --json`.
+    /// SQL on the local database (a check, or set-up rows), the last statement's rows as
+    /// `wrangler d1 execute --json` gives them: straight on the file wrangler wrote,
+    /// through SQLite (no Node process: a wrangler process costs seconds here, and the
+    /// suite has a time budget); through wrangler while there is no file yet (wrangler
+    /// creates it) or when the workspace has several local databases.
     pub fn query(&self, sql: &str) -> Vec<serde_json::Value> {
+        match self.only_local_file() {
+            Some(file) => sqlite_rows(&file, sql),
+            None => self.wrangler_query(sql),
+        }
+    }
+
+    /// `query` through `wrangler d1 execute --local --json`, for a check that must see
+    /// what wrangler itself reads.
+    pub fn wrangler_query(&self, sql: &str) -> Vec<serde_json::Value> {
         let run = self.wrangler(&["d1", "execute", "DB", "--local", "--json", "--command", sql]);
         run.last_results()
+    }
+
+    /// The local D1 file when the workspace has exactly one.
+    fn only_local_file(&self) -> Option<PathBuf> {
+        let dir = self
+            .dir
+            .join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "sqlite")
+                    && p.file_name().is_some_and(|n| n != "metadata.sqlite")
+            })
+            .collect();
+        match &files[..] {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
     }
 
     /// Names in wrangler's tracking table, read through wrangler (empty if it does not exist).
@@ -627,8 +699,30 @@ impl Workspace {
         run_wrangler(&self.dir, args, &emu.env())
     }
 
-    /// `SELECT ...` on a remote database through `wrangler d1 execute --remote --json`.
+    /// SQL on a remote database, the last statement's rows: straight into the emulator's
+    /// database (SQLite, no Node process), or through `wrangler d1 execute --remote --json`
+    /// in live mode.
     pub fn remote_query(&self, emu: &Remote, env: &str, sql: &str) -> Vec<serde_json::Value> {
+        if let Remote::Emulator(e) = emu {
+            let items = e
+                .execute(&emu.id(env), sql)
+                .unwrap_or_else(|err| panic!("{sql}: {err}"));
+            return items
+                .last()
+                .and_then(|i| i["results"].as_array().cloned())
+                .unwrap_or_default();
+        }
+        self.wrangler_remote_query(emu, env, sql)
+    }
+
+    /// `remote_query` through `wrangler d1 execute --remote --json`, for a check that must
+    /// see what wrangler itself reads.
+    pub fn wrangler_remote_query(
+        &self,
+        emu: &Remote,
+        env: &str,
+        sql: &str,
+    ) -> Vec<serde_json::Value> {
         let run = self.wrangler_remote(
             emu,
             &[
@@ -646,8 +740,12 @@ impl Workspace {
         run.last_results()
     }
 
-    /// The current Time Travel bookmark of a remote database, through raw wrangler.
+    /// The current Time Travel bookmark of a remote database: the emulator's own, or through
+    /// raw wrangler in live mode.
     pub fn remote_bookmark(&self, emu: &Remote, env: &str) -> String {
+        if let Remote::Emulator(e) = emu {
+            return e.bookmark(&emu.id(env)).unwrap();
+        }
         let run = self.wrangler_remote(
             emu,
             &["d1", "time-travel", "info", "DB", "--env", env, "--json"],
