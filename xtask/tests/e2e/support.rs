@@ -57,7 +57,31 @@ pub fn wrangler_bin() -> PathBuf {
             if let Err(e) = result {
                 panic!("cargo xtask setup failed: {e}");
             }
-            bin
+            // `E2E_COUNT_WRANGLER=<log>`: every wrangler process of the suite (the xtask's
+            // and the tests' own) logs its folder and command there, for finding where the
+            // suite's time goes. Off by default.
+            match std::env::var_os("E2E_COUNT_WRANGLER") {
+                Some(log) => {
+                    // Beside the real one, so that the xtask puts the same Node first on
+                    // the PATH of what it runs.
+                    let wrapper = node_bin_dir().join("counting-wrangler");
+                    std::fs::write(
+                        &wrapper,
+                        format!(
+                            "#!/bin/sh\necho \"$PWD|$1 $2 $3\" >> '{}'\nPATH='{}':\"$PATH\" exec '{}' \"$@\"\n",
+                            Path::new(&log).display(),
+                            node_bin_dir().display(),
+                            bin.display()
+                        ),
+                    )
+                    .unwrap();
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+                        .unwrap();
+                    wrapper
+                }
+                None => bin,
+            }
         })
         .clone()
 }
