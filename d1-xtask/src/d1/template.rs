@@ -74,10 +74,23 @@ pub(crate) fn dir(project: &Project) -> PathBuf {
     project.scratch_dir().join("templates")
 }
 
-/// The template of `key`, if one was made; touched, so that pruning keeps it.
+/// The template of `key`, if one was made and still reads whole (SQLite's `quick_check`);
+/// touched, so that pruning keeps it. A damaged one is removed, and the reset goes
+/// through wrangler again.
 pub(crate) fn find(project: &Project, key: &str) -> Option<PathBuf> {
     let path = dir(project).join(format!("{key}.sqlite"));
     if !path.is_file() {
+        return None;
+    }
+    let whole = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)))
+        .is_ok_and(|verdict| verdict == "ok");
+    if !whole {
+        crate::ui::say(format!(
+            "note: the template {} does not read whole; it is removed and this reset goes through wrangler",
+            path.display()
+        ));
+        let _ = std::fs::remove_file(&path);
         return None;
     }
     if let Ok(file) = std::fs::File::options().append(true).open(&path) {
@@ -254,6 +267,13 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let kept = std::fs::read_dir(dir(&project)).unwrap().count();
+        // A damaged template is not used, and goes.
+        let damaged = dir(&project).join(format!("k{}.sqlite", KEEP + 1));
+        let bytes = std::fs::read(&damaged).unwrap();
+        std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(find(&project, &format!("k{}", KEEP + 1)).is_none());
+        assert!(!damaged.exists());
+        save(&project, &format!("k{}", KEEP + 1), &db).unwrap();
         assert_eq!(kept, KEEP);
         assert!(find(&project, "k0").is_none(), "the oldest went first");
         let newest = find(&project, &format!("k{}", KEEP + 1)).unwrap();
