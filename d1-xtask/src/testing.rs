@@ -38,7 +38,7 @@ use crate::migrations::{Migration, MigrationSet};
 use crate::workspace::config::Config;
 use crate::workspace::project::Project;
 use crate::workspace::settings::Settings;
-use crate::workspace::target::{self, Env, Target};
+use crate::workspace::target::{Env, Target};
 use crate::wrangler::Wrangler;
 
 /// The variable that keeps a failing test's database.
@@ -276,28 +276,7 @@ fn build(
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).map_err(|e| failed!("cannot create {}: {e}", root.display()))?;
     let result = (|| {
-        let config_path = root.join("wrangler.jsonc");
-        std::fs::write(
-            &config_path,
-            "{\"name\": \"test-template\", \"d1_databases\": [{\"binding\": \"DB\", \"database_name\": \"test-template\", \"database_id\": \"test-template\"}]}\n",
-        )
-        .map_err(|e| failed!("cannot write {}: {e}", config_path.display()))?;
-        let scratch_project = Project::at(root.clone(), config_path.clone());
-        let scratch_target = Target {
-            env: Env::Local,
-            db: target::Database {
-                binding: "DB".into(),
-                name: Some("test-template".into()),
-                id: Some("test-template".into()),
-                preview_id: None,
-                migrations_dir: target.db.migrations_dir.clone(),
-                migrations_pattern: target.db.migrations_pattern.clone(),
-                migrations_table: target.db.migrations_table.clone(),
-            },
-            protected: false,
-            config_path,
-        };
-        let mut db = Local::with_wrangler(&scratch_project, &scratch_target, wrangler);
+        let mut db = Local::scratch(&root, "test-template", target, wrangler)?;
         let table = &target.db.migrations_table;
         let mut sql = crate::d1::batch_sql(table, chosen, &Extras::default());
         sql.push_str(&joined_sql(seeds));

@@ -104,6 +104,41 @@ impl Local {
         }
     }
 
+    /// A scratch local D1 database in `root` (a `wrangler.jsonc` of its own naming one
+    /// database `name`), read with `like`'s migrations folder and tables, run by
+    /// `wrangler`: where a rehearsal or a test template is built, away from the
+    /// workspace's own local database.
+    pub(crate) fn scratch(
+        root: &Path,
+        name: &str,
+        like: &Target,
+        wrangler: Wrangler,
+    ) -> anyhow::Result<Local> {
+        let config_path = root.join("wrangler.jsonc");
+        let config = serde_json::json!({
+            "name": name,
+            "d1_databases": [{"binding": "DB", "database_name": name, "database_id": name}],
+        });
+        std::fs::write(&config_path, format!("{config}\n"))
+            .map_err(|e| failed!("cannot write {}: {e}", config_path.display()))?;
+        let project = Project::at(root.to_path_buf(), config_path.clone());
+        let target = Target {
+            env: crate::workspace::target::Env::Local,
+            db: crate::workspace::target::Database {
+                binding: "DB".into(),
+                name: Some(name.into()),
+                id: Some(name.into()),
+                preview_id: None,
+                migrations_dir: like.db.migrations_dir.clone(),
+                migrations_pattern: like.db.migrations_pattern.clone(),
+                migrations_table: like.db.migrations_table.clone(),
+            },
+            protected: false,
+            config_path,
+        };
+        Ok(Local::with_wrangler(&project, &target, wrangler))
+    }
+
     fn read_file(&self, path: &Path) -> anyhow::Result<State> {
         if !path.exists() {
             return Ok(State::default());

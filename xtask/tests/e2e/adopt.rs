@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{repo_root, run_wrangler, sqlite_rows, Run, Workspace};
+use crate::support::{local_d1_files, repo_root, run_wrangler, sqlite_rows, Run, Workspace};
 
 /// The host's `xtask/src/main.rs` when D1 is all its xtask does: the guide's one line.
 const ONE_LINE_MAIN: &str = "fn main() -> std::process::ExitCode {
@@ -178,17 +178,9 @@ fn target_dir() -> PathBuf {
 
 /// Rows of the host's local database, read through SQLite from the file wrangler wrote.
 fn local_rows(dir: &Path, sql: &str) -> Vec<serde_json::Value> {
-    let folder = dir.join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
-    let file = std::fs::read_dir(&folder)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.extension().is_some_and(|e| e == "sqlite")
-                && p.file_name().is_some_and(|n| n != "metadata.sqlite")
-        })
-        .unwrap_or_else(|| panic!("no local D1 file in {}", folder.display()));
-    sqlite_rows(&file, sql)
+    let files = local_d1_files(dir);
+    assert_eq!(files.len(), 1, "the host has one local database: {files:?}");
+    sqlite_rows(&files[0], sql)
 }
 
 fn count(dir: &Path, table: &str) -> i64 {

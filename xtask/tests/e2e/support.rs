@@ -115,6 +115,23 @@ pub fn run_wrangler(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Run {
     Run::from(cmd.output().unwrap())
 }
 
+/// The local D1 files wrangler wrote in the workspace at `dir`, in name order.
+pub fn local_d1_files(dir: &Path) -> Vec<PathBuf> {
+    let folder = dir.join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "sqlite")
+                && p.file_name().is_some_and(|n| n != "metadata.sqlite")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// Runs `sql` on the SQLite file `file` with D1's foreign keys on, and returns the rows of
 /// its last statement as wrangler's `--json` shows them.
 pub fn sqlite_rows(file: &Path, sql: &str) -> Vec<serde_json::Value> {
@@ -293,19 +310,7 @@ impl Workspace {
 
     /// The local D1 file when the workspace has exactly one.
     fn only_local_file(&self) -> Option<PathBuf> {
-        let dir = self
-            .dir
-            .join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
-        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|e| e == "sqlite")
-                    && p.file_name().is_some_and(|n| n != "metadata.sqlite")
-            })
-            .collect();
-        match &files[..] {
+        match &local_d1_files(&self.dir)[..] {
             [one] => Some(one.clone()),
             _ => None,
         }
@@ -337,18 +342,10 @@ impl Workspace {
     /// The local D1 file wrangler wrote (the workspace's one local database), to check
     /// through SQLite itself.
     pub fn local_file(&self) -> PathBuf {
-        let dir = self
-            .dir
-            .join(".wrangler/state/v3/d1/miniflare-D1DatabaseObject");
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.extension().is_some_and(|e| e == "sqlite")
-                    && p.file_name().is_some_and(|n| n != "metadata.sqlite")
-            })
-            .unwrap_or_else(|| panic!("no local D1 file in {}", dir.display()))
+        local_d1_files(&self.dir)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no local D1 file in {}", self.dir.display()))
     }
 
     /// What raw `wrangler d1 migrations list --local` says is pending.

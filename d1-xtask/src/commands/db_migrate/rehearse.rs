@@ -13,8 +13,7 @@ use crate::d1::{ApplyMode, BackupMade, Database, Extras, RestorePoint, State};
 use crate::exit::{failed, stop_with, Exit};
 use crate::migrations::{Migration, MigrationSet};
 use crate::ui::{self, Report};
-use crate::workspace::project::Project;
-use crate::workspace::target::{self, Env, Target};
+use crate::workspace::target::Target;
 use crate::wrangler::Wrangler;
 use crate::{migrations::plan, workspace::Ctx};
 
@@ -114,32 +113,12 @@ fn rehearse(
     to: Option<&Migration>,
     scratch_root: &std::path::Path,
 ) -> anyhow::Result<Report> {
-    let config_path = scratch_root.join("wrangler.jsonc");
-    std::fs::write(
-        &config_path,
-        "{\"name\": \"rehearsal\", \"d1_databases\": [{\"binding\": \"DB\", \"database_name\": \"rehearsal\", \"database_id\": \"rehearsal\"}]}\n",
-    )
-    .map_err(|e| failed!("cannot write {}: {e}", config_path.display()))?;
-    let scratch_project = Project::at(scratch_root.to_path_buf(), config_path.clone());
-    let scratch_target = Target {
-        env: Env::Local,
-        db: target::Database {
-            binding: "DB".into(),
-            name: Some("rehearsal".into()),
-            id: Some("rehearsal".into()),
-            preview_id: None,
-            migrations_dir: target.db.migrations_dir.clone(),
-            migrations_pattern: target.db.migrations_pattern.clone(),
-            migrations_table: target.db.migrations_table.clone(),
-        },
-        protected: false,
-        config_path,
-    };
-    let mut copy = Local::with_wrangler(
-        &scratch_project,
-        &scratch_target,
+    let mut copy = Local::scratch(
+        scratch_root,
+        "rehearsal",
+        target,
         Wrangler::locate(&ctx.project)?,
-    );
+    )?;
 
     // 1. The copy: an export (remote) or a snapshot (local), loaded into the scratch D1.
     let dump = scratch_root.join("copy.data");
