@@ -101,7 +101,7 @@ impl DbBackup {
                 target.describe(),
                 dest.display()
             ));
-            return Ok(Report::default());
+            return Ok(crate::commands::dry_run_report(&target));
         }
         let mut db = d1::open(&ctx.project, &target)?;
         let scratch = backups::scratch_file(&ctx.project, ext)?;
@@ -200,7 +200,7 @@ fn bookmark_only(ctx: &Ctx, target: &crate::workspace::target::Target) -> anyhow
             "dry run: would record the current Time Travel bookmark of {}",
             target.describe()
         ));
-        return Ok(Report::default());
+        return Ok(crate::commands::dry_run_report(target));
     }
     let mut db = d1::open(&ctx.project, target)?;
     let state = db.state()?;

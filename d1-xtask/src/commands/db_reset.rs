@@ -100,7 +100,7 @@ impl DbReset {
                 ));
             }
             ui::say("dry run: nothing is changed");
-            return Ok(Report::default());
+            return Ok(crate::commands::dry_run_report(&target));
         }
         let mut change = Reset {
             project: &ctx.project,

@@ -181,7 +181,7 @@ impl DbRestore {
         if ctx.global.dry_run {
             ui::say(format!("{}: restore {from}", target.describe()));
             ui::say("dry run: nothing is changed");
-            return Ok(Report::default());
+            return Ok(crate::commands::dry_run_report(&target));
         }
         let mut change = RestoreChange {
             target: &target,

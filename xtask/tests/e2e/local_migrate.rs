@@ -227,4 +227,20 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
         !ws.dir.join(".wrangler/state").exists(),
         "a dry run creates no database"
     );
+    // With --json, every dry run still prints one document.
+    for args in [
+        &["db-reset", "--dry-run", "--json"][..],
+        &["db-backup", "--dry-run", "--json"][..],
+    ] {
+        let run = ws.xtask(args);
+        run.expect(0, &["dry run"]);
+        let doc = run.json();
+        assert_eq!(doc["dry_run"], true, "{args:?}: {doc}");
+        assert_eq!(doc["changed"], false, "{args:?}: {doc}");
+        assert_eq!(doc["database"]["binding"], "DB", "{args:?}: {doc}");
+    }
+    assert!(
+        !ws.dir.join(".wrangler/state").exists(),
+        "still no database"
+    );
 }

@@ -125,7 +125,7 @@ pub(crate) fn run(
         let plan = change.plan(&state)?.unwrap_or_default();
         ui::say(format!("{}: {plan}", target.describe()));
         ui::say("dry run: nothing is changed");
-        return Ok(Report::default());
+        return Ok(crate::commands::dry_run_report(target));
     }
     let guard = Guard {
         command: "db-migrate --baseline",

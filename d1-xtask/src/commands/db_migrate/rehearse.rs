@@ -95,7 +95,7 @@ pub(crate) fn run(
             target.describe(),
             scratch_root.display()
         ));
-        return Ok(Report::default());
+        return Ok(crate::commands::dry_run_report(target));
     }
     let _ = std::fs::remove_dir_all(&scratch_root);
     std::fs::create_dir_all(&scratch_root)

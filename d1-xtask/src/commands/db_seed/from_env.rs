@@ -47,7 +47,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &DbSeed, from: &str) -> anyhow::Result<Report>
             seed_path.display(),
             cleanup_path.display()
         ));
-        return Ok(Report::default());
+        return Ok(crate::commands::dry_run_report(&target));
     }
     // Reading a protected environment is allowed here, and confirmed.
     confirm::confirm_read(

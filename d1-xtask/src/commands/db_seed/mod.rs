@@ -159,7 +159,7 @@ impl DbSeed {
                 ));
             }
             ui::say("dry run: nothing is changed");
-            return Ok(Report::default());
+            return Ok(crate::commands::dry_run_report(&target));
         }
         let mut change = Seed {
             command: &self,
