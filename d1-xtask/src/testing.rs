@@ -30,7 +30,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::commands::db_seed::files::{files_with_prefix, joined_sql, SeedFile};
+use crate::commands::db_seed::files::{joined_sql, load_with_prefix, SeedFile};
 use crate::d1::local::Local;
 use crate::d1::{template, Database, Extras};
 use crate::exit::failed;
@@ -86,19 +86,19 @@ impl TestDatabases {
             ));
         }
         let seeds = if seeded {
-            files_with_prefix(&project.test_data, "seed-")?
-                .iter()
-                .map(|p| SeedFile::load(p))
-                .collect::<anyhow::Result<Vec<_>>>()?
+            load_with_prefix(&project.test_data, "seed-")?
         } else {
             Vec::new()
         };
         let chosen: Vec<&Migration> = set.migrations.iter().collect();
         // Installed first when missing, so that the key names the wrangler that builds.
-        let mut wrangler = None;
-        if Wrangler::fingerprint_for(&project).is_none() {
-            wrangler = Some(Wrangler::locate(&project)?);
-        }
+        let (fingerprint, located) = match Wrangler::fingerprint_for(&project) {
+            Some(f) => (f, None),
+            None => {
+                let w = Wrangler::locate(&project)?;
+                (w.fingerprint(), Some(w))
+            }
+        };
         let inputs = template::Inputs {
             target: &target,
             migrations: &chosen,
@@ -107,7 +107,7 @@ impl TestDatabases {
                 .map(|s| (s.short_name(), s.sql.as_str()))
                 .collect(),
             to: None,
-            wrangler: Wrangler::fingerprint_for(&project).unwrap_or_default(),
+            wrangler: fingerprint,
         };
         let key = inputs.key();
         if let Some(template) = template::find(&project, &key) {
@@ -116,7 +116,7 @@ impl TestDatabases {
                 built: false,
             });
         }
-        let wrangler = match wrangler {
+        let wrangler = match located {
             Some(w) => w,
             None => Wrangler::locate(&project)?,
         };

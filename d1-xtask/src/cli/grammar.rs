@@ -83,37 +83,13 @@ impl Command {
                 Global::of(Some(&c.at), None, Some(&c.out), Some(&c.preview), None)
             }
             Command::DbStatus(c) => Global::of(Some(&c.at), None, Some(&c.out), None, None),
-            Command::DbMigrate(c) => Global::of(
-                Some(&c.at),
-                None,
-                Some(&c.out),
-                Some(&c.preview),
-                Some(&c.guarded),
-            ),
-            Command::DbReset(c) => Global::of(
-                Some(&c.at),
-                None,
-                Some(&c.out),
-                Some(&c.preview),
-                Some(&c.guarded),
-            ),
-            Command::DbSeed(c) => Global::of(
-                Some(&c.at),
-                None,
-                Some(&c.out),
-                Some(&c.preview),
-                Some(&c.guarded),
-            ),
+            Command::DbMigrate(c) => c.change.global(),
+            Command::DbReset(c) => c.change.global(),
+            Command::DbSeed(c) => c.change.global(),
             Command::DbBackup(c) => {
                 Global::of(Some(&c.at), None, Some(&c.out), Some(&c.preview), None)
             }
-            Command::DbRestore(c) => Global::of(
-                Some(&c.at),
-                None,
-                Some(&c.out),
-                Some(&c.preview),
-                Some(&c.guarded),
-            ),
+            Command::DbRestore(c) => c.change.global(),
             Command::Setup(c) => Global::of(None, Some(&c.config), None, None, None),
         }
     }
@@ -124,7 +100,7 @@ impl Command {
 pub(crate) enum Parsed {
     /// Text to print and exit 0: `--help`, `help <command>`, `--version`, no command.
     Print(String),
-    Run(Command),
+    Run(Box<Command>),
 }
 
 /// Whether `name` is a command of the grammar.
@@ -144,7 +120,7 @@ pub(crate) fn parse(args: Vec<String>) -> anyhow::Result<Parsed> {
     };
     let parsed = Cli::from_arg_matches(&matches).map_err(|e| usage!("{e}"))?;
     match parsed.command {
-        Some(c) => Ok(Parsed::Run(c)),
+        Some(c) => Ok(Parsed::Run(Box::new(c))),
         None => Ok(Parsed::Print(cli.render_help().to_string())),
     }
 }
@@ -296,7 +272,7 @@ mod tests {
 
     fn command(s: &str) -> Command {
         match parse_str(s).unwrap() {
-            Parsed::Run(c) => c,
+            Parsed::Run(c) => *c,
             Parsed::Print(text) => panic!("{s}: printed {text}"),
         }
     }
@@ -334,7 +310,7 @@ mod tests {
         else {
             panic!("not db-seed")
         };
-        assert!(s.no_backup);
+        assert!(s.change.no_backup);
         assert_eq!(s.command, ["cargo", "test", "-p", "app", "--release"]);
         let Command::DbNew(n) = command("db-new add tags") else {
             panic!("not db-new")

@@ -32,7 +32,7 @@ pub(crate) fn run_os(args: Vec<std::ffi::OsString>) -> ExitCode {
             report.line(text);
             Ok(report)
         }
-        Parsed::Run(command) => execute(command),
+        Parsed::Run(command) => execute(*command),
     })
 }
 

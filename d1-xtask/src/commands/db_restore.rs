@@ -10,7 +10,7 @@ use crate::guarded::backups::{self, Entry, Kind};
 use crate::guarded::change::{self, Act, Change, Guard};
 use crate::guarded::confirm::Confirm;
 use crate::ui::{self, Report};
-use crate::workspace::options::{Guarded, Output, Preview, Where};
+use crate::workspace::options::Changing;
 use crate::workspace::target::Target;
 use crate::{d1, time, workspace::Ctx};
 
@@ -35,17 +35,8 @@ pub struct DbRestore {
     /// the newest restore point or backup of this environment and database
     #[arg(long)]
     pub(crate) last: bool,
-    /// take no restore point first (refused on protected environments)
-    #[arg(long)]
-    pub(crate) no_backup: bool,
     #[command(flatten)]
-    pub(crate) at: Where,
-    #[command(flatten)]
-    pub(crate) out: Output,
-    #[command(flatten)]
-    pub(crate) preview: Preview,
-    #[command(flatten)]
-    pub(crate) guarded: Guarded,
+    pub(crate) change: Changing,
 }
 
 /// Where `db-restore` takes the database back to: exactly one of its sources.
@@ -193,7 +184,7 @@ impl DbRestore {
         let guard = Guard {
             command: "db-restore",
             confirm: Confirm::Yes,
-            restore_point: !self.no_backup,
+            restore_point: !self.change.no_backup,
             restoring,
         };
         let done = change::run(ctx, &target, db.as_mut(), guard, &mut change)?;

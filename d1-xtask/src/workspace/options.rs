@@ -60,6 +60,37 @@ pub(crate) struct Guarded {
     pub(crate) force_unlock: bool,
 }
 
+/// Everything a command that changes a database through the guarded path shares: the
+/// restore point it may skip, which database, the output, the dry run, confirmations and
+/// the lock.
+#[derive(Args, Clone, Debug, Default, PartialEq)]
+pub(crate) struct Changing {
+    /// take no restore point first (refused on protected environments)
+    #[arg(long)]
+    pub(crate) no_backup: bool,
+    #[command(flatten)]
+    pub(crate) at: Where,
+    #[command(flatten)]
+    pub(crate) out: Output,
+    #[command(flatten)]
+    pub(crate) preview: Preview,
+    #[command(flatten)]
+    pub(crate) guarded: Guarded,
+}
+
+impl Changing {
+    /// The shared options these give.
+    pub(crate) fn global(&self) -> Global {
+        Global::of(
+            Some(&self.at),
+            None,
+            Some(&self.out),
+            Some(&self.preview),
+            Some(&self.guarded),
+        )
+    }
+}
+
 /// The shared options of one run, whichever groups its command takes.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Global {

@@ -227,6 +227,11 @@ impl Wrangler {
     }
 
     /// A wrangler found on disk, after making sure the Node it will run on is new enough.
+    /// What names this wrangler (see `fingerprint_for`).
+    pub(crate) fn fingerprint(&self) -> String {
+        fingerprint(&self.program)
+    }
+
     /// What names the wrangler `locate` would find, without starting anything (no Node
     /// check, no install): `None` when there is none yet.
     pub(crate) fn fingerprint_for(project: &Project) -> Option<String> {

@@ -14,7 +14,7 @@ use crate::guarded::change::{self, Act, Change, Guard};
 use crate::guarded::confirm::Confirm;
 use crate::migrations::{Migration, MigrationSet};
 use crate::ui::{self, Report};
-use crate::workspace::options::{Guarded, Output, Preview, Where};
+use crate::workspace::options::Changing;
 use crate::workspace::target::Target;
 use crate::wrangler::display_command;
 use crate::{d1, migrations::plan, workspace::Ctx};
@@ -28,9 +28,6 @@ pub struct DbMigrate {
     /// apply each file in its own request (wrangler's way) instead of all-or-nothing
     #[arg(long)]
     pub(crate) per_file: bool,
-    /// take no restore point first (refused on protected environments)
-    #[arg(long)]
-    pub(crate) no_backup: bool,
     /// after applying, run this shell command; if it fails, restore the restore point and exit 1
     #[arg(long, value_name = "command")]
     pub(crate) verify: Option<String>,
@@ -47,13 +44,7 @@ pub struct DbMigrate {
     #[arg(long)]
     pub(crate) allow_drift: bool,
     #[command(flatten)]
-    pub(crate) at: Where,
-    #[command(flatten)]
-    pub(crate) out: Output,
-    #[command(flatten)]
-    pub(crate) preview: Preview,
-    #[command(flatten)]
-    pub(crate) guarded: Guarded,
+    pub(crate) change: Changing,
 }
 
 /// What one `db-migrate` run does: its modes exclude each other.
@@ -72,7 +63,7 @@ enum Mode<'a> {
 impl DbMigrate {
     /// The mode the flags ask for, refusing flags that do not go with it.
     fn mode(&self) -> anyhow::Result<Mode<'_>> {
-        if self.no_backup && self.verify.is_some() {
+        if self.change.no_backup && self.verify.is_some() {
             return Err(usage!(
                 "--verify needs the restore point that --no-backup skips: drop one of them"
             ));
@@ -83,7 +74,7 @@ impl DbMigrate {
                 || self.rehearse
                 || self.repair
                 || self.per_file
-                || self.no_backup
+                || self.change.no_backup
             {
                 return Err(usage!(
                     "--baseline only records migrations as applied: it does not go with --to, --verify, --rehearse, \
@@ -160,7 +151,7 @@ impl DbMigrate {
         let guard = Guard {
             command: "db-migrate",
             confirm: Confirm::Yes,
-            restore_point: !self.no_backup,
+            restore_point: !self.change.no_backup,
             restoring: None,
         };
         let done = change::run(ctx, &target, db.as_mut(), guard, &mut change)?;
@@ -187,12 +178,12 @@ impl DbMigrate {
         let chosen = plan::select(&status, to);
         ui::say(format!("{}: {} to apply", target.describe(), chosen.len()));
         ui::say("dry run: nothing is changed; this would run:");
-        if target.env.is_remote() && !self.no_backup {
+        if target.env.is_remote() && !self.change.no_backup {
             ui::say(format!(
                 "  $ {}",
                 display_command(&target.time_travel_args("info", &["--json"]))
             ));
-        } else if !self.no_backup {
+        } else if !self.change.no_backup {
             ui::say("  snapshot of the local database file into backups/local/");
         }
         if !chosen.is_empty() {

@@ -52,6 +52,14 @@ pub(crate) fn files_with_prefix(dir: &Path, prefix: &str) -> anyhow::Result<Vec<
     Ok(files)
 }
 
+/// The `<prefix>*.sql` files of `dir`, in name order, loaded.
+pub(crate) fn load_with_prefix(dir: &Path, prefix: &str) -> anyhow::Result<Vec<SeedFile>> {
+    files_with_prefix(dir, prefix)?
+        .iter()
+        .map(|p| SeedFile::load(p))
+        .collect()
+}
+
 /// The SQL of `files` for one request, in order, each behind a comment naming it.
 pub(crate) fn joined_sql(files: &[SeedFile]) -> String {
     let mut sql = String::new();

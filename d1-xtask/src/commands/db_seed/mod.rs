@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::commands::db_seed::files::{files_with_prefix, SeedFile};
+use crate::commands::db_seed::files::{files_with_prefix, load_with_prefix, SeedFile};
 use crate::d1::{Database, SchemaObject, State};
 use crate::exit::{failed, refused, usage, ChildStatus};
 use crate::guarded::backups;
@@ -17,7 +17,7 @@ use crate::guarded::change::{self, Act, Change, Guard};
 use crate::guarded::confirm::Confirm;
 use crate::migrations::{sql, MigrationSet};
 use crate::ui::{self, Report};
-use crate::workspace::options::{number_in, Guarded, Output, Preview, Where};
+use crate::workspace::options::{number_in, Changing};
 use crate::workspace::target::Target;
 use crate::{d1, migrations::plan, workspace::Ctx};
 
@@ -30,9 +30,6 @@ pub struct DbSeed {
     /// load only this file
     #[arg(long, value_name = "path")]
     pub(crate) file: Option<PathBuf>,
-    /// take no restore point first
-    #[arg(long)]
-    pub(crate) no_backup: bool,
     /// write anonymized seed and cleanup files from that environment's data (rules in xtask.jsonc)
     #[arg(long, value_name = "env")]
     pub(crate) from: Option<String>,
@@ -49,13 +46,7 @@ pub struct DbSeed {
     #[arg(last = true, value_name = "command")]
     pub(crate) command: Vec<String>,
     #[command(flatten)]
-    pub(crate) at: Where,
-    #[command(flatten)]
-    pub(crate) out: Output,
-    #[command(flatten)]
-    pub(crate) preview: Preview,
-    #[command(flatten)]
-    pub(crate) guarded: Guarded,
+    pub(crate) change: Changing,
 }
 
 /// What one `db-seed` run does: its modes exclude each other.
@@ -73,7 +64,11 @@ impl DbSeed {
     /// The mode the flags ask for, refusing flags that do not go with it.
     fn mode(&self) -> anyhow::Result<Mode<'_>> {
         if let Some(env) = self.from.as_deref() {
-            if self.cleanup || self.file.is_some() || !self.command.is_empty() || self.no_backup {
+            if self.cleanup
+                || self.file.is_some()
+                || !self.command.is_empty()
+                || self.change.no_backup
+            {
                 return Err(usage!(
                     "--from writes seed files and loads nothing: it does not go with --cleanup, --file, --no-backup \
                      or `-- <command>`; load its output afterwards with `cargo xtask db-seed --file <seed file>`"
@@ -137,11 +132,7 @@ impl DbSeed {
         let cleanup_files = if self.command.is_empty() {
             Vec::new()
         } else {
-            let paths = files_with_prefix(&dir, "cleanup")?;
-            paths
-                .iter()
-                .map(|p| SeedFile::load(p))
-                .collect::<anyhow::Result<Vec<_>>>()?
+            load_with_prefix(&dir, "cleanup")?
         };
 
         let reserved = crate::commands::db_seed::from_env::reserved_ranges(ctx, true)?;
@@ -177,7 +168,7 @@ impl DbSeed {
                 "db-seed"
             },
             confirm: Confirm::Yes,
-            restore_point: !self.no_backup,
+            restore_point: !self.change.no_backup,
             restoring: None,
         };
         let loaded = change::run(ctx, &target, db.as_mut(), guard, &mut change);
