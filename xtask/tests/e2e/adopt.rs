@@ -189,8 +189,9 @@ fn count(dir: &Path, table: &str) -> i64 {
         .unwrap()
 }
 
-/// The guide's commands in a host, checked afterwards through raw wrangler (local) and
-/// the emulator's own database (staging).
+/// The guide's commands in a host, checked afterwards through SQLite on the file wrangler
+/// wrote and raw `wrangler d1 migrations list` (local), and in the emulator's own
+/// database (staging).
 fn exercise(dir: &Path) {
     let xtask = |args: &[&str]| {
         let mut all = vec!["xtask"];

@@ -1,5 +1,6 @@
 //! End-to-end: db-backup, db-restore and db-migrate --verify, locally and on the emulator,
-//! checked through wrangler.
+//! checked afterwards through SQLite on the file wrangler wrote and on the emulator's
+//! database (and through wrangler where its own view is what is checked).
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -91,11 +92,7 @@ fn local_backup_change_restore_and_undo() {
             "to return to the state before this run:",
         ],
     );
-    assert_eq!(
-        local_fp(&ws),
-        original,
-        "same rows and schema, through wrangler"
-    );
+    assert_eq!(local_fp(&ws), original, "same rows and schema, read back");
     assert_eq!(ws.wrangler_pending(), vec!["0002_tags.sql"]);
 
     // The printed command undoes the restore.
@@ -253,7 +250,7 @@ fn verify_failure_restores_local_and_remote() {
     assert_eq!(
         local_fp(&ws),
         before,
-        "schema and data as before, through wrangler"
+        "schema and data as before, read back"
     );
     ws.xtask(&["db-migrate", "--verify", "true"])
         .expect(0, &["verified: `true` passed"]);
@@ -324,7 +321,7 @@ fn refusals_change_nothing() {
     ws.xtask(&["db-restore", "--last", "--bookmark", "x"])
         .expect(2, &["exactly one of"]);
     assert!(!unknown.stderr.contains("$ wrangler"));
-    assert_eq!(local_fp(&ws), before, "nothing changed, through wrangler");
+    assert_eq!(local_fp(&ws), before, "nothing changed, read back");
 
     let emu = ws.emulator();
     let future = (std::time::SystemTime::now()

@@ -1,6 +1,6 @@
 //! D1 as it really is: the emulator refuses what D1 refuses (checked through the real
 //! wrangler, the client D1 users have), and the xtask works under those rules on a
-//! staging database of eight tables, checked afterwards through wrangler.
+//! staging database of eight tables, checked afterwards in the emulator's database.
 
 use crate::support::Workspace;
 use d1_emulator::{Fault, FaultKind};

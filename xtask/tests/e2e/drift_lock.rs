@@ -51,7 +51,7 @@ fn an_edited_applied_file_blocks_until_repaired() {
     assert_eq!(
         ws.applied_names(),
         vec!["0001_users.sql"],
-        "0002 was not applied (through wrangler)"
+        "0002 was not applied (read back from the file)"
     );
 
     ws.xtask(&["db-migrate", "--repair"])

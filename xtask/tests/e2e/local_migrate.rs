@@ -151,7 +151,7 @@ fn a_failing_migration_applies_nothing_and_says_so() {
             "1 migration applied, the newest 0001_users.sql",
         ],
     );
-    // Checked through wrangler: all or nothing, and the failed file left no table behind.
+    // Read back from the file: all or nothing, and the failed file left no table behind.
     assert_eq!(ws.applied_names(), vec!["0001_users.sql"]);
     assert_eq!(ws.tables(), vec!["users"]);
 }

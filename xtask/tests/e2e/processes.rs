@@ -355,13 +355,13 @@ pub fn a_killed_xtask_leaves_no_command_running() {
     }
 }
 
-/// One statement giving the schema and every table's row count, through raw wrangler.
+/// The schema and every table's row count, through raw wrangler.
 fn schema_and_counts(ws: &Workspace) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-    let schema = ws.query(
+    let schema = ws.wrangler_query(
         "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' \
          AND name NOT LIKE '_cf_%' ORDER BY type, name",
     );
-    let counts = ws.query(
+    let counts = ws.wrangler_query(
         "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM posts) AS posts, \
          (SELECT count(*) FROM user_profiles) AS user_profiles, (SELECT count(*) FROM products) AS products, \
          (SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM order_items) AS order_items, \
@@ -418,8 +418,9 @@ fn a_reset_of_unchanged_inputs_comes_from_the_template_and_any_edit_rebuilds_it(
         .expect(0, &["seeded 2 files in the same request"]);
     assert_eq!(calls(&log).len(), 1, "an edited seed file rebuilds");
     assert_eq!(
-        ws.query("SELECT email FROM users WHERE id = 900777")[0]["email"],
-        "new@example.invalid"
+        ws.wrangler_query("SELECT email FROM users WHERE id = 900777")[0]["email"],
+        "new@example.invalid",
+        "the new row, through raw wrangler"
     );
 
     // A migration edited: one process rebuilds, and what it adds is there.

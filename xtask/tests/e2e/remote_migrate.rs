@@ -1,5 +1,6 @@
 //! End-to-end: `--env staging` / `--env production` with the real wrangler talking to the
-//! D1 API emulator, checked through wrangler itself.
+//! D1 API emulator, checked afterwards in the emulator's database and, where wrangler's own
+//! view is the point, through wrangler itself.
 
 use crate::support::{Workspace, TOKEN};
 use d1_emulator::{Fault, FaultKind};

@@ -59,7 +59,7 @@ fn reset_leaves_exactly_the_migrations_schema() {
     assert_eq!(
         schema(&ws),
         expected,
-        "exactly the migrations' schema, read through wrangler"
+        "exactly the migrations' schema, read back"
     );
     assert_eq!(count(&ws, "SELECT count(*) AS n FROM players"), 0);
     assert_eq!(count(&ws, "SELECT count(*) AS n FROM audit"), 0);

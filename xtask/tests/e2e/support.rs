@@ -316,7 +316,8 @@ impl Workspace {
         }
     }
 
-    /// Names in wrangler's tracking table, read through wrangler (empty if it does not exist).
+    /// Names in wrangler's tracking table, read back with `query` (empty if it does not
+    /// exist).
     pub fn applied_names(&self) -> Vec<String> {
         let exists = self.query("SELECT name FROM sqlite_master WHERE name = 'd1_migrations'");
         if exists.is_empty() {
@@ -328,7 +329,7 @@ impl Workspace {
             .collect()
     }
 
-    /// User tables as wrangler sees them.
+    /// User tables, read back with `query`.
     pub fn tables(&self) -> Vec<String> {
         self.query(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
