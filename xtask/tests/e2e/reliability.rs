@@ -226,121 +226,150 @@ fn remote_faults(category: &'static str, steps: &[Step]) {
             .xtask_remote(&emu, &["db-migrate", "--env", "staging"], &[])
             .expect(0, &[]);
     }
-    for step in steps {
-        for (kind_name, kind) in KINDS {
-            let ws = Workspace::new("fault");
-            copy_tree(&fixture.dir, &ws.dir);
-            let emu = ws.emulator();
-            assert_eq!(
-                ws.remote_tables_and_applied(&emu, "staging").1,
-                ["0001_users.sql"],
-                "the copied set-up"
-            );
-            ws.remote_query(
-                &emu,
-                "staging",
-                "INSERT INTO users (id, email) VALUES (1, 'a@x.com'), (2, 'b@x.com')",
-            );
-            let bookmark = ws.remote_bookmark(&emu, "staging");
-            let backup = if step.name == "import" {
-                // Over 100 kB, so that the restore goes through D1's import API.
-                ws.remote_query(
-                    &emu,
-                    "staging",
-                    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000) \
-                     INSERT INTO users (id, email) SELECT i + 10, \
-                     printf('user-%05d-with-a-long-enough-address@example.invalid', i) FROM c",
-                );
-                let b = ws.xtask_remote(&emu, &["db-backup", "--env", "staging", "--json"], &[]);
-                b.json()["id"].as_str().unwrap().to_string()
-            } else {
-                String::new()
-            };
-            ws.migration("0002_posts.sql", POSTS);
-            // A short wrangler timeout for the faulted run only (set-up runs on a loaded
-            // machine may take longer); a slow reply comes well after it.
-            ws.write(
-                "xtask.jsonc",
-                "{ \"wrangler_timeout_secs\": 10, \"lock_timeout_secs\": 0 }",
-            );
-            emu.emu().add_fault(
-                Fault::new(step.path, kind.clone())
-                    .method(step.method)
-                    .nth(step.nth),
-            );
-            let args: Vec<String> = step
-                .args
-                .iter()
-                .map(|a| {
-                    a.replace("{bookmark}", &bookmark)
-                        .replace("{backup}", &backup)
-                })
-                .collect();
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let run = ws.xtask_remote(&emu, &args, &[]);
-            emu.emu().clear_faults();
-            // A slow reply is handled at once and answered late: the database is settled.
-            // At the apply that means the request committed and only its reply was lost:
-            // the read-back shows every planned migration, and the run succeeds saying so.
-            let settled = step.name == "apply" && matches!(kind, FaultKind::Delay(_));
-            let mut problems = Vec::new();
-            if settled {
-                if run.code != 0 {
-                    problems.push(format!(
-                        "exit {} although the apply committed (a slow reply):\n{}",
-                        run.code, run.stderr
-                    ));
-                }
-                problems.extend(lacks(
-                    &run,
-                    &[
-                        "only its reply was lost",
-                        "applied 1 migration: 0002_posts.sql",
-                    ],
-                ));
-            } else {
-                if run.code == 0 {
-                    problems.push(format!(
-                        "exit 0 on a {kind_name} at the {}:\n{}",
-                        step.name, run.stderr
-                    ));
-                }
-                problems.extend(lacks(&run, step.words));
-            }
-            problems.extend(no_panic(&run));
-            // The lock is released; what is recorded as applied exists; no user row lost.
-            let lock = ws.remote_query(
-                &emu,
-                "staging",
-                "SELECT count(*) AS n FROM d1_migrations_lock",
-            );
-            if lock[0]["n"] != 0 {
-                problems.push("the lock was not released".into());
-            }
-            let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
-            if settled && !applied.contains(&"0002_posts.sql".to_string()) {
-                problems.push("the settled apply is not recorded".into());
-            }
-            for m in &applied {
-                let table = if m.starts_with("0001") {
-                    "users"
-                } else {
-                    "posts"
+    // The cases are independent (each its own workspace and emulator) and half of their
+    // time is waiting (a slow reply lasts until the 10 s timeout): two at a time.
+    let cases: Vec<(&Step, &(&str, FaultKind))> = steps
+        .iter()
+        .flat_map(|step| KINDS.iter().map(move |kind| (step, kind)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(vec![None; cases.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(&(step, (kind_name, kind))) = cases.get(i) else {
+                    break;
                 };
-                if !tables.contains(&table.to_string()) {
-                    problems.push(format!(
-                        "{m} is recorded as applied but {table} does not exist"
-                    ));
-                }
-            }
-            let users = ws.remote_query(&emu, "staging", "SELECT count(*) AS n FROM users")[0]["n"]
-                .as_i64()
-                .unwrap_or(0);
-            tally.lost += 2 - users.min(2);
-            tally.case(&format!("{} / {kind_name}", step.name), problems);
+                let outcome = fault_case(&fixture, step, kind_name, kind);
+                results.lock().unwrap()[i] = Some(outcome);
+            });
         }
+    });
+    for ((step, (kind_name, _)), outcome) in cases.iter().zip(results.into_inner().unwrap()) {
+        let (problems, lost) = outcome.expect("every case ran");
+        tally.lost += lost;
+        tally.case(&format!("{} / {kind_name}", step.name), problems);
     }
     tally.finish();
+}
+
+/// One fault case on a copy of `fixture`: the problems found, and the user rows lost.
+fn fault_case(
+    fixture: &Workspace,
+    step: &Step,
+    kind_name: &str,
+    kind: &FaultKind,
+) -> (Vec<String>, i64) {
+    let ws = Workspace::new("fault");
+    copy_tree(&fixture.dir, &ws.dir);
+    let emu = ws.emulator();
+    assert_eq!(
+        ws.remote_tables_and_applied(&emu, "staging").1,
+        ["0001_users.sql"],
+        "the copied set-up"
+    );
+    ws.remote_query(
+        &emu,
+        "staging",
+        "INSERT INTO users (id, email) VALUES (1, 'a@x.com'), (2, 'b@x.com')",
+    );
+    let bookmark = ws.remote_bookmark(&emu, "staging");
+    let backup = if step.name == "import" {
+        // Over 100 kB, so that the restore goes through D1's import API.
+        ws.remote_query(
+            &emu,
+            "staging",
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000) \
+                 INSERT INTO users (id, email) SELECT i + 10, \
+                 printf('user-%05d-with-a-long-enough-address@example.invalid', i) FROM c",
+        );
+        let b = ws.xtask_remote(&emu, &["db-backup", "--env", "staging", "--json"], &[]);
+        b.json()["id"].as_str().unwrap().to_string()
+    } else {
+        String::new()
+    };
+    ws.migration("0002_posts.sql", POSTS);
+    // A short wrangler timeout for the faulted run only (set-up runs on a loaded
+    // machine may take longer); a slow reply comes well after it.
+    ws.write(
+        "xtask.jsonc",
+        "{ \"wrangler_timeout_secs\": 10, \"lock_timeout_secs\": 0 }",
+    );
+    emu.emu().add_fault(
+        Fault::new(step.path, kind.clone())
+            .method(step.method)
+            .nth(step.nth),
+    );
+    let args: Vec<String> = step
+        .args
+        .iter()
+        .map(|a| {
+            a.replace("{bookmark}", &bookmark)
+                .replace("{backup}", &backup)
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = ws.xtask_remote(&emu, &args, &[]);
+    emu.emu().clear_faults();
+    // A slow reply is handled at once and answered late: the database is settled.
+    // At the apply that means the request committed and only its reply was lost:
+    // the read-back shows every planned migration, and the run succeeds saying so.
+    let settled = step.name == "apply" && matches!(kind, FaultKind::Delay(_));
+    let mut problems = Vec::new();
+    if settled {
+        if run.code != 0 {
+            problems.push(format!(
+                "exit {} although the apply committed (a slow reply):\n{}",
+                run.code, run.stderr
+            ));
+        }
+        problems.extend(lacks(
+            &run,
+            &[
+                "only its reply was lost",
+                "applied 1 migration: 0002_posts.sql",
+            ],
+        ));
+    } else {
+        if run.code == 0 {
+            problems.push(format!(
+                "exit 0 on a {kind_name} at the {}:\n{}",
+                step.name, run.stderr
+            ));
+        }
+        problems.extend(lacks(&run, step.words));
+    }
+    problems.extend(no_panic(&run));
+    // The lock is released; what is recorded as applied exists; no user row lost.
+    let lock = ws.remote_query(
+        &emu,
+        "staging",
+        "SELECT count(*) AS n FROM d1_migrations_lock",
+    );
+    if lock[0]["n"] != 0 {
+        problems.push("the lock was not released".into());
+    }
+    let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
+    if settled && !applied.contains(&"0002_posts.sql".to_string()) {
+        problems.push("the settled apply is not recorded".into());
+    }
+    for m in &applied {
+        let table = if m.starts_with("0001") {
+            "users"
+        } else {
+            "posts"
+        };
+        if !tables.contains(&table.to_string()) {
+            problems.push(format!(
+                "{m} is recorded as applied but {table} does not exist"
+            ));
+        }
+    }
+    let users = ws.remote_query(&emu, "staging", "SELECT count(*) AS n FROM users")[0]["n"]
+        .as_i64()
+        .unwrap_or(0);
+    (problems, 2 - users.min(2))
 }
 
 #[test]
