@@ -33,6 +33,8 @@ pub struct Shared {
     pub import_active_polls: u32,
     /// Imports under way, by database: polls still to answer `active`, then the outcome.
     pub imports: Mutex<std::collections::BTreeMap<String, (u32, Value)>>,
+    /// The account's Workers: versions and deployments per script (`workers.rs`).
+    pub workers: Mutex<crate::workers::Workers>,
 }
 
 /// What to do with a connection.
@@ -162,6 +164,17 @@ fn route(shared: &Shared, req: &Request, fault: Option<&FaultKind>) -> Outcome {
         .map(percent_decode)
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let ["accounts", _, "workers", rest @ ..] = segs.as_slice() {
+        let d1_exists = |id: &str| shared.store.lock().unwrap().get(id).is_some();
+        let reply = shared.workers.lock().unwrap().route(req, rest, &d1_exists);
+        return Outcome::Reply(reply.unwrap_or_else(|| {
+            error(
+                404,
+                7404,
+                &format!("no such route: {} {}", req.method, req.path),
+            )
+        }));
+    }
     let reply = match segs.as_slice() {
         ["accounts", _, "d1", "database"] if req.method == "GET" => list(shared, req),
         ["accounts", _, "d1", "database"] if req.method == "POST" => create(shared, req),

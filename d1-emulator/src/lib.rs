@@ -1,5 +1,6 @@
 //! A local emulator of the Cloudflare D1 HTTP API that `wrangler d1 ... --remote` calls,
-//! so that staging and production paths are tested with the real wrangler and no network.
+//! so that staging and production paths are tested with the real wrangler and no network;
+//! and of the Workers API that `wrangler deploy` and `wrangler rollback` call (`workers`).
 //! Point wrangler at it with `CLOUDFLARE_API_BASE_URL=<Emulator::base_url()>` and set
 //! `CLOUDFLARE_API_TOKEN` / `CLOUDFLARE_ACCOUNT_ID`.
 //!
@@ -35,6 +36,7 @@ mod http;
 pub use d1_rules as rules;
 mod sqltext;
 pub mod store;
+mod workers;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -130,6 +132,7 @@ impl Emulator {
             create_on_use: opts.create_on_use,
             import_active_polls: opts.import_active_polls,
             imports: Mutex::new(std::collections::BTreeMap::new()),
+            workers: Mutex::new(workers::Workers::open(&opts.data_dir)),
             store: Mutex::new(store),
             faults: Mutex::new(faults::Faults { list: opts.faults }),
             log: Mutex::new(Vec::new()),
@@ -202,6 +205,12 @@ impl Emulator {
             .get(uuid)
             .ok_or_else(|| format!("no database {uuid}"))?;
         Ok(db.current_bookmark().id.clone())
+    }
+
+    /// The version serving all of Worker `script`'s traffic now and its main module's
+    /// text (test checks), `None` before its first deploy.
+    pub fn live_worker(&self, script: &str) -> Option<(String, String)> {
+        self.shared.workers.lock().unwrap().live(script)
     }
 
     /// Runs SQL on a database directly (test set-up and checks), as one committed request.

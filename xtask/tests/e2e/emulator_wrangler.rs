@@ -203,3 +203,158 @@ fn list_info_execute_import_export_and_time_travel() {
         failing.stderr
     );
 }
+
+/// A Worker config: `CONFIG` with a module Worker (`src/index.js`), whose D1 binding is the
+/// workspace's.
+pub const WORKER_CONFIG: &str = r#"{
+  "name": "e2e",
+  "main": "src/index.js",
+  "compatibility_date": "2025-01-01",
+  "d1_databases": [
+    { "binding": "DB", "database_name": "e2e-local", "database_id": "00000000-0000-0000-0000-000000000001" },
+  ],
+  "env": {
+    "staging": { "d1_databases": [ { "binding": "DB", "database_name": "e2e-staging", "database_id": "00000000-0000-0000-0000-000000000002" } ] },
+    "production": { "d1_databases": [ { "binding": "DB", "database_name": "e2e-prod", "database_id": "00000000-0000-0000-0000-000000000003" } ] },
+  },
+}
+"#;
+
+pub fn worker_source(tag: &str) -> String {
+    format!(
+        "export default {{\n  async fetch(request, env) {{\n    const row = await env.DB.prepare(\"SELECT 1 AS one\").first();\n    return new Response(\"{tag} \" + row.one);\n  }},\n}};\n"
+    )
+}
+
+fn paths(emu: &crate::support::Remote) -> Vec<String> {
+    emu.emu()
+        .requests()
+        .iter()
+        .map(|r| {
+            let path = r.path.split("/workers/").nth(1).unwrap_or(&r.path);
+            format!("{} {path}", r.method)
+        })
+        .collect()
+}
+
+/// The Workers API as the pinned wrangler drives it: a first deploy (the upload deployed at
+/// once), a later one (a version, then a deployment), `versions list`, `deployments list`,
+/// `rollback`; each with the requests workers-api.md lists. Refusals as Cloudflare's:
+/// a D1 binding to a database the account lacks, a fault on the deployment.
+#[test]
+fn workers_deploy_versions_deployments_and_rollback() {
+    let ws = Workspace::new("emu-workers");
+    ws.write("wrangler.jsonc", WORKER_CONFIG);
+    ws.write("src/index.js", worker_source("v1"));
+    let emu = ws.emulator();
+    let deploy = ok(ws.wrangler_remote(&emu, &["deploy", "--env", "staging"]));
+    assert!(
+        deploy.stdout.contains("Current Version ID:"),
+        "{}",
+        deploy.stdout
+    );
+    assert_eq!(
+        paths(&emu),
+        [
+            "GET services/e2e-staging",
+            "GET scripts/e2e-staging/secrets",
+            "GET subdomain",
+            "GET scripts/e2e-staging/deployments",
+            "GET scripts/e2e-staging/settings",
+            "PUT scripts/e2e-staging",
+            "PATCH scripts/e2e-staging/script-settings",
+            "GET workers/e2e-staging",
+            "GET subdomain",
+            "POST scripts/e2e-staging/subdomain",
+        ]
+    );
+    let (v1, code) = emu.emu().live_worker("e2e-staging").unwrap();
+    assert!(code.contains("\"v1 \""), "{code}");
+    assert!(deploy.stdout.contains(&v1), "{}", deploy.stdout);
+
+    ws.write("src/index.js", worker_source("v2"));
+    emu.emu().clear_requests();
+    ok(ws.wrangler_remote(&emu, &["deploy", "--env", "staging"]));
+    assert_eq!(
+        paths(&emu),
+        [
+            "GET services/e2e-staging",
+            "GET scripts/e2e-staging/secrets",
+            "GET scripts/e2e-staging/deployments",
+            "GET scripts/e2e-staging/settings",
+            "POST scripts/e2e-staging/versions",
+            "POST scripts/e2e-staging/deployments",
+            "PATCH scripts/e2e-staging/script-settings",
+            "GET workers/e2e-staging",
+            "GET subdomain",
+            "POST scripts/e2e-staging/subdomain",
+        ]
+    );
+    let (v2, code) = emu.emu().live_worker("e2e-staging").unwrap();
+    assert!(code.contains("\"v2 \"") && v2 != v1, "{code}");
+
+    let list = ok(ws.wrangler_remote(&emu, &["deployments", "list", "--env", "staging", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let live: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["versions"][0]["version_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        live,
+        [v1.as_str(), v2.as_str()],
+        "oldest first, as wrangler sorts them"
+    );
+    let versions =
+        ok(ws.wrangler_remote(&emu, &["versions", "list", "--env", "staging", "--json"]));
+    let versions: serde_json::Value = serde_json::from_str(&versions.stdout).unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+
+    // A fault on the deployment: wrangler fails and v2 stays live.
+    emu.emu().add_fault(
+        d1_emulator::Fault::new("/deployments", d1_emulator::FaultKind::Fail).method("POST"),
+    );
+    let failed = ws.wrangler_remote(&emu, &["rollback", "--env", "staging", "--yes"]);
+    assert_ne!(failed.code, 0, "{}", failed.stdout);
+    assert_eq!(emu.emu().live_worker("e2e-staging").unwrap().0, v2);
+    emu.emu().clear_faults();
+
+    emu.emu().clear_requests();
+    let back = ok(ws.wrangler_remote(
+        &emu,
+        &["rollback", "--env", "staging", "--yes", "--message", "back"],
+    ));
+    assert!(back.stdout.contains(&v1), "{}", back.stdout);
+    assert_eq!(
+        paths(&emu),
+        [
+            "GET scripts/e2e-staging/deployments",
+            &format!("GET scripts/e2e-staging/versions/{v2}"),
+            "GET scripts/e2e-staging/deployments",
+            &format!("GET scripts/e2e-staging/versions/{v1}"),
+            "POST scripts/e2e-staging/deployments",
+        ]
+    );
+    let (live, code) = emu.emu().live_worker("e2e-staging").unwrap();
+    assert_eq!(live, v1);
+    assert!(code.contains("\"v1 \""), "{code}");
+
+    // A binding to a database the account does not have is refused; nothing is kept.
+    ws.write(
+        "wrangler.jsonc",
+        WORKER_CONFIG.replace(
+            "00000000-0000-0000-0000-000000000002",
+            "00000000-0000-0000-0000-0000000000ff",
+        ),
+    );
+    let refused = ws.wrangler_remote(&emu, &["deploy", "--env", "staging"]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        format!("{}{}", refused.stdout, refused.stderr).contains("no D1 database"),
+        "{}\n{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert_eq!(emu.emu().live_worker("e2e-staging").unwrap().0, v1);
+}
