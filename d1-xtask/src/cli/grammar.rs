@@ -16,6 +16,8 @@ use crate::commands::db_reset::DbReset;
 use crate::commands::db_restore::DbRestore;
 use crate::commands::db_seed::DbSeed;
 use crate::commands::db_status::DbStatus;
+use crate::commands::deploy::Deploy;
+use crate::commands::rollback::Rollback;
 use crate::commands::setup::Setup;
 use crate::exit::usage;
 use crate::workspace::Global;
@@ -71,6 +73,10 @@ pub enum Command {
     DbBackup(DbBackup),
     /// restore in place from a bookmark, timestamp or backup, after capturing the current state
     DbRestore(DbRestore),
+    /// migrate and deploy the Worker as one guarded change; roll both back if the deploy or --smoke fails
+    Deploy(Deploy),
+    /// undo a deploy: the Worker to the version before it, then the database to its restore point
+    Rollback(Rollback),
     /// install wrangler and the Node it runs on (npm ci) and check them
     Setup(Setup),
 }
@@ -90,6 +96,8 @@ impl Command {
                 Global::of(Some(&c.at), None, Some(&c.out), Some(&c.preview), None)
             }
             Command::DbRestore(c) => c.change.global(),
+            Command::Deploy(c) => c.change.global(),
+            Command::Rollback(c) => c.change.global(),
             Command::Setup(c) => Global::of(None, Some(&c.config), None, None, None),
         }
     }

@@ -142,5 +142,7 @@ fn execute(command: Command) -> anyhow::Result<Report> {
         Command::DbRestore(cmd) => cmd.run(&ctx),
         Command::DbReset(cmd) => cmd.run(&ctx),
         Command::DbSeed(cmd) => cmd.run(&ctx),
+        Command::Deploy(cmd) => cmd.run(&ctx),
+        Command::Rollback(cmd) => cmd.run(&ctx),
     }
 }

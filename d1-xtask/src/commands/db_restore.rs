@@ -234,14 +234,27 @@ impl DbRestore {
     }
 }
 
-/// A restore, as the guarded-change path drives it.
-struct RestoreChange<'a> {
+/// A restore, as the guarded-change path drives it (and `rollback`, for its database half).
+pub(crate) struct RestoreChange<'a> {
     target: &'a Target,
     source: Restore,
     from: String,
     /// The bookmark Time Travel reports as the one before the restore.
-    previous: Option<String>,
-    after: State,
+    pub(crate) previous: Option<String>,
+    pub(crate) after: State,
+}
+
+impl<'a> RestoreChange<'a> {
+    /// A return to Time Travel bookmark `bookmark`; `from` names it to people.
+    pub(crate) fn bookmark(target: &'a Target, bookmark: &str, from: String) -> RestoreChange<'a> {
+        RestoreChange {
+            target,
+            source: Restore::Bookmark(bookmark.to_string()),
+            from,
+            previous: None,
+            after: State::default(),
+        }
+    }
 }
 
 impl Change for RestoreChange<'_> {

@@ -209,9 +209,20 @@ pub(crate) fn record(project: &Project, entry: &Entry) -> anyhow::Result<()> {
 /// cut back off (so no half line stays); and the line is read back before the caller
 /// goes on to print anything that refers to it.
 fn append_line(project: &Project, text: &str) -> anyhow::Result<()> {
-    let path = index_path(project);
+    append_to(project, &index_path(project), "the backup index", text)
+}
+
+/// `append_line` for any JSON-lines file of the backups folder (the index, the deploy
+/// records).
+pub(crate) fn append_to(
+    project: &Project,
+    path: &Path,
+    what: &str,
+    text: &str,
+) -> anyhow::Result<()> {
+    let path = path.to_path_buf();
     create_private_dir(&backups_dir(project))?;
-    set_aside_torn_tail(project);
+    set_aside_torn_tail(&path);
     let mut options = std::fs::OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]
@@ -221,7 +232,7 @@ fn append_line(project: &Project, text: &str) -> anyhow::Result<()> {
     }
     let mut file = options
         .open(&path)
-        .map_err(|e| failed!("cannot open the backup index {}: {e}", path.display()))?;
+        .map_err(|e| failed!("cannot open {what} {}: {e}", path.display()))?;
     let before = file.metadata().map(|m| m.len()).ok();
     // One write per line: appends from concurrent runs do not interleave.
     let line = format!("{text}\n");
@@ -233,8 +244,7 @@ fn append_line(project: &Project, text: &str) -> anyhow::Result<()> {
             let _ = file.set_len(len);
         }
         return Err(failed!(
-            "cannot write the backup index {} ({e}; a full disk?): nothing was recorded; free \
-             space and run again",
+            "cannot write {what} {} ({e}; a full disk?): nothing was recorded; free space and run again",
             path.display()
         ));
     }
@@ -246,7 +256,7 @@ fn append_line(project: &Project, text: &str) -> anyhow::Result<()> {
     });
     if !written {
         return Err(failed!(
-            "the backup index {} does not hold the line just written: nothing can refer to it",
+            "{what} {} does not hold the line just written: nothing can refer to it",
             path.display()
         ));
     }
@@ -255,11 +265,11 @@ fn append_line(project: &Project, text: &str) -> anyhow::Result<()> {
 
 /// The index's bytes, if it is a regular file (a link to a device or a pipe is never
 /// read: it could be endless or block).
-fn read_index(path: &Path) -> Option<Vec<u8>> {
+pub(crate) fn read_index(path: &Path) -> Option<Vec<u8>> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() {
         ui::say(format!(
-            "warning: the backup index {} is not a regular file; it is not read",
+            "warning: {} is not a regular file; it is not read",
             path.display()
         ));
         return None;
@@ -274,9 +284,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// An index whose last line has no line end was cut short (a crash or a full disk during
 /// a write): that tail is moved to `index.jsonl.torn` (appended, never dropped), the index
 /// cut back to its last whole line, and the user told.
-fn set_aside_torn_tail(project: &Project) {
-    let path = index_path(project);
-    let Some(all) = read_index(&path) else {
+pub(crate) fn set_aside_torn_tail(path: &Path) {
+    let Some(all) = read_index(path) else {
         return;
     };
     if all.is_empty() || all.ends_with(b"\n") {
@@ -303,7 +312,7 @@ fn set_aside_torn_tail(project: &Project) {
     }
     let cut = std::fs::OpenOptions::new()
         .write(true)
-        .open(&path)
+        .open(path)
         .and_then(|f| f.set_len(keep as u64));
     ui::say(format!(
         "warning: the last line of {} was cut short (a crash or a full disk while it was written); \
@@ -319,8 +328,8 @@ fn set_aside_torn_tail(project: &Project) {
 /// finished (and, after a Time Travel restore, replaces its bookmark by D1's own
 /// `previous_bookmark`: the exact moment before the restore).
 pub(crate) fn entries(project: &Project) -> Vec<Entry> {
-    set_aside_torn_tail(project);
     let path = index_path(project);
+    set_aside_torn_tail(&path);
     let text = read_index(&path).unwrap_or_default();
     let mut values: Vec<Value> = Vec::new();
     for (n, line) in text.split(|b| *b == b'\n').enumerate() {
@@ -674,7 +683,13 @@ impl Captured {
 
 /// `cargo xtask db-restore ...` for this target, with the flags that chose it.
 pub(crate) fn restore_command(ctx: &Ctx, target: &Target, how: &str) -> String {
-    let mut cmd = format!("{} db-restore", ctx.settings.command_prefix);
+    command_line(ctx, target, "db-restore", how)
+}
+
+/// `<prefix> <command> [--env ..] [--database ..] [--config ..] [--yes] <how>`: a command
+/// line of the xtask for this target, as the user runs it.
+pub(crate) fn command_line(ctx: &Ctx, target: &Target, command: &str, how: &str) -> String {
+    let mut cmd = format!("{} {command}", ctx.settings.command_prefix);
     if let Env::Remote(name) = &target.env {
         cmd.push_str(&format!(" --env {name}"));
     }
@@ -687,8 +702,10 @@ pub(crate) fn restore_command(ctx: &Ctx, target: &Target, how: &str) -> String {
     if target.protected {
         cmd.push_str(" --yes");
     }
-    cmd.push(' ');
-    cmd.push_str(how);
+    if !how.is_empty() {
+        cmd.push(' ');
+        cmd.push_str(how);
+    }
     cmd
 }
 

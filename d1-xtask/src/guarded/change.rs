@@ -112,11 +112,6 @@ impl Act<'_> {
         }
         self.db.state()
     }
-
-    /// `\nto return to the state before this run: ...`, or nothing without a restore point.
-    pub(crate) fn undo_line(&self) -> String {
-        self.captured.map_or(String::new(), Captured::undo_line)
-    }
 }
 
 /// A change, as the pipeline drives it.
@@ -136,6 +131,17 @@ pub(crate) trait Change {
     /// way back (it replaces the restore point's bookmark in the undo and the index).
     fn previous_bookmark(&self) -> Option<String> {
         None
+    }
+    /// Under the lock, once the plan stands and before the restore point: what the change
+    /// must know or record before anything is touched (`deploy`: the live Worker version
+    /// and its record). An error changes nothing.
+    fn prepare(&mut self, _db: &mut dyn Database) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// How to undo the change, said after it (and added to its error): by default the way
+    /// back to the restore point.
+    fn undo_line(&self, captured: Option<&Captured>) -> String {
+        captured.map_or(String::new(), Captured::undo_line)
     }
 }
 
@@ -193,7 +199,10 @@ pub(crate) fn run(
     match (result, released) {
         (Ok(done), Ok(())) => {
             if let Some(c) = done.captured.as_ref().filter(|_| done.changed) {
-                ui::say(c.undo_line().trim_start());
+                let undo = change.undo_line(Some(c));
+                if !undo.trim().is_empty() {
+                    ui::say(undo.trim_start());
+                }
             }
             Ok(done)
         }
@@ -244,6 +253,7 @@ fn locked(
         confirm::confirmed_by_flag(target, guard.confirm, &plan);
     }
     ui::say(format!("{}: {plan}", target.describe()));
+    change.prepare(db)?;
     let taken = if guard.restore_point {
         Some(backups::take(ctx, db)?)
     } else {
@@ -272,7 +282,7 @@ fn locked(
         captured: captured.as_ref(),
     };
     let acted = change.act(&mut act);
-    let undo = act.undo_line();
+    let undo = change.undo_line(captured.as_ref());
     match acted {
         Ok(()) => {
             let mut captured = captured;

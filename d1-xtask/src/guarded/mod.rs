@@ -5,4 +5,5 @@
 pub(crate) mod backups;
 pub(crate) mod change;
 pub(crate) mod confirm;
+pub(crate) mod deploys;
 pub(crate) mod lock;

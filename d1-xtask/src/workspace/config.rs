@@ -34,6 +34,16 @@ pub(crate) struct Config {
     top: Option<Vec<D1Entry>>,
     /// `env.<name>.d1_databases`; `None` where the environment has none.
     envs: BTreeMap<String, Option<Vec<D1Entry>>>,
+    /// The Worker: top-level `name` and whether `main` is set there.
+    worker: WorkerEntry,
+    /// `env.<name>.name` and `env.<name>.main`, where set.
+    env_workers: BTreeMap<String, WorkerEntry>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct WorkerEntry {
+    name: Option<String>,
+    main: bool,
 }
 
 impl Config {
@@ -82,6 +92,8 @@ impl Config {
             file: shown.to_string(),
         };
         let top_dbs = reader.d1_databases(&top, "")?;
+        let worker = reader.worker(&top, "")?;
+        let mut env_workers = BTreeMap::new();
         let mut envs = BTreeMap::new();
         match top.get("env") {
             None | Some(JsonValue::Null) => {}
@@ -98,6 +110,10 @@ impl Config {
                     }
                     let dbs = reader.d1_databases(&obj, &format!("env.{name}."))?;
                     envs.insert(name.to_string(), dbs);
+                    env_workers.insert(
+                        name.to_string(),
+                        reader.worker(&obj, &format!("env.{name}"))?,
+                    );
                 }
             }
             Some(_) => return Err(reader.wrong_type("env", "an object")),
@@ -114,7 +130,29 @@ impl Config {
             root: root.to_path_buf(),
             top: top_dbs,
             envs,
+            worker,
+            env_workers,
         })
+    }
+
+    /// The name of the Worker that `wrangler deploy --env <env>` deploys, as wrangler
+    /// names it (`env.<env>.name`, else the top-level `name` and `-<env>`); `None` when no
+    /// `main` is set there or at the top level (nothing to deploy).
+    pub(crate) fn worker_name(&self, env: &Env) -> Option<String> {
+        let own = match env {
+            Env::Local => None,
+            Env::Remote(name) => self.env_workers.get(name),
+        };
+        let main = self.worker.main || own.is_some_and(|w| w.main);
+        if !main {
+            return None;
+        }
+        match (env, own.and_then(|w| w.name.clone()), &self.worker.name) {
+            (_, Some(name), _) => Some(name),
+            (Env::Local, None, top) => top.clone(),
+            (Env::Remote(env), None, Some(top)) => Some(format!("{top}-{env}")),
+            (Env::Remote(_), None, None) => None,
+        }
     }
 
     /// The environment names a user can pass to `--env`.
@@ -347,6 +385,20 @@ impl Reader {
             entries.push(entry);
         }
         Ok(Some(entries))
+    }
+
+    /// `name` and `main` of the top level or of an environment. Read leniently: they
+    /// matter to `deploy` only, and wrangler judges them there; the database commands
+    /// never refuse a config over them.
+    fn worker(&self, obj: &JsonObject, _path: &str) -> anyhow::Result<WorkerEntry> {
+        let text = |key: &str| match obj.get(key) {
+            Some(JsonValue::String(s)) if !s.trim().is_empty() => Some(s.to_string()),
+            _ => None,
+        };
+        Ok(WorkerEntry {
+            name: text("name"),
+            main: text("main").is_some(),
+        })
     }
 
     fn string(&self, o: &JsonObject, path: &str, key: &str) -> anyhow::Result<Option<String>> {

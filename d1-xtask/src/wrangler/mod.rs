@@ -1,6 +1,7 @@
 //! Finding, provisioning and running wrangler, and reading what it says.
 
 pub(crate) mod proc;
+pub(crate) mod worker;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,18 @@ impl Lazy {
     pub(crate) fn run(&mut self, args: &[String]) -> anyhow::Result<Run> {
         self.ready()?;
         self.found.as_mut().expect("found by ready").run(args)
+    }
+
+    /// `run`, with `env` added to wrangler's environment.
+    pub(crate) fn run_with_env(
+        &mut self,
+        args: &[String],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> anyhow::Result<Run> {
+        self.ready()?;
+        let w = self.found.as_mut().expect("found by ready");
+        w.count_start(args)?;
+        w.spawn_and_wait_with(args, env)
     }
 
     pub(crate) fn run_two(&mut self, a: &[String], b: &[String]) -> anyhow::Result<(Run, Run)> {
@@ -336,6 +349,14 @@ impl Wrangler {
     }
 
     fn spawn_and_wait(&self, args: &[String]) -> anyhow::Result<Run> {
+        self.spawn_and_wait_with(args, &[])
+    }
+
+    fn spawn_and_wait_with(
+        &self,
+        args: &[String],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> anyhow::Result<Run> {
         let mut cmd = match &self.direct {
             Some((node, bundle)) => {
                 let mut cmd = std::process::Command::new(node);
@@ -358,6 +379,9 @@ impl Wrangler {
         }
         if let Some(dir) = compile_cache() {
             cmd.env("NODE_COMPILE_CACHE", dir);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let out = crate::wrangler::proc::run_captured(&mut cmd, Some(self.timeout))
             .map_err(|e| failed!("could not start wrangler ({}): {e}", self.program.display()))?;

@@ -102,16 +102,7 @@ impl DbMigrate {
         let run_mode = self.mode()?;
         let target = ctx.target()?;
         let set = MigrationSet::for_target(&target)?;
-        let lint_errors: Vec<String> = set.errors().map(|f| format!("  {f}")).collect();
-        if !lint_errors.is_empty() {
-            return Err(refused!(
-                "lint found {} error{} in {}; nothing was applied:\n{}",
-                lint_errors.len(),
-                plural(lint_errors.len()),
-                set.dir.display(),
-                lint_errors.join("\n")
-            ));
-        }
+        refuse_lint_errors(&set, "nothing was applied")?;
         // `--to` must name a file that exists: checked before the database is read.
         let to = self.to.as_deref().map(|v| set.find(v)).transpose()?;
         let mode = if self.per_file {
@@ -143,6 +134,7 @@ impl DbMigrate {
             to,
             mode,
             verify: self.verify.as_deref(),
+            hold_lock: false,
             allow_drift: self.allow_drift,
             chosen: Vec::new(),
             first_sight: Vec::new(),
@@ -212,14 +204,32 @@ impl DbMigrate {
     }
 }
 
+/// Refuses a migrations folder with lint errors, listing them; `outcome` says what that
+/// means for the command ("nothing was applied").
+pub(crate) fn refuse_lint_errors(set: &MigrationSet, outcome: &str) -> anyhow::Result<()> {
+    let lint_errors: Vec<String> = set.errors().map(|f| format!("  {f}")).collect();
+    if lint_errors.is_empty() {
+        return Ok(());
+    }
+    Err(refused!(
+        "lint found {} error{} in {}; {outcome}:\n{}",
+        lint_errors.len(),
+        plural(lint_errors.len()),
+        set.dir.display(),
+        lint_errors.join("\n")
+    ))
+}
+
 /// `db-migrate`, as the guarded-change path drives it.
-struct Migrate<'a> {
+pub(crate) struct Migrate<'a> {
     ctx: &'a Ctx,
     target: &'a Target,
     set: &'a MigrationSet,
     to: Option<&'a Migration>,
     mode: ApplyMode,
     verify: Option<&'a str>,
+    /// Keep the lock after the apply (a later step of the same run needs it: `deploy`).
+    hold_lock: bool,
     /// `--allow-drift`: a live schema that differs from the migrations' does not stop it.
     allow_drift: bool,
     /// The plan: what to apply.
@@ -228,6 +238,41 @@ struct Migrate<'a> {
     first_sight: Vec<(String, String)>,
     /// The tracking table read back.
     after: State,
+}
+
+impl<'a> Migrate<'a> {
+    /// Every pending migration, applied in one request as a step of a larger change that
+    /// keeps the lock afterwards (`deploy`).
+    pub(crate) fn holding_lock(
+        ctx: &'a Ctx,
+        target: &'a Target,
+        set: &'a MigrationSet,
+        allow_drift: bool,
+    ) -> Migrate<'a> {
+        Migrate {
+            ctx,
+            target,
+            set,
+            to: None,
+            mode: ApplyMode::Atomic,
+            verify: None,
+            hold_lock: true,
+            allow_drift,
+            chosen: Vec::new(),
+            first_sight: Vec::new(),
+            after: State::default(),
+        }
+    }
+
+    /// The names of the migrations the plan chose.
+    pub(crate) fn chosen(&self) -> Vec<String> {
+        self.chosen.iter().map(|m| m.name.clone()).collect()
+    }
+
+    /// The tracking table as read back after the apply (or before, when nothing ran).
+    pub(crate) fn after(&self) -> &State {
+        &self.after
+    }
 }
 
 impl Change for Migrate<'_> {
@@ -298,7 +343,7 @@ impl Change for Migrate<'_> {
             ));
         }
         // The lock's release rides in the apply request, unless --verify still needs it.
-        let release = self.verify.is_none().then(|| act.held.tokens());
+        let release = (self.verify.is_none() && !self.hold_lock).then(|| act.held.tokens());
         let extras = Extras {
             first_sight,
             release: release.clone(),
@@ -510,65 +555,28 @@ fn verify(
     after: &State,
 ) -> anyhow::Result<()> {
     ui::say(format!("verifying: {cmd}"));
-    let mut command = if cfg!(windows) {
-        let mut c = std::process::Command::new("cmd");
-        c.args(["/C", cmd]);
-        c
-    } else {
-        let mut c = std::process::Command::new("sh");
-        c.args(["-c", cmd]);
-        c
-    };
-    command.envs(crate::commands::db_seed::xtask_env(ctx, target, db));
-    if ctx.global.json {
-        // stdout carries the one JSON document: the command's output goes to stderr.
-        command.stdout(std::io::stderr());
-    }
-    let status = match crate::wrangler::proc::run_inherited(&mut command) {
-        Ok(crate::wrangler::proc::Ended::Exited(status)) => status,
-        Ok(_) => {
-            return Err(failed!(
-                "interrupted while the --verify command `{cmd}` ran: the migrations of this run are applied{}",
-                captured.undo_line()
-            ))
+    let env = crate::commands::db_seed::xtask_env(ctx, target, db);
+    let status = match crate::commands::run_user_command(ctx, "--verify command", cmd, env) {
+        Ok(crate::commands::UserCommand::Passed) => {
+            ui::say(format!("verified: `{cmd}` passed"));
+            return Ok(());
         }
+        Ok(crate::commands::UserCommand::Failed(status)) => status,
         Err(e) => {
             return Err(failed!(
-                "could not run the --verify command `{cmd}`: {e}{}",
+                "{e:#}: the migrations of this run are applied{}",
                 captured.undo_line()
             ))
         }
     };
-    if status.success() {
-        ui::say(format!("verified: `{cmd}` passed"));
-        return Ok(());
-    }
     ui::say(format!(
         "`{cmd}` failed ({status}): restoring the restore point {}",
         captured.entry.id
     ));
-    let source = match &captured.point {
-        RestorePoint::Bookmark(b) => Restore::Bookmark(b.clone()),
-        RestorePoint::Snapshot(p) => Restore::Snapshot(p.clone()),
+    let restored = match return_to_point(target, db, captured, before, after) {
+        Ok(restored) => restored,
+        Err(e) => return Err(failed!("`{cmd}` failed ({status}) and {e:#}")),
     };
-    if let Err(e) = crate::d1::ops::restore(db, &source, after) {
-        return Err(failed!(
-            "`{cmd}` failed ({status}) and restoring the restore point failed too: {e:#}\nthe migrations of \
-             this run are still applied; restore by hand: {}",
-            captured.undo
-        ));
-    }
-    let restored = db.state()?;
-    let names = |s: &State| s.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
-    if names(&restored) != names(before) {
-        return Err(failed!(
-            "`{cmd}` failed ({status}); the restore ran, but the tracking table now lists {:?}, not {:?} as \
-             before the migration: check with `cargo xtask db-status --env {}`",
-            names(&restored),
-            names(before),
-            target.env
-        ));
-    }
     Err(failed!(
         "verification failed: `{cmd}` exited with {status}; the database was restored to the restore point {} \
          taken before this run, and its tracking table confirms it: {} migration{} applied{}",
@@ -577,6 +585,41 @@ fn verify(
         plural(restored.applied.len()),
         restored.applied.last().map_or(String::new(), |r| format!(", the newest {}", r.name))
     ))
+}
+
+/// Returns the database to `captured` after a later step failed, and checks through the
+/// tracking table that it holds what it held `before` the run. `Err` says, in words that
+/// follow "... and", what went wrong and how to finish by hand.
+pub(crate) fn return_to_point(
+    target: &Target,
+    db: &mut dyn Database,
+    captured: &Captured,
+    before: &State,
+    after: &State,
+) -> anyhow::Result<State> {
+    let source = match &captured.point {
+        RestorePoint::Bookmark(b) => Restore::Bookmark(b.clone()),
+        RestorePoint::Snapshot(p) => Restore::Snapshot(p.clone()),
+    };
+    if let Err(e) = crate::d1::ops::restore(db, &source, after) {
+        return Err(failed!(
+            "restoring the restore point failed too: {e:#}\nthe migrations of this run are still applied; \
+             restore by hand: {}",
+            captured.undo
+        ));
+    }
+    let restored = db.state()?;
+    let names = |s: &State| s.applied.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    if names(&restored) != names(before) {
+        return Err(failed!(
+            "the restore ran, but the tracking table now lists {:?}, not {:?} as before the migration: \
+             check with `cargo xtask db-status --env {}`",
+            names(&restored),
+            names(before),
+            target.env
+        ));
+    }
+    Ok(restored)
 }
 
 fn mode_name(mode: ApplyMode) -> &'static str {
