@@ -210,6 +210,14 @@ impl Deploying<'_> {
                 "database: this deploy applied no migration, so it is as it was (not restored)"
                     .to_string(),
             )
+        } else if code.is_err() {
+            // The order matters: the new version still serves traffic, and it expects the
+            // new schema. The database goes back only once the Worker has.
+            let undo = act.captured.map_or(String::new(), |c| c.undo.clone());
+            by_hand.push(undo);
+            Err("database: left as this deploy made it (its migrations applied), so that the Worker version \
+                 still live runs on the schema it was built for; restore it once the Worker is rolled back"
+                .to_string())
         } else {
             match act.captured {
                 Some(captured) => {
@@ -297,6 +305,36 @@ impl Change for Deploying<'_> {
                 "Worker {}: never deployed; this is its first deploy (there is no earlier version to roll back to)",
                 self.worker.name
             )),
+        }
+        // Under the lock, a deploy of this database still marked as started is one that
+        // was stopped mid-way (killed, a lost machine): say where it left things.
+        for mut old in deploys::of(&self.ctx.project, self.target)
+            .into_iter()
+            .filter(|r| r.outcome == Outcome::Started)
+        {
+            ui::say(format!(
+                "deploy {} did not finish (stopped mid-way): it had applied {} and deployed {}; the Worker now \
+                 runs {}; this deploy goes on from there (`{}` would instead return to that deploy's restore \
+                 point{})",
+                old.id,
+                if old.migrations_applied.is_empty() {
+                    "no migration".to_string()
+                } else {
+                    old.migrations_applied.join(", ")
+                },
+                old.new_version.as_deref().unwrap_or("no new version"),
+                previous.as_deref().unwrap_or("no version"),
+                backups::command_line(self.ctx, self.target, "rollback", &format!("--to {}", old.id)),
+                old.restore_point
+                    .as_deref()
+                    .map_or(String::new(), |r| format!(" {r}"))
+            ));
+            old.outcome = Outcome::Failed;
+            old.note = Some(format!(
+                "stopped mid-way; found by deploy at {} UTC",
+                crate::time::format_utc(crate::time::unix_now())
+            ));
+            old.save(&self.ctx.project)?;
         }
         let record = Record::new(self.target, &self.worker.name, previous);
         record.save(&self.ctx.project)?;

@@ -14,6 +14,7 @@ mod config_errors;
 mod conformance;
 mod corpus;
 mod d1_rules;
+mod deploy;
 mod dev_server;
 mod drift_lock;
 mod drizzle;

@@ -102,8 +102,8 @@ fn no_panic(run: &Run) -> Vec<String> {
 
 // ---------------------------------------------------------------- remote faults
 
-const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n";
-const POSTS: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);\n";
+pub const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n";
+pub const POSTS: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT);\n";
 
 struct Step {
     name: &'static str,
@@ -1241,4 +1241,294 @@ fn security() {
     }
     tally.case("backup files readable by the owner only", problems);
     tally.finish();
+}
+
+// ---------------------------------------------------------------- deploy faults
+
+/// One way a deploy can fail past its migration.
+struct DeployCase {
+    name: &'static str,
+    /// Faults on the Workers or D1 paths: (method, path, nth).
+    faults: &'static [(&'static str, &'static str, u32)],
+    smoke: Option<&'static str>,
+    code: i32,
+    words: &'static [&'static str],
+    /// What must be live afterwards: the version before the deploy, or the new one.
+    old_code_live: bool,
+    /// Whether 0002 stays applied.
+    migration_kept: bool,
+}
+
+const DEPLOY_CASES: &[DeployCase] = &[
+    DeployCase {
+        name: "the deploy fails",
+        faults: &[("POST", "/workers/scripts/e2e-staging/versions", 1)],
+        smoke: None,
+        code: 1,
+        words: &[
+            "wrangler deploy failed",
+            "as before this deploy",
+            "back at the restore point",
+        ],
+        old_code_live: true,
+        migration_kept: false,
+    },
+    DeployCase {
+        name: "the smoke command fails",
+        faults: &[],
+        smoke: Some("false"),
+        code: 1,
+        words: &[
+            "the smoke command `false` failed",
+            "is live again",
+            "back at the restore point",
+        ],
+        old_code_live: true,
+        migration_kept: false,
+    },
+    DeployCase {
+        name: "the Worker rollback fails",
+        // The deploy's own deployment is the first POST; the rollback's the second.
+        faults: &[("POST", "/workers/scripts/e2e-staging/deployments", 2)],
+        smoke: Some("false"),
+        code: 1,
+        words: &[
+            "rolling Worker e2e-staging back to",
+            "left as this deploy made it",
+            "to finish by hand",
+            "wrangler rollback",
+            "db-restore --env staging --bookmark",
+        ],
+        old_code_live: false,
+        migration_kept: true,
+    },
+    DeployCase {
+        name: "the database restore fails",
+        faults: &[("POST", "/time_travel/restore", 1)],
+        smoke: Some("false"),
+        code: 1,
+        words: &[
+            "is live again",
+            "restoring the restore point failed",
+            "to finish by hand",
+            "db-restore --env staging --bookmark",
+        ],
+        old_code_live: true,
+        migration_kept: true,
+    },
+];
+
+/// Checks a deploy case's end state through raw wrangler and the emulator's store.
+fn deploy_state(
+    ws: &Workspace,
+    emu: &Remote,
+    old: &str,
+    old_code_live: bool,
+    migration_kept: bool,
+) -> (Vec<String>, i64) {
+    let mut problems = Vec::new();
+    let live = crate::deploy::live_version(ws, emu, "staging");
+    if (live == old) != old_code_live {
+        problems.push(format!(
+            "version {live} is live; expected {}",
+            if old_code_live {
+                "the old one"
+            } else {
+                "the new one"
+            }
+        ));
+    }
+    let (tables, applied) = ws.remote_tables_and_applied(emu, "staging");
+    let expected: &[&str] = if migration_kept {
+        &["0001_users.sql", "0002_posts.sql"]
+    } else {
+        &["0001_users.sql"]
+    };
+    if applied != expected {
+        problems.push(format!("applied {applied:?}, expected {expected:?}"));
+    }
+    if tables.contains(&"posts".to_string()) != migration_kept {
+        problems.push(format!("tables {tables:?}"));
+    }
+    let lock = ws.remote_query(
+        emu,
+        "staging",
+        "SELECT count(*) AS n FROM d1_migrations_lock",
+    );
+    if lock[0]["n"] != 0 {
+        problems.push("the lock was not released".into());
+    }
+    let users = ws.remote_query(emu, "staging", "SELECT count(*) AS n FROM users")[0]["n"]
+        .as_i64()
+        .unwrap_or(0);
+    (problems, 2 - users.min(2))
+}
+
+/// A copy of the deployed fixture with two user rows, 0002 and v2 code waiting, its
+/// emulator running; and the version live.
+fn deploy_case_setup(fixture: &Workspace) -> (Workspace, Remote, String) {
+    let ws = Workspace::new("deploy-fault");
+    copy_tree(&fixture.dir, &ws.dir);
+    let emu = ws.emulator();
+    ws.remote_query(
+        &emu,
+        "staging",
+        "INSERT INTO users (id, email) VALUES (1, 'a@x.com'), (2, 'b@x.com')",
+    );
+    let old = emu.emu().live_worker("e2e-staging").unwrap().0;
+    ws.migration("0002_posts.sql", POSTS);
+    ws.write(
+        "src/index.js",
+        crate::emulator_wrangler::worker_source("v2"),
+    );
+    (ws, emu, old)
+}
+
+#[test]
+fn deploy_faults() {
+    let mut tally =
+        Tally::new("deploy faults: deploy, smoke, Worker rollback, database restore, killed");
+    // Staging with v1 and 0001 deployed by the xtask: made once, copied into each case.
+    let fixture = crate::deploy::worker_workspace("deploy-fault-fixture");
+    {
+        let emu = fixture.emulator();
+        fixture
+            .xtask_remote(&emu, &["deploy", "--env", "staging"], &[])
+            .expect(0, &[]);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(vec![None; DEPLOY_CASES.len() + 1]);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let outcome = match DEPLOY_CASES.get(i) {
+                    Some(case) => deploy_case(&fixture, case),
+                    None if i == DEPLOY_CASES.len() => killed_deploy(&fixture),
+                    None => break,
+                };
+                results.lock().unwrap()[i] = Some(outcome);
+            });
+        }
+    });
+    let names = DEPLOY_CASES
+        .iter()
+        .map(|c| c.name)
+        .chain(["killed mid-deploy, then run again"]);
+    for (name, outcome) in names.zip(results.into_inner().unwrap()) {
+        let (problems, lost) = outcome.expect("every case ran");
+        tally.lost += lost;
+        tally.case(name, problems);
+    }
+    tally.finish();
+}
+
+fn deploy_case(fixture: &Workspace, case: &DeployCase) -> (Vec<String>, i64) {
+    let (ws, emu, old) = deploy_case_setup(fixture);
+    for (method, path, nth) in case.faults {
+        emu.emu().add_fault(
+            Fault::new(path, FaultKind::Fail)
+                .method(method)
+                .nth(*nth)
+                .times(10),
+        );
+    }
+    let mut args = vec!["deploy", "--env", "staging"];
+    if let Some(s) = case.smoke {
+        args.extend(["--smoke", s]);
+    }
+    let run = ws.xtask_remote(&emu, &args, &[]);
+    emu.emu().clear_faults();
+    let mut problems = Vec::new();
+    if run.code != case.code {
+        problems.push(format!(
+            "exit {} (expected {}):\n{}",
+            run.code, case.code, run.stderr
+        ));
+    }
+    problems.extend(lacks(&run, case.words));
+    problems.extend(no_panic(&run));
+    let (state, lost) = deploy_state(&ws, &emu, &old, case.old_code_live, case.migration_kept);
+    problems.extend(state);
+    let list = ws.xtask(&["deploy", "--list", "--env", "staging", "--json"]);
+    let last = list.json()["deploys"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    let expected = if case.old_code_live && !case.migration_kept {
+        "rolled-back"
+    } else {
+        "failed"
+    };
+    if last["outcome"] != expected {
+        problems.push(format!(
+            "the record says {}, not {expected}",
+            last["outcome"]
+        ));
+    }
+    (problems, lost)
+}
+
+/// The xtask killed (SIGKILL) while its smoke command runs, then `deploy` again: the
+/// rerun breaks the dead run's lock, says where that deploy left things, and finishes the
+/// job with every migration applied once.
+fn killed_deploy(fixture: &Workspace) -> (Vec<String>, i64) {
+    let (ws, emu, old) = deploy_case_setup(fixture);
+    let marker = ws.dir.join("smoke-started");
+    let smoke = format!("touch '{}'; sleep 60", marker.display());
+    let mut cmd = Command::new(crate::support::xtask_bin());
+    cmd.args(["deploy", "--env", "staging", "--smoke", &smoke])
+        .current_dir(&ws.dir)
+        .env("WRANGLER", wrangler_bin())
+        .env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in emu.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    for _ in 0..2400 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let mut problems = Vec::new();
+    if !marker.exists() {
+        problems.push("the smoke command never started".into());
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let rerun = ws.xtask_remote(&emu, &["deploy", "--env", "staging", "--json"], &[]);
+    if rerun.code != 0 {
+        problems.push(format!(
+            "the rerun exited {}:\n{}",
+            rerun.code, rerun.stderr
+        ));
+    }
+    problems.extend(lacks(
+        &rerun,
+        &["did not finish (stopped mid-way)", "broke the lock"],
+    ));
+    problems.extend(no_panic(&rerun));
+    let live = crate::deploy::live_version(&ws, &emu, "staging");
+    if live == old || Some(live.as_str()) != rerun.json()["new_version"].as_str() {
+        problems.push(format!("version {live} is live, not the rerun's"));
+    }
+    let (state, lost) = deploy_state(&ws, &emu, &old, false, true);
+    problems.extend(state);
+    let list = ws.xtask(&["deploy", "--list", "--env", "staging", "--json"]);
+    let outcomes: Vec<String> = list.json()["deploys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap_or("").to_string())
+        .collect();
+    if outcomes != ["deployed", "failed", "deployed"] {
+        problems.push(format!("the records say {outcomes:?}"));
+    }
+    (problems, lost)
 }
