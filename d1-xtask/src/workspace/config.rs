@@ -611,6 +611,29 @@ mod tests {
     }
 
     #[test]
+    fn the_worker_is_named_as_wrangler_names_it() {
+        let staging = Env::Remote("staging".into());
+        let prod = Env::Remote("production".into());
+        let c = parse(
+            r#"{"name": "app", "main": "src/index.js",
+                "env": {"staging": {}, "production": {"name": "app-live"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.worker_name(&staging).as_deref(), Some("app-staging"));
+        assert_eq!(c.worker_name(&prod).as_deref(), Some("app-live"));
+        // No `main` anywhere: nothing to deploy. `main` in one environment only: that one.
+        let c = parse(r#"{"name": "app", "env": {"staging": {"main": "w.js"}, "production": {}}}"#)
+            .unwrap();
+        assert_eq!(c.worker_name(&staging).as_deref(), Some("app-staging"));
+        assert_eq!(c.worker_name(&prod), None);
+        // Odd values never stop the database commands: they are read leniently.
+        assert!(parse(r#"{"name": 7, "main": ""}"#)
+            .unwrap()
+            .worker_name(&staging)
+            .is_none());
+    }
+
+    #[test]
     fn env_named_local_is_refused() {
         usage_error(parse(r#"{"env": {"local": {}}}"#), &["env.local"]);
     }

@@ -4,14 +4,14 @@
 //! the xtask's own report.
 
 use crate::emulator_wrangler::{worker_source, WORKER_CONFIG};
-use crate::reliability::{POSTS, USERS};
-use crate::support::{Remote, Workspace};
+use crate::reliability::USERS;
+use crate::support::{repo_root, Remote, Workspace};
 
-/// A workspace with a Worker (`src/index.js`, saying `tag`) and its first migration.
+/// A workspace with a small Worker (`worker/index.js`) and its first migration.
 pub fn worker_workspace(tag: &str) -> Workspace {
     let ws = Workspace::new(tag);
     ws.write("wrangler.jsonc", WORKER_CONFIG);
-    ws.write("src/index.js", worker_source("v1"));
+    ws.write("worker/index.js", worker_source("v1"));
     ws.migration("0001_users.sql", USERS);
     ws
 }
@@ -28,29 +28,62 @@ pub fn live_version(ws: &Workspace, emu: &Remote, env: &str) -> String {
         .to_string()
 }
 
+/// The sample workspace's own Worker, smoke script and migrations (with `WORKER_CONFIG`'s
+/// databases, which the emulator holds).
+fn sample_with_worker(tag: &str) -> Workspace {
+    let ws = Workspace::sample(tag);
+    ws.write("wrangler.jsonc", WORKER_CONFIG);
+    for file in ["worker/index.js", "scripts/smoke.sh"] {
+        ws.write(file, std::fs::read(repo_root().join(file)).unwrap());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        ws.dir.join("scripts/smoke.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    ws
+}
+
+const WISHLISTS: &str = "CREATE TABLE wishlists (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), product_id INTEGER NOT NULL REFERENCES products(id));\n";
+
+/// The flow: deploy v1, then a migration and new code as v2 (live, applied, as raw
+/// wrangler shows); `rollback` (v1 live, the table gone, the tracking table as before); a
+/// failing smoke test rolls both back itself; production without `--yes` or a terminal
+/// is refused with nothing changed.
 #[test]
 fn code_and_database_deploy_and_roll_back_together() {
-    let ws = worker_workspace("deploy");
+    let ws = sample_with_worker("deploy");
     let emu = ws.emulator();
-    let v1 = ws.xtask_remote(&emu, &["deploy", "--env", "staging", "--json"], &[]);
-    v1.expect(0, &["first deploy", "applied 1 migration: 0001_users.sql"]);
-    let v1_doc = v1.json();
-    let v1_version = v1_doc["new_version"].as_str().unwrap().to_string();
-    assert_eq!(v1_doc["previous_version"], serde_json::Value::Null);
+    let smoke = ["--smoke", "scripts/smoke.sh"];
+    let v1 = ws.xtask_remote(
+        &emu,
+        &[&["deploy", "--env", "staging", "--json"][..], &smoke].concat(),
+        &[],
+    );
+    v1.expect(
+        0,
+        &[
+            "first deploy",
+            "applied 2 migrations",
+            "smoke: staging serves",
+        ],
+    );
+    let v1_version = v1.json()["new_version"].as_str().unwrap().to_string();
+    assert_eq!(v1.json()["previous_version"], serde_json::Value::Null);
+    let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
+    assert_eq!(applied.len(), 2);
+    assert!(!tables.contains(&"wishlists".to_string()));
 
-    // v2: a migration and new code, with a smoke command that sees what was deployed.
-    ws.migration("0002_posts.sql", POSTS);
-    ws.write("src/index.js", worker_source("v2"));
+    // v2: a migration and new code.
+    ws.migration("0003_wishlists.sql", WISHLISTS);
+    let code = std::fs::read_to_string(repo_root().join("worker/index.js")).unwrap();
+    let v2_code = code.replace("ok: true,", "ok: true, release: 2,");
+    assert_ne!(v2_code, code);
+    ws.write("worker/index.js", v2_code);
     let v2 = ws.xtask_remote(
         &emu,
-        &[
-            "deploy",
-            "--env",
-            "staging",
-            "--json",
-            "--smoke",
-            "test \"$XTASK_ENV\" = staging && test -n \"$XTASK_WORKER_VERSION\" && wrangler --version",
-        ],
+        &[&["deploy", "--env", "staging", "--json"][..], &smoke].concat(),
         &[],
     );
     v2.expect(0, &["smoke test passed", "to undo this deploy:"]);
@@ -63,10 +96,10 @@ fn code_and_database_deploy_and_roll_back_together() {
         .live_worker("e2e-staging")
         .unwrap()
         .1
-        .contains("\"v2 \""));
+        .contains("release: 2"));
     assert!(
         ws.remote_pending(&emu, "staging").is_empty(),
-        "raw wrangler sees 0002 applied"
+        "raw wrangler sees 0003 applied"
     );
 
     // rollback: v1 live, the migration's table gone, the tracking table as before.
@@ -77,10 +110,10 @@ fn code_and_database_deploy_and_roll_back_together() {
     );
     back.expect(0, &["is lost", "to undo this rollback:", &v2_version]);
     assert_eq!(live_version(&ws, &emu, "staging"), v1_version);
-    let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
-    assert_eq!(tables, ["users"]);
-    assert_eq!(applied, ["0001_users.sql"]);
-    assert_eq!(ws.remote_pending(&emu, "staging"), ["0002_posts.sql"]);
+    let (after, applied_after) = ws.remote_tables_and_applied(&emu, "staging");
+    assert_eq!(after, tables);
+    assert_eq!(applied_after, applied);
+    assert_eq!(ws.remote_pending(&emu, "staging"), ["0003_wishlists.sql"]);
     assert!(
         back.json()["previous_bookmark"].is_string(),
         "{}",
@@ -102,13 +135,9 @@ fn code_and_database_deploy_and_roll_back_together() {
         ],
     );
     assert_eq!(live_version(&ws, &emu, "staging"), v1_version);
-    let (tables, applied) = ws.remote_tables_and_applied(&emu, "staging");
     assert_eq!(
-        (tables, applied),
-        (
-            vec!["users".to_string()],
-            vec!["0001_users.sql".to_string()]
-        )
+        ws.remote_tables_and_applied(&emu, "staging"),
+        (tables, applied)
     );
     let list = ws.xtask(&["deploy", "--list", "--env", "staging", "--json"]);
     let outcomes: Vec<String> = list.json()["deploys"]

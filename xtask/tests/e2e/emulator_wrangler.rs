@@ -204,11 +204,11 @@ fn list_info_execute_import_export_and_time_travel() {
     );
 }
 
-/// A Worker config: `CONFIG` with a module Worker (`src/index.js`), whose D1 binding is the
-/// workspace's.
+/// A Worker config: `CONFIG` with a module Worker (`worker/index.js`, as in the sample
+/// workspace), whose D1 binding is the workspace's.
 pub const WORKER_CONFIG: &str = r#"{
   "name": "e2e",
-  "main": "src/index.js",
+  "main": "worker/index.js",
   "compatibility_date": "2025-01-01",
   "d1_databases": [
     { "binding": "DB", "database_name": "e2e-local", "database_id": "00000000-0000-0000-0000-000000000001" },
@@ -245,7 +245,7 @@ fn paths(emu: &crate::support::Remote) -> Vec<String> {
 fn workers_deploy_versions_deployments_and_rollback() {
     let ws = Workspace::new("emu-workers");
     ws.write("wrangler.jsonc", WORKER_CONFIG);
-    ws.write("src/index.js", worker_source("v1"));
+    ws.write("worker/index.js", worker_source("v1"));
     let emu = ws.emulator();
     let deploy = ok(ws.wrangler_remote(&emu, &["deploy", "--env", "staging"]));
     assert!(
@@ -272,7 +272,7 @@ fn workers_deploy_versions_deployments_and_rollback() {
     assert!(code.contains("\"v1 \""), "{code}");
     assert!(deploy.stdout.contains(&v1), "{}", deploy.stdout);
 
-    ws.write("src/index.js", worker_source("v2"));
+    ws.write("worker/index.js", worker_source("v2"));
     emu.emu().clear_requests();
     ok(ws.wrangler_remote(&emu, &["deploy", "--env", "staging"]));
     assert_eq!(

@@ -33,3 +33,4 @@ mod restore_from_env;
 mod schema_drift;
 mod seed_from;
 mod tidy;
+mod workflow;

@@ -1378,7 +1378,7 @@ fn deploy_case_setup(fixture: &Workspace) -> (Workspace, Remote, String) {
     let old = emu.emu().live_worker("e2e-staging").unwrap().0;
     ws.migration("0002_posts.sql", POSTS);
     ws.write(
-        "src/index.js",
+        "worker/index.js",
         crate::emulator_wrangler::worker_source("v2"),
     );
     (ws, emu, old)

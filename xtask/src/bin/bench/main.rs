@@ -588,6 +588,52 @@ impl Bench {
             secs(median(help_t))
         ));
 
+        // One wrangler process: npm's launcher (`bin/wrangler.js`, which starts a second
+        // Node on the bundle) against the bundle started directly, as the xtask does.
+        let bundle = project.join("node_modules/wrangler/wrangler-dist/cli.js");
+        let node = bench.node_bin.join("node");
+        if bundle.is_file() && node.is_file() {
+            let n = runs.max(10);
+            let mut launcher_t = Vec::new();
+            let mut direct_t = Vec::new();
+            for _ in 0..n {
+                for direct in [false, true] {
+                    let mut cmd = if direct {
+                        let mut c = Command::new(&node);
+                        c.arg("--no-warnings").arg(&bundle);
+                        c
+                    } else {
+                        Command::new(&bench.wrangler)
+                    };
+                    cmd.arg("--version")
+                        .env("PATH", path_with(&bench.node_bin))
+                        .env("WRANGLER_SEND_METRICS", "false")
+                        .env(
+                            "NODE_COMPILE_CACHE",
+                            std::env::temp_dir().join("d1-xtask-node-compile-cache"),
+                        );
+                    let started = Instant::now();
+                    let out = cmd.output()?;
+                    let took = started.elapsed();
+                    if !out.status.success() {
+                        return Err(failed!("bench: wrangler --version failed"));
+                    }
+                    if direct {
+                        direct_t.push(took);
+                    } else {
+                        launcher_t.push(took);
+                    }
+                }
+            }
+            let (l, d) = (median(launcher_t), median(direct_t));
+            print(format!(
+                "one wrangler process (`wrangler --version`, Node's compile cache warm): npm's launcher {} s, the bundle started directly (the xtask's way) {} s, {} ms less (median of {n}, alternating)",
+                secs(l),
+                secs(d),
+                l.as_millis() as i64 - d.as_millis() as i64
+            ));
+        }
+
         if !self.skip_build {
             let target = bench.root.join("cold-target");
             let _ = std::fs::remove_dir_all(&target);
