@@ -159,3 +159,74 @@ fn code_and_database_deploy_and_roll_back_together() {
     );
     assert_eq!(emu.emu().live_worker("e2e-production"), None);
 }
+
+/// Refusals that need no wrangler process: each names what to do, exits 2 (usage) or 4
+/// (refused), and changes nothing.
+#[test]
+fn deploy_and_rollback_refuse_before_anything_runs() {
+    let ws = worker_workspace("deploy-refusals");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let utc = |secs: i64| {
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%d %H:%M:%S"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let record = |id: &str, age_days: i64, previous: Option<&str>| {
+        serde_json::json!({
+            "id": id, "env": "staging", "worker": "e2e-staging", "database": "e2e-staging",
+            "database_id": "00000000-0000-0000-0000-000000000002",
+            "restore_point": "20260101T000000Z-0001", "bookmark": "00000001-00000001-00000001-0",
+            "restore_point_at": utc(now - age_days * 86_400),
+            "previous_version": previous, "new_version": "v-new",
+            "migrations_applied": ["0001_users.sql"],
+            "started_at": utc(now - age_days * 86_400), "finished_at": utc(now - age_days * 86_400),
+            "outcome": "deployed", "note": null,
+        })
+        .to_string()
+    };
+    ws.write(
+        "backups/deploys.jsonl",
+        format!(
+            "{}\n{}\n",
+            record("old-deploy", 40, Some("v-old")),
+            record("first-deploy", 40, None)
+        ),
+    );
+    // A restore point past Time Travel's 30 days.
+    ws.xtask(&["rollback", "--env", "staging", "--to", "old-deploy"])
+        .expect(4, &["older than Time Travel keeps", "nothing was changed"]);
+    // The newest deployed one is the default, and it is refused the same way.
+    ws.xtask(&["rollback", "--env", "staging"])
+        .expect(4, &["first-deploy", "older than Time Travel keeps"]);
+    // A first deploy has no earlier Worker version.
+    ws.xtask(&[
+        "rollback",
+        "--env",
+        "staging",
+        "--to",
+        "first-deploy",
+        "--code-only",
+    ])
+    .expect(4, &["first", "no earlier version"]);
+    ws.xtask(&["rollback", "--env", "staging", "--to", "nope"])
+        .expect(2, &["no deploy nope", "deploy --list"]);
+    ws.xtask(&["rollback", "--env", "staging", "--code-only", "--db-only"])
+        .expect(2, &["--db-only"]);
+    ws.xtask(&["rollback"]).expect(2, &["needs --env"]);
+    ws.xtask(&["deploy"]).expect(2, &["needs --env", "staging"]);
+    ws.xtask(&["deploy", "--env", "staging", "--no-backup"])
+        .expect(2, &["drop --no-backup"]);
+    ws.xtask(&["deploy", "--list", "--env", "staging"])
+        .expect(0, &["old-deploy", "first-deploy"]);
+    // A config without `main`: nothing to deploy.
+    ws.write("wrangler.jsonc", crate::support::CONFIG);
+    ws.xtask(&["deploy", "--env", "staging"])
+        .expect(2, &["no `main`", "db-migrate --env staging"]);
+    let records = std::fs::read_to_string(ws.dir.join("backups/deploys.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 2, "nothing was recorded");
+}

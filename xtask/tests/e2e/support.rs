@@ -58,8 +58,9 @@ pub fn wrangler_bin() -> PathBuf {
                 panic!("cargo xtask setup failed: {e}");
             }
             // `E2E_COUNT_WRANGLER=<log>`: every wrangler process of the suite (the xtask's
-            // and the tests' own) logs its folder and command there, for finding where the
-            // suite's time goes. Off by default.
+            // and the tests' own) logs its folder, command, `--local`/`--remote`, and its
+            // wall, user and system seconds (GNU time) there, for finding where the suite's
+            // time goes. Off by default.
             match std::env::var_os("E2E_COUNT_WRANGLER") {
                 Some(log) => {
                     // Beside the real one, so that the xtask puts the same Node first on
@@ -68,7 +69,7 @@ pub fn wrangler_bin() -> PathBuf {
                     std::fs::write(
                         &wrapper,
                         format!(
-                            "#!/bin/sh\necho \"$PWD|$1 $2 $3\" >> '{}'\nPATH='{}':\"$PATH\" exec '{}' \"$@\"\n",
+                            "#!/bin/sh\nwhere=-\nfor a in \"$@\"; do case \"$a\" in --local) where=local;; --remote) where=remote;; esac; done\nPATH='{1}':\"$PATH\" exec /usr/bin/time -a -o '{0}' -f \"$PWD|$1 $2 $3|$where|%e %U %S\" '{2}' \"$@\"\n",
                             Path::new(&log).display(),
                             node_bin_dir().display(),
                             bin.display()
