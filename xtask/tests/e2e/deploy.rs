@@ -81,9 +81,17 @@ fn code_and_database_deploy_and_roll_back_together() {
     let v2_code = code.replace("ok: true,", "ok: true, release: 2,");
     assert_ne!(v2_code, code);
     ws.write("worker/index.js", v2_code);
+    // (The smoke script proved itself on v1; this one checks what it is given.)
     let v2 = ws.xtask_remote(
         &emu,
-        &[&["deploy", "--env", "staging", "--json"][..], &smoke].concat(),
+        &[
+            "deploy",
+            "--env",
+            "staging",
+            "--json",
+            "--smoke",
+            "test \"$XTASK_WORKER_PREVIOUS_VERSION\" != \"$XTASK_WORKER_VERSION\" && test -n \"$XTASK_DEPLOY_ID\"",
+        ],
         &[],
     );
     v2.expect(0, &["smoke test passed", "to undo this deploy:"]);
@@ -109,7 +117,7 @@ fn code_and_database_deploy_and_roll_back_together() {
         &[],
     );
     back.expect(0, &["is lost", "to undo this rollback:", &v2_version]);
-    assert_eq!(live_version(&ws, &emu, "staging"), v1_version);
+    assert_eq!(emu.emu().live_worker("e2e-staging").unwrap().0, v1_version);
     let (after, applied_after) = ws.remote_tables_and_applied(&emu, "staging");
     assert_eq!(after, tables);
     assert_eq!(applied_after, applied);
@@ -134,7 +142,7 @@ fn code_and_database_deploy_and_roll_back_together() {
             "back at the restore point",
         ],
     );
-    assert_eq!(live_version(&ws, &emu, "staging"), v1_version);
+    assert_eq!(emu.emu().live_worker("e2e-staging").unwrap().0, v1_version);
     assert_eq!(
         ws.remote_tables_and_applied(&emu, "staging"),
         (tables, applied)

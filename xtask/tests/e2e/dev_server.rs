@@ -180,7 +180,13 @@ fn local_commands_run_while_wrangler_dev_serves_and_the_worker_sees_each_change(
     assert_eq!(integrity(&ws), "ok");
     let group = dev.child.id() as i32;
     drop(dev);
-    let left = running_in_group(group);
+    // SIGKILL is sent; a process takes a moment to be gone from /proc.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut left = running_in_group(group);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = running_in_group(group);
+    }
     assert!(
         left.is_empty(),
         "processes of wrangler dev left running: {left:?}"

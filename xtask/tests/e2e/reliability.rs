@@ -1318,7 +1318,7 @@ const DEPLOY_CASES: &[DeployCase] = &[
     },
 ];
 
-/// Checks a deploy case's end state through raw wrangler and the emulator's store.
+/// Checks a deploy case's end state through the emulator's store.
 fn deploy_state(
     ws: &Workspace,
     emu: &Remote,
@@ -1327,7 +1327,9 @@ fn deploy_state(
     migration_kept: bool,
 ) -> (Vec<String>, i64) {
     let mut problems = Vec::new();
-    let live = crate::deploy::live_version(ws, emu, "staging");
+    // What the Workers API serves (the emulator's store; raw wrangler's view of it is
+    // checked in `deploy::` and `emulator_wrangler::`).
+    let live = emu.emu().live_worker("e2e-staging").unwrap().0;
     if (live == old) != old_code_live {
         problems.push(format!(
             "version {live} is live; expected {}",
@@ -1514,7 +1516,7 @@ fn killed_deploy(fixture: &Workspace) -> (Vec<String>, i64) {
         &["did not finish (stopped mid-way)", "broke the lock"],
     ));
     problems.extend(no_panic(&rerun));
-    let live = crate::deploy::live_version(&ws, &emu, "staging");
+    let live = emu.emu().live_worker("e2e-staging").unwrap().0;
     if live == old || Some(live.as_str()) != rerun.json()["new_version"].as_str() {
         problems.push(format!("version {live} is live, not the rerun's"));
     }
