@@ -35,6 +35,48 @@ pub struct Shared {
     pub imports: Mutex<std::collections::BTreeMap<String, (u32, Value)>>,
     /// The account's Workers: versions and deployments per script (`workers.rs`).
     pub workers: Mutex<crate::workers::Workers>,
+    pub rate_limit: Option<crate::RateLimit>,
+    /// The current rate-limit window: its start (ms) and the requests counted in it.
+    pub window: Mutex<(i64, u32)>,
+    /// Requests answered 429.
+    pub limited: std::sync::atomic::AtomicU64,
+}
+
+/// Over the rate limit: Cloudflare's 429 (code 971) with `Retry-After` (whole seconds until
+/// the window ends) and the `Ratelimit`/`Ratelimit-Policy` headers.
+fn over_limit(shared: &Shared) -> Option<Response> {
+    let limit = shared.rate_limit?;
+    let now = now_ms();
+    let mut window = shared.window.lock().unwrap();
+    if now - window.0 >= limit.window_ms as i64 {
+        *window = (now, 0);
+    }
+    if window.1 < limit.requests {
+        window.1 += 1;
+        return None;
+    }
+    shared
+        .limited
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let left_ms = (window.0 + limit.window_ms as i64 - now).max(1);
+    let secs = (left_ms + 999) / 1000;
+    let mut resp = error(
+        429,
+        971,
+        "Please wait and consider throttling your request speed",
+    );
+    resp.headers.push(("Retry-After".into(), secs.to_string()));
+    resp.headers
+        .push(("Ratelimit".into(), format!("\"default\";r=0;t={secs}")));
+    resp.headers.push((
+        "Ratelimit-Policy".into(),
+        format!(
+            "\"default\";q={};w={}",
+            limit.requests,
+            limit.window_ms / 1000
+        ),
+    ));
+    Some(resp)
 }
 
 /// What to do with a connection.
@@ -87,6 +129,11 @@ pub fn handle(shared: &Shared, req: &Request) -> Outcome {
     }
     if let Some(rest) = req.path.strip_prefix("/__admin") {
         return Outcome::Reply(admin(shared, req, rest));
+    }
+    if req.path.starts_with(BASE_PATH) {
+        if let Some(resp) = over_limit(shared) {
+            return Outcome::Reply(resp);
+        }
     }
     let fault = shared.faults.lock().unwrap().check(&req.method, &req.path);
     match fault {
@@ -225,13 +272,23 @@ fn with_db(shared: &Shared, id: &str, f: impl FnOnce(&mut Db) -> Response) -> Re
 }
 
 fn db_json(db: &Db) -> Value {
+    listed_json(&crate::store::Listed {
+        uuid: db.uuid.clone(),
+        name: db.name.clone(),
+        created_ms: db.created_ms,
+        num_tables: db.table_count(),
+        file_size: db.size(),
+    })
+}
+
+fn listed_json(db: &crate::store::Listed) -> Value {
     json!({
         "uuid": db.uuid,
         "name": db.name,
         "created_at": crate::store::iso_ms(db.created_ms),
         "version": "production",
-        "num_tables": db.table_count(),
-        "file_size": db.size(),
+        "num_tables": db.num_tables,
+        "file_size": db.file_size,
         "running_in_region": "LOCAL",
         "read_replication": {"mode": "disabled"},
     })
@@ -254,7 +311,7 @@ fn list(shared: &Shared, req: &Request) -> Response {
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
-        .map(|d| db_json(d))
+        .map(listed_json)
         .collect();
     let count = items.len();
     Response::json(
@@ -276,7 +333,7 @@ fn create(shared: &Shared, req: &Request) -> Response {
         return error(400, 7400, "request body needs \"name\"");
     };
     let mut store = shared.store.lock().unwrap();
-    if store.by_name(name).is_some() {
+    if store.uuid_by_name(name).is_some() {
         return error(400, 7502, "A database with that name already exists");
     }
     let uuid = new_uuid(name);
@@ -335,8 +392,8 @@ fn database(shared: &Shared, req: &Request, id: &str) -> Response {
     }
     // A name where the UUID goes: wrangler's lookup for entries without database_id.
     let store = shared.store.lock().unwrap();
-    match store.by_name(id) {
-        Some(db) => envelope(json!({"uuid": db.uuid, "name": db.name})),
+    match store.uuid_by_name(id) {
+        Some(uuid) => envelope(json!({"uuid": uuid, "name": id})),
         None => error(404, 7404, &format!("database {id} not found")),
     }
 }

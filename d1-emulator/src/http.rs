@@ -163,6 +163,7 @@ pub fn write_response(stream: &mut TcpStream, resp: &Response, close: bool) -> i
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         _ => "Status",

@@ -66,6 +66,19 @@ pub struct Options {
     pub rules: store::Rules,
     /// How many polls of an import answer `active` before it completes (D1 answers a few).
     pub import_active_polls: u32,
+    /// Fleets of databases made at start: (name prefix, count): `tenant-0001`, ... each
+    /// created on first use (`store::uuid_for_name` gives their ids).
+    pub fleets: Vec<(String, usize)>,
+    /// The API's rate limit: at most this many requests per window; over it, 429 with
+    /// `Retry-After` until the window ends (`None`: no limit).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Requests allowed per window (Cloudflare's API: 1,200 per 5 minutes per token).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window_ms: u64,
 }
 
 impl Options {
@@ -118,6 +131,8 @@ impl Default for Options {
             create_on_use: false,
             rules: store::Rules::default(),
             import_active_polls: 2,
+            fleets: Vec::new(),
+            rate_limit: None,
         }
     }
 }
@@ -126,13 +141,19 @@ impl Emulator {
     pub fn start(opts: Options) -> io::Result<Emulator> {
         let listener = TcpListener::bind(("127.0.0.1", opts.port))?;
         let addr = listener.local_addr()?;
-        let store = store::Store::open(&opts.data_dir, &opts.databases, &opts.rules)
+        let mut store = store::Store::open(&opts.data_dir, &opts.databases, &opts.rules)
             .map_err(|e| io::Error::other(e.0))?;
+        for (prefix, count) in &opts.fleets {
+            store.add_fleet(prefix, *count);
+        }
         let shared = Arc::new(api::Shared {
             create_on_use: opts.create_on_use,
             import_active_polls: opts.import_active_polls,
             imports: Mutex::new(std::collections::BTreeMap::new()),
             workers: Mutex::new(workers::Workers::open(&opts.data_dir)),
+            rate_limit: opts.rate_limit,
+            window: Mutex::new((store::now_ms(), 0)),
+            limited: std::sync::atomic::AtomicU64::new(0),
             store: Mutex::new(store),
             faults: Mutex::new(faults::Faults { list: opts.faults }),
             log: Mutex::new(Vec::new()),
@@ -177,6 +198,16 @@ impl Emulator {
 
     pub fn clear_faults(&self) {
         self.shared.faults.lock().unwrap().list.clear();
+    }
+
+    /// How many requests were answered 429 (over the rate limit) so far.
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.limited.load(Ordering::SeqCst)
+    }
+
+    /// Adds a fleet of databases (see `Options::fleets`).
+    pub fn add_fleet(&self, prefix: &str, count: usize) {
+        self.shared.store.lock().unwrap().add_fleet(prefix, count);
     }
 
     /// Every API request so far (admin calls excluded).

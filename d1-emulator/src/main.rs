@@ -1,6 +1,7 @@
 //! `d1-emulator --port 0 --data <dir> [--token <t>] [--db <uuid>=<name>]...
 //! [--from-config <wrangler.jsonc>] [--create-on-use] [--request-timeout-ms <n>]
-//! [--retention-days <n>] [--import-polls <n>] [--fault <spec>]...`
+//! [--retention-days <n>] [--import-polls <n>] [--fault <spec>]... [--fleet <prefix>:<count>]...
+//! [--rate-limit <requests>/<seconds>]`
 //! prints `listening on http://127.0.0.1:<port>/client/v4` and serves until killed.
 
 use std::io::Write;
@@ -11,7 +12,8 @@ use d1_emulator::{Emulator, Fault, Options};
 const USAGE: &str =
     "usage: d1-emulator --port <n> --data <dir> [--token <token>] [--db <uuid>=<name>]... \
      [--from-config <wrangler.jsonc>] [--create-on-use] [--request-timeout-ms <n>] \
-     [--retention-days <n>] [--import-polls <n>] [--fault METHOD:path:nth:kind[:n]]...";
+     [--retention-days <n>] [--import-polls <n>] [--fault METHOD:path:nth:kind[:n]]... \
+     [--fleet <prefix>:<count>]... [--rate-limit <requests>/<seconds>]";
 
 fn main() {
     match run() {
@@ -56,6 +58,26 @@ fn run() -> Result<(), String> {
             "--retention-days" => opts.rules.retention_days = number(&arg, value()?)? as i64,
             "--import-polls" => opts.import_active_polls = number(&arg, value()?)? as u32,
             "--fault" => opts.faults.push(Fault::parse(&value()?)?),
+            "--fleet" => {
+                let v = value()?;
+                let (prefix, count) = v
+                    .rsplit_once(':')
+                    .ok_or("--fleet takes <name prefix>:<count>, like tenant-:1000")?;
+                opts.fleets.push((
+                    prefix.to_string(),
+                    number("--fleet", count.to_string())? as usize,
+                ));
+            }
+            "--rate-limit" => {
+                let v = value()?;
+                let (n, secs) = v
+                    .split_once('/')
+                    .ok_or("--rate-limit takes <requests>/<seconds>, like 1200/300")?;
+                opts.rate_limit = Some(d1_emulator::RateLimit {
+                    requests: number("--rate-limit", n.to_string())? as u32,
+                    window_ms: number("--rate-limit", secs.to_string())? * 1000,
+                });
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());

@@ -591,10 +591,40 @@ fn sql_literal(v: ValueRef<'_>) -> String {
     }
 }
 
+/// The account's databases. Those in use are open (at most `MAX_OPEN` at a time: a
+/// fleet of thousands would otherwise run out of file descriptors); the others are known
+/// by name and opened (or, for a fleet member never used, created) on first use.
 pub struct Store {
     dir: PathBuf,
     dbs: BTreeMap<String, Db>,
+    /// Known but not open: uuid -> (name, created_ms).
+    closed: BTreeMap<String, (String, i64)>,
     rules: Rules,
+}
+
+/// Open databases kept at once.
+const MAX_OPEN: usize = 128;
+
+/// One database as the list API shows it.
+pub struct Listed {
+    pub uuid: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub num_tables: i64,
+    pub file_size: i64,
+}
+
+/// A stable UUID for a fleet member's name (the same name, the same id, run after run).
+pub fn uuid_for_name(name: &str) -> String {
+    let h = md5_hex(format!("d1-emulator fleet {name}").as_bytes());
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 impl Store {
@@ -604,20 +634,24 @@ impl Store {
         let mut store = Store {
             dir: dir.to_path_buf(),
             dbs: BTreeMap::new(),
+            closed: BTreeMap::new(),
             rules: rules.clone(),
         };
-        let existing: Vec<String> = std::fs::read_dir(dir)
+        for entry in std::fs::read_dir(dir)
             .map_err(|e| SqlError(e.to_string()))?
             .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".meta.json"))
-                    .map(String::from)
-            })
-            .collect();
-        for uuid in existing {
-            store.get_or_create(&uuid, None)?;
+        {
+            let file = entry.file_name();
+            let Some(uuid) = file.to_str().and_then(|n| n.strip_suffix(".meta.json")) else {
+                continue;
+            };
+            let meta: Value = std::fs::read(entry.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null);
+            let name = meta["name"].as_str().unwrap_or(uuid).to_string();
+            let created = meta["created_ms"].as_i64().unwrap_or_else(now_ms);
+            store.closed.insert(uuid.to_string(), (name, created));
         }
         for (uuid, name) in seeds {
             store.get_or_create(uuid, Some(name))?;
@@ -625,10 +659,39 @@ impl Store {
         Ok(store)
     }
 
+    /// Adds `count` databases named `<prefix>0001`, `<prefix>0002`, ... (at least four
+    /// digits), each with the UUID `uuid_for_name` gives. They are created on first use.
+    pub fn add_fleet(&mut self, prefix: &str, count: usize) {
+        let width = count.to_string().len().max(4);
+        for i in 1..=count {
+            let name = format!("{prefix}{i:0width$}");
+            let uuid = uuid_for_name(&name);
+            if !self.dbs.contains_key(&uuid) {
+                self.closed.entry(uuid).or_insert((name, now_ms()));
+            }
+        }
+    }
+
     pub fn get_or_create(&mut self, uuid: &str, name: Option<&str>) -> Result<&mut Db, SqlError> {
         if !self.dbs.contains_key(uuid) {
-            let db =
-                Db::open(&self.dir, uuid, name.unwrap_or(uuid), &self.rules).map_err(sql_error)?;
+            let known = self.closed.remove(uuid);
+            let default_name = known.as_ref().map_or(uuid, |(n, _)| n.as_str()).to_string();
+            let mut db = Db::open(&self.dir, uuid, name.unwrap_or(&default_name), &self.rules)
+                .map_err(sql_error)?;
+            if let Some((_, created)) = known {
+                db.created_ms = created;
+            }
+            // Keep the number of open databases bounded: close one not asked for now.
+            while self.dbs.len() >= MAX_OPEN {
+                let Some(victim) = self.dbs.keys().next().cloned() else {
+                    break;
+                };
+                if let Some(old) = self.dbs.remove(&victim) {
+                    old.save_meta();
+                    self.closed
+                        .insert(victim, (old.name.clone(), old.created_ms));
+                }
+            }
             self.dbs.insert(uuid.to_string(), db);
         }
         let db = self.dbs.get_mut(uuid).expect("inserted above");
@@ -641,30 +704,83 @@ impl Store {
         Ok(db)
     }
 
-    /// A database D1 knows: declared up front, or found in the data folder.
+    /// A database D1 knows: declared up front, found in the data folder, or of a fleet.
     pub fn get(&mut self, uuid: &str) -> Option<&mut Db> {
-        self.dbs.get_mut(uuid)
+        if !self.dbs.contains_key(uuid) && !self.closed.contains_key(uuid) {
+            return None;
+        }
+        self.get_or_create(uuid, None).ok()
     }
 
     /// Removes a database and its files (as `wrangler d1 delete` does); false if unknown.
     pub fn delete(&mut self, uuid: &str) -> bool {
-        let Some(db) = self.dbs.remove(uuid) else {
-            return false;
+        let was_closed = self.closed.remove(uuid).is_some();
+        let tt = match self.dbs.remove(uuid) {
+            Some(db) => db.tt_dir(),
+            None if was_closed => self.dir.join(format!("{uuid}.tt")),
+            None => return false,
         };
-        let tt = db.tt_dir();
-        drop(db);
         let _ = std::fs::remove_file(self.dir.join(format!("{uuid}.sqlite")));
         let _ = std::fs::remove_file(self.dir.join(format!("{uuid}.meta.json")));
         let _ = std::fs::remove_dir_all(tt);
         true
     }
 
-    pub fn by_name(&self, name: &str) -> Option<&Db> {
-        self.dbs.values().find(|d| d.name == name)
+    /// The UUID of the database named `name`.
+    pub fn uuid_by_name(&self, name: &str) -> Option<String> {
+        self.dbs
+            .values()
+            .find(|d| d.name == name)
+            .map(|d| d.uuid.clone())
+            .or_else(|| {
+                self.closed
+                    .iter()
+                    .find(|(_, (n, _))| n == name)
+                    .map(|(u, _)| u.clone())
+            })
     }
 
-    pub fn list(&self) -> Vec<&Db> {
-        self.dbs.values().collect()
+    /// Every database, by UUID; the closed ones are not opened (their tables are counted
+    /// from their file, if they have one yet).
+    pub fn list(&self) -> Vec<Listed> {
+        let mut out: Vec<Listed> = self
+            .dbs
+            .values()
+            .map(|d| Listed {
+                uuid: d.uuid.clone(),
+                name: d.name.clone(),
+                created_ms: d.created_ms,
+                num_tables: d.table_count(),
+                file_size: d.size(),
+            })
+            .collect();
+        for (uuid, (name, created)) in &self.closed {
+            let file = self.dir.join(format!("{uuid}.sqlite"));
+            let num_tables = rusqlite::Connection::open_with_flags(
+                &file,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .ok()
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+                     AND substr(name, 1, 7) <> 'sqlite_' AND lower(substr(name, 1, 4)) <> '_cf_'",
+                    [],
+                    |r| r.get(0),
+                )
+                .ok()
+            })
+            .unwrap_or(0);
+            out.push(Listed {
+                uuid: uuid.clone(),
+                name: name.clone(),
+                created_ms: *created,
+                num_tables,
+                file_size: std::fs::metadata(&file).map_or(0, |m| m.len() as i64),
+            });
+        }
+        out.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        out
     }
 
     pub fn dir(&self) -> &Path {

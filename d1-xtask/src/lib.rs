@@ -14,6 +14,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "fleet")]
+mod api;
 mod cli;
 mod commands;
 mod d1;

@@ -15,6 +15,9 @@ pub struct DbStatus {
     /// exit 3 when anything is pending or wrong
     #[arg(long)]
     pub(crate) check: bool,
+    /// every database of this fleet (`fleets` in xtask.jsonc), through D1's API
+    #[arg(long, value_name = "name")]
+    pub(crate) fleet: Option<String>,
     #[command(flatten)]
     pub(crate) at: Where,
     #[command(flatten)]
@@ -23,6 +26,14 @@ pub struct DbStatus {
 
 impl DbStatus {
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Report> {
+        if let Some(name) = &self.fleet {
+            if ctx.global.env.is_some() {
+                return Err(crate::exit::usage!(
+                    "--fleet takes its environment from the fleet's settings: drop --env"
+                ));
+            }
+            return crate::commands::fleet::status(ctx, name, self.check);
+        }
         let target = ctx.target()?;
         let set = MigrationSet::for_target(&target)?;
         let mut db = d1::open(&ctx.project, &target)?;

@@ -10,6 +10,7 @@ pub(crate) mod db_restore;
 pub(crate) mod db_seed;
 pub(crate) mod db_status;
 pub(crate) mod deploy;
+pub(crate) mod fleet;
 pub(crate) mod rollback;
 pub(crate) mod setup;
 

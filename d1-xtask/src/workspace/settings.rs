@@ -10,6 +10,8 @@
 //!   "anonymize": { "users.email": "email", "users.name": "name", "orders.note": { "const": "-" } },
 //!   "anonymize_key_file": ".anonymize.key",  // else XTASK_ANONYMIZE_KEY
 //!   "test_ranges": { "*": [950000, 999999], "users": [960000, 969999] },
+//!   "fleets": { "tenants": { "env": "production", "databases": "tenant-*" } },
+//!   "api_requests_per_5_minutes": 1200,   // the fleet commands' pace
 //! }
 //! ```
 
@@ -44,6 +46,27 @@ pub(crate) struct Settings {
     pub(crate) backups_dir: String,
     /// How the undo hints name the xtask (`cargo xtask`; a host may call it otherwise).
     pub(crate) command_prefix: String,
+    /// `fleets`: by name.
+    pub(crate) fleets: std::collections::BTreeMap<String, Fleet>,
+    /// The request rate the fleet commands keep to (Cloudflare's: 1,200 per 5 minutes).
+    pub(crate) api_requests_per_5_minutes: u32,
+}
+
+/// A fleet: the databases of one environment's account, chosen by a name pattern or a
+/// file of names.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Fleet {
+    /// Whose account, token, protection and migrations folder.
+    pub(crate) env: String,
+    pub(crate) members: Members,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Members {
+    /// A glob over the names in the account's database list (`*` and `?`).
+    Glob(String),
+    /// A file (relative to the workspace root) of names or ids, one a line.
+    File(String),
 }
 
 impl Default for Settings {
@@ -60,6 +83,8 @@ impl Default for Settings {
             test_data_dir: "test-data".into(),
             backups_dir: "backups".into(),
             command_prefix: "cargo xtask".into(),
+            fleets: Default::default(),
+            api_requests_per_5_minutes: 1200,
         }
     }
 }
@@ -190,22 +215,79 @@ impl Settings {
                 {
                     settings.command_prefix = prefix.trim().to_string();
                 }
+                ("fleets", JsonValue::Object(fleets)) => {
+                    for (name, value) in fleets.clone() {
+                        settings.fleets.insert(name.to_string(), fleet(shown, &name, value)?);
+                    }
+                }
+                ("api_requests_per_5_minutes", JsonValue::Number(n)) => {
+                    settings.api_requests_per_5_minutes = n
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100_000).contains(n))
+                        .ok_or_else(|| usage!("{shown}: api_requests_per_5_minutes must be a whole number, 1 to 100000"))?;
+                }
                 ("protected" | "time_travel_retention_days" | "lock_timeout_secs" | "lock_stale_after_secs"
                 | "wrangler_timeout_secs" | "anonymize" | "anonymize_key_file" | "test_ranges"
-                | "test_data_dir" | "backups_dir" | "command_prefix", _) => {
+                | "test_data_dir" | "backups_dir" | "command_prefix" | "fleets"
+                | "api_requests_per_5_minutes", _) => {
                     return Err(usage!("{shown}: {key} has the wrong type: see Settings in docs/configuration.md"))
                 }
                 (other, _) => {
                     return Err(usage!(
                         "{shown}: unknown setting `{other}`: the settings are protected, time_travel_retention_days, \
                          lock_timeout_secs, lock_stale_after_secs, wrangler_timeout_secs, anonymize, \
-                         anonymize_key_file, test_ranges, test_data_dir, backups_dir, command_prefix"
+                         anonymize_key_file, test_ranges, test_data_dir, backups_dir, command_prefix, fleets, \
+                         api_requests_per_5_minutes"
                     ))
                 }
             }
         }
         Ok(settings)
     }
+}
+
+/// One entry of `fleets`: `{ "env": ..., "databases": "<glob>" }` or `{ "env": ...,
+/// "databases_file": "<path>" }`.
+fn fleet(shown: &str, name: &str, value: JsonValue) -> anyhow::Result<Fleet> {
+    let JsonValue::Object(obj) = value else {
+        return Err(usage!(
+            "{shown}: fleets.{name} must be an object {{ \"env\": ..., \"databases\": \"tenant-*\" }}"
+        ));
+    };
+    let text = |key: &str| match obj.get(key) {
+        Some(JsonValue::String(s)) if !s.trim().is_empty() => Ok(Some(s.to_string())),
+        None => Ok(None),
+        Some(_) => Err(usage!(
+            "{shown}: fleets.{name}.{key} must be a non-empty string"
+        )),
+    };
+    for (key, _) in obj.clone().into_iter() {
+        if !["env", "databases", "databases_file"].contains(&key.as_ref()) {
+            return Err(usage!(
+                "{shown}: fleets.{name}: unknown key `{key}` (env, databases, databases_file)"
+            ));
+        }
+    }
+    let env = text("env")?.ok_or_else(|| {
+        usage!("{shown}: fleets.{name} needs \"env\": the environment whose account and migrations it uses")
+    })?;
+    if env == "local" {
+        return Err(usage!(
+            "{shown}: fleets.{name}.env is `local`: a fleet lives in a remote account; name an environment of wrangler.jsonc"
+        ));
+    }
+    let members = match (text("databases")?, text("databases_file")?) {
+        (Some(glob), None) => Members::Glob(glob),
+        (None, Some(file)) => Members::File(file),
+        _ => {
+            return Err(usage!(
+                "{shown}: fleets.{name} needs exactly one of \"databases\" (a name pattern like \"tenant-*\") \
+                 and \"databases_file\" (a file of names, one a line)"
+            ))
+        }
+    };
+    Ok(Fleet { env, members })
 }
 
 /// What a rule does to a column's values. NULL stays NULL under every rule.

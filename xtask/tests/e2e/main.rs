@@ -20,6 +20,7 @@ mod drift_lock;
 mod drizzle;
 mod emulator_wrangler;
 mod every;
+mod fleet;
 mod live;
 mod local_migrate;
 mod messages;
