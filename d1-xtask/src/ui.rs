@@ -30,6 +30,26 @@ pub(crate) fn say(line: impl AsRef<str>) {
     let _ = writeln!(err, "{}", redact(line.as_ref()));
 }
 
+/// A progress line that replaces itself, on a terminal only (a log gets the summary).
+#[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+pub(crate) fn progress(line: impl AsRef<str>) {
+    // SAFETY: isatty only reads the descriptor's state.
+    if unsafe { libc::isatty(2) } == 1 {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{}\x1b[K", redact(line.as_ref()));
+        let _ = err.flush();
+    }
+}
+
+/// Ends a progress line (a new line on a terminal).
+#[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+pub(crate) fn progress_done() {
+    // SAFETY: as above.
+    if unsafe { libc::isatty(2) } == 1 {
+        let _ = writeln!(std::io::stderr().lock());
+    }
+}
+
 /// What a command shows when it is done: the one JSON document of `--json`, and the lines
 /// a person reads on stdout otherwise (progress went to stderr as it happened). Commands
 /// return it; `cli` renders it once, as one or the other.

@@ -333,3 +333,439 @@ mod tests {
         assert!(glob_match("*", "anything"));
     }
 }
+
+/// `db-migrate --fleet`'s flags.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct MigrateOptions {
+    /// The first this many members (by name) go first, one at a time; a failure among
+    /// them stops the run.
+    pub(crate) canary: usize,
+    /// Members migrated at once after the canary.
+    pub(crate) parallel: usize,
+    pub(crate) continue_on_error: bool,
+    pub(crate) resume: bool,
+}
+
+#[cfg(not(feature = "fleet"))]
+pub(crate) fn migrate(_ctx: &Ctx, _name: &str, _o: &MigrateOptions) -> anyhow::Result<Report> {
+    Err(not_built())
+}
+
+/// What happened to one member.
+#[cfg(feature = "fleet")]
+#[derive(Clone, Debug)]
+struct MemberRun {
+    uuid: String,
+    name: String,
+    /// `applied`, `up-to-date` or `failed`.
+    outcome: &'static str,
+    applied: Vec<String>,
+    bookmark: Option<String>,
+    error: Option<String>,
+}
+
+#[cfg(feature = "fleet")]
+impl MemberRun {
+    fn json(&self) -> serde_json::Value {
+        json!({"uuid": self.uuid, "database": self.name, "outcome": self.outcome,
+               "applied": self.applied, "bookmark": self.bookmark, "error": self.error})
+    }
+}
+
+/// The run file: `backups/fleet-runs/<fleet>-<time>.jsonl`, a header line, then one line a
+/// member as it finishes (appended whole). `--resume` continues the newest one.
+#[cfg(feature = "fleet")]
+struct RunFile {
+    path: std::path::PathBuf,
+    /// Members already done in a resumed run (applied or up to date), by UUID.
+    done: std::collections::BTreeSet<String>,
+}
+
+#[cfg(feature = "fleet")]
+impl RunFile {
+    fn open(ctx: &Ctx, fleet: &str, resume: bool) -> anyhow::Result<RunFile> {
+        let dir = crate::guarded::backups::backups_dir(&ctx.project).join("fleet-runs");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| crate::exit::failed!("cannot create {}: {e}", dir.display()))?;
+        if resume {
+            let mut runs: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                        n.starts_with(&format!("{fleet}-")) && n.ends_with(".jsonl")
+                    })
+                })
+                .collect();
+            runs.sort();
+            let Some(path) = runs.pop() else {
+                return Err(usage!(
+                    "--resume: no run of fleet {fleet} in {}: run without --resume",
+                    dir.display()
+                ));
+            };
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let done = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["outcome"] == "applied" || v["outcome"] == "up-to-date")
+                .filter_map(|v| v["uuid"].as_str().map(String::from))
+                .collect();
+            ui::say(format!("--resume: continuing {}", path.display()));
+            return Ok(RunFile { path, done });
+        }
+        let stamp = crate::time::format_compact(crate::time::unix_now());
+        let path = dir.join(format!("{fleet}-{stamp}.jsonl"));
+        Ok(RunFile {
+            path,
+            done: Default::default(),
+        })
+    }
+
+    fn append(&self, ctx: &Ctx, line: &serde_json::Value) -> anyhow::Result<()> {
+        crate::guarded::backups::append_to(
+            &ctx.project,
+            &self.path,
+            "the fleet run file",
+            &line.to_string(),
+        )
+    }
+}
+
+/// The names applied, in order, as the tracking table lists them.
+#[cfg(feature = "fleet")]
+fn applied_names(state: &crate::d1::State) -> Vec<String> {
+    state.applied.iter().map(|r| r.name.clone()).collect()
+}
+
+/// The one request that, under the lock, checks that the tracking table lists exactly
+/// `expected`, applies `pending` with their tracking rows and checksums, releases the lock
+/// and reads the state back. A different tracking table makes `json()` fail on its
+/// message, which rolls the whole request back (D1 runs a request as one transaction).
+#[cfg(feature = "fleet")]
+fn guarded_apply_sql(
+    table: &str,
+    expected: &[String],
+    pending: &[&crate::migrations::Migration],
+    lock: &crate::d1::LockRow,
+) -> String {
+    use crate::d1::{lock_insert_sql, quote_string};
+    let mut sql = crate::d1::create_tracking_table_sql(table);
+    sql.push('\n');
+    sql.push_str(&crate::d1::meta_tables_sql(table));
+    sql.push('\n');
+    sql.push_str(&lock_insert_sql(table, lock));
+    sql.push('\n');
+    sql.push_str(&format!(
+        "SELECT CASE WHEN (SELECT coalesce(group_concat(name, '|'), '') FROM (SELECT name FROM \"{}\" ORDER BY id)) = {} \
+         THEN 1 ELSE json('d1-xtask: the tracking table changed') END AS xtask_expected;\n",
+        table.replace('"', "\"\""),
+        quote_string(&expected.join("|"))
+    ));
+    let extras = crate::d1::Extras {
+        first_sight: Vec::new(),
+        release: Some(vec![lock.token.clone()]),
+    };
+    sql.push_str(&crate::d1::batch_sql(table, pending, &extras));
+    // The reads of `state_request_sql`, last: the state after the apply.
+    let reads = crate::d1::state_request_sql(table, None);
+    sql.push_str(&reads);
+    sql
+}
+
+/// One member: its bookmark, then one guarded request (a second one, after a state read,
+/// when the member is not where `guess` says the fleet is).
+#[cfg(feature = "fleet")]
+fn migrate_member(
+    api: &crate::api::Api,
+    set: &crate::migrations::MigrationSet,
+    table: &str,
+    guess: &std::sync::Mutex<Option<Vec<String>>>,
+    uuid: &str,
+    name: &str,
+) -> MemberRun {
+    let mut run = MemberRun {
+        uuid: uuid.to_string(),
+        name: name.to_string(),
+        outcome: "failed",
+        applied: Vec::new(),
+        bookmark: None,
+        error: None,
+    };
+    let bookmark = match api.bookmark(uuid) {
+        Ok(b) => b,
+        Err(e) => {
+            run.error = Some(format!(
+                "capturing the restore point failed, nothing was changed: {e}"
+            ));
+            return run;
+        }
+    };
+    run.bookmark = Some(bookmark);
+    let mut expected = guess.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for attempt in 0..2 {
+        let before = match expected.clone() {
+            Some(e) => e,
+            None => match api.query(uuid, &crate::d1::state_request_sql(table, None)) {
+                Ok(items) => match crate::d1::state_from_items(&items) {
+                    Some(state) => applied_names(&state),
+                    None => {
+                        run.error =
+                            Some("D1 did not confirm the state read; nothing was changed".into());
+                        return run;
+                    }
+                },
+                Err(e) => {
+                    run.error = Some(format!(
+                        "reading the tracking table failed, nothing was changed: {e}"
+                    ));
+                    return run;
+                }
+            },
+        };
+        let state = crate::d1::State {
+            applied: before
+                .iter()
+                .enumerate()
+                .map(|(i, n)| crate::d1::AppliedRow {
+                    id: i as i64 + 1,
+                    name: n.clone(),
+                    applied_at: String::new(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let status = crate::migrations::plan::status(set, &state);
+        let blocking: Vec<String> = status.blocking().map(|p| p.message.clone()).collect();
+        if !blocking.is_empty() && expected.is_none() {
+            run.error = Some(format!(
+                "drift, nothing was changed: {}",
+                blocking.join("; ")
+            ));
+            return run;
+        }
+        let pending: Vec<&crate::migrations::Migration> = status.pending.clone();
+        let lock = crate::guarded::lock::new_row("db-migrate --fleet");
+        match api.query(uuid, &guarded_apply_sql(table, &before, &pending, &lock)) {
+            Ok(items) => {
+                let after = items
+                    .len()
+                    .checked_sub(4)
+                    .and_then(|n| crate::d1::state_from_items(&items[n..]));
+                let Some(after) = after else {
+                    run.error = Some("the apply's read-back did not confirm the state".into());
+                    return run;
+                };
+                let names = applied_names(&after);
+                let missing: Vec<&str> = pending
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .filter(|n| !names.iter().any(|a| a == n))
+                    .collect();
+                if !missing.is_empty() {
+                    run.error = Some(format!(
+                        "the tracking table read back lacks {}",
+                        missing.join(", ")
+                    ));
+                    return run;
+                }
+                *guess.lock().unwrap_or_else(|p| p.into_inner()) = Some(before);
+                run.applied = pending.iter().map(|m| m.name.clone()).collect();
+                run.outcome = if pending.is_empty() {
+                    "up-to-date"
+                } else {
+                    "applied"
+                };
+                return run;
+            }
+            Err(e) if e.message.contains("malformed JSON") && attempt == 0 => {
+                // Not where the fleet's other members were: read its own state, once.
+                expected = None;
+            }
+            Err(e) if crate::d1::is_lock_conflict(&e.message, table) => {
+                run.error = Some(format!("locked by another run, nothing was changed: {e}"));
+                return run;
+            }
+            Err(e) => {
+                run.error = Some(format!(
+                    "the request failed and D1 rolled it back, nothing of it is applied: {e}"
+                ));
+                return run;
+            }
+        }
+    }
+    run.error = Some("the tracking table kept changing under the run; nothing was changed".into());
+    run
+}
+
+/// `db-migrate --fleet <name>`: lint once; the canary members one at a time, then the
+/// rest in waves of `--parallel`; two requests per member (a bookmark, then one request
+/// that checks the state under the lock, applies, records and reads back); a run file
+/// for `--resume`. Stops at the first failure unless `--continue-on-error`.
+#[cfg(feature = "fleet")]
+pub(crate) fn migrate(ctx: &Ctx, name: &str, o: &MigrateOptions) -> anyhow::Result<Report> {
+    let fleet = resolve(ctx, name)?;
+    let set = crate::migrations::MigrationSet::for_target(&fleet.target)?;
+    crate::commands::db_migrate::refuse_lint_errors(&set, "nothing was applied")?;
+    let table = fleet.target.db.migrations_table.clone();
+    let run_file = RunFile::open(ctx, name, o.resume)?;
+    let todo: Vec<(String, String)> = fleet
+        .members
+        .iter()
+        .filter(|(u, _)| !run_file.done.contains(u))
+        .cloned()
+        .collect();
+    let plan = format!(
+        "migrate {} database{} of fleet {} ({} done before)",
+        todo.len(),
+        if todo.len() == 1 { "" } else { "s" },
+        name,
+        run_file.done.len()
+    );
+    let confirm = crate::guarded::confirm::Confirm::Yes;
+    crate::guarded::confirm::precheck(
+        &fleet.target,
+        confirm,
+        ctx.global.yes,
+        "db-migrate --fleet",
+    )?;
+    if crate::guarded::confirm::needs_prompt(&fleet.target, confirm, ctx.global.yes) {
+        crate::guarded::confirm::ask(&fleet.target, confirm, &plan)?;
+    }
+    ui::say(format!("{plan}; run file {}", run_file.path.display()));
+    if !o.resume {
+        run_file.append(
+            ctx,
+            &json!({"fleet": name, "env": fleet.target.env.name(), "started_at": crate::time::format_utc(crate::time::unix_now()),
+                    "migrations": set.migrations.iter().map(|m| m.name.clone()).collect::<Vec<_>>()}),
+        )?;
+    }
+    // The fleet's likely state: all but the newest migration applied (a rollout of one new
+    // file). A member elsewhere costs one more request, once.
+    let guess = std::sync::Mutex::new(Some(
+        set.migrations
+            .iter()
+            .take(set.migrations.len().saturating_sub(1))
+            .map(|m| m.name.clone())
+            .collect::<Vec<_>>(),
+    ));
+    let started = std::time::Instant::now();
+    let results: std::sync::Mutex<Vec<MemberRun>> = std::sync::Mutex::new(Vec::new());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let total = todo.len();
+    let progress = |results: &[MemberRun]| {
+        let failed = results.iter().filter(|r| r.outcome == "failed").count();
+        let done = results.len() - failed;
+        let rate = results.len() as f64 / started.elapsed().as_secs_f64().max(0.001);
+        let left = total - results.len();
+        ui::progress(format!(
+            "fleet {name}: {done} done, {failed} failed, {left} remaining, {rate:.1}/s, ETA {:.0} s",
+            left as f64 / rate.max(0.001)
+        ));
+    };
+    let record = |r: MemberRun| -> anyhow::Result<()> {
+        run_file.append(ctx, &r.json())?;
+        let mut all = results.lock().unwrap_or_else(|p| p.into_inner());
+        all.push(r);
+        progress(&all);
+        Ok(())
+    };
+    let canary = o.canary.min(todo.len());
+    for (uuid, db) in &todo[..canary] {
+        let r = migrate_member(&fleet.api, &set, &table, &guess, uuid, db);
+        let failed = r.outcome == "failed";
+        record(r)?;
+        if failed {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            break;
+        }
+    }
+    let rest = &todo[canary..];
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let write_error: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
+    if !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::scope(|s| {
+            for _ in 0..o.parallel.clamp(1, rest.len().max(1)) {
+                s.spawn(|| loop {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst)
+                        || crate::wrangler::proc::interrupted()
+                    {
+                        break;
+                    }
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((uuid, db)) = rest.get(i) else { break };
+                    let r = migrate_member(&fleet.api, &set, &table, &guess, uuid, db);
+                    if r.outcome == "failed" && !o.continue_on_error {
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if let Err(e) = record(r) {
+                        *write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+    }
+    ui::progress_done();
+    if let Some(e) = write_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let count = |o: &str| results.iter().filter(|r| r.outcome == o).count();
+    let failed: Vec<&MemberRun> = results.iter().filter(|r| r.outcome == "failed").collect();
+    let untouched = total - results.len();
+    let requests = fleet.api.requests();
+    let mut report = Report::doc(json!({
+        "fleet": name,
+        "env": fleet.target.env.name(),
+        "databases": fleet.members.len(),
+        "done_before": run_file.done.len(),
+        "applied": count("applied"),
+        "up_to_date": count("up-to-date"),
+        "failed": failed.iter().map(|r| r.json()).collect::<Vec<_>>(),
+        "untouched": untouched,
+        "requests": requests,
+        "throttled": fleet.api.throttled.load(std::sync::atomic::Ordering::SeqCst),
+        "seconds": started.elapsed().as_secs_f64(),
+        "run_file": run_file.path.display().to_string(),
+    }));
+    report.line(format!(
+        "fleet {name}: {} applied, {} up to date, {} failed, {untouched} untouched ({} done before); {requests} API requests in {:.1} s",
+        count("applied"),
+        count("up-to-date"),
+        failed.len(),
+        run_file.done.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    for r in failed.iter().take(50) {
+        report.line(format!(
+            "  failed: {} ({}): {}",
+            r.name,
+            r.uuid,
+            r.error.as_deref().unwrap_or("")
+        ));
+    }
+    if !failed.is_empty() {
+        let how = if untouched > 0 {
+            format!(
+                "; {untouched} database{} not touched: fix the cause, then `{} db-migrate --fleet {name} --resume`",
+                if untouched == 1 { "" } else { "s" },
+                ctx.settings.command_prefix
+            )
+        } else {
+            String::new()
+        };
+        return Err(stop_with(
+            Exit::Failed,
+            format!(
+                "fleet {name}: {} database{} failed{how}",
+                failed.len(),
+                if failed.len() == 1 { "" } else { "s" }
+            ),
+            report,
+        ));
+    }
+    Ok(report)
+}

@@ -54,7 +54,7 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-fn new_row(command: &str) -> LockRow {
+pub(crate) fn new_row(command: &str) -> LockRow {
     let now = time::unix_now();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -43,6 +43,22 @@ pub struct DbMigrate {
     /// apply although the live schema differs from what the applied migrations make (schema-drift)
     #[arg(long)]
     pub(crate) allow_drift: bool,
+    /// every database of this fleet (`fleets` in xtask.jsonc), through D1's API
+    #[arg(long, value_name = "name")]
+    pub(crate) fleet: Option<String>,
+    /// --fleet: members migrated first, one at a time; a failure among them stops the run
+    #[arg(long, value_name = "n", default_value_t = 1, requires = "fleet")]
+    pub(crate) canary: usize,
+    /// --fleet: members migrated at once after the canary
+    #[arg(long, value_name = "n", default_value_t = 4, requires = "fleet",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) parallel: u16,
+    /// --fleet: go on after a member fails, and report every failure
+    #[arg(long, requires = "fleet")]
+    pub(crate) continue_on_error: bool,
+    /// --fleet: continue the newest run of this fleet (members it finished are skipped)
+    #[arg(long, requires = "fleet")]
+    pub(crate) resume: bool,
     #[command(flatten)]
     pub(crate) change: Changing,
 }
@@ -99,6 +115,32 @@ impl DbMigrate {
     }
 
     pub(crate) fn run(self, ctx: &Ctx) -> anyhow::Result<Report> {
+        if let Some(name) = &self.fleet {
+            if ctx.global.env.is_some()
+                || self.to.is_some()
+                || self.per_file
+                || self.verify.is_some()
+                || self.repair
+                || self.rehearse
+                || self.baseline.is_some()
+                || self.allow_drift
+                || self.change.no_backup
+                || ctx.global.dry_run
+            {
+                return Err(usage!(
+                    "--fleet takes its environment from the fleet and applies every pending migration with a \
+                     restore point: it goes with --canary, --parallel, --continue-on-error, --resume, --yes and \
+                     --json only"
+                ));
+            }
+            let o = crate::commands::fleet::MigrateOptions {
+                canary: self.canary,
+                parallel: usize::from(self.parallel),
+                continue_on_error: self.continue_on_error,
+                resume: self.resume,
+            };
+            return crate::commands::fleet::migrate(ctx, name, &o);
+        }
         let run_mode = self.mode()?;
         let target = ctx.target()?;
         let set = MigrationSet::for_target(&target)?;
