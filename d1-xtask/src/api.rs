@@ -232,9 +232,7 @@ impl Api {
         Ok(result.as_array().cloned().unwrap_or_default())
     }
 
-    /// The current Time Travel bookmark (the restore point `db-migrate --fleet` will take
-    /// for each member; that command is not built yet).
-    #[allow(dead_code)]
+    /// The current Time Travel bookmark (the restore point of a fleet member).
     pub(crate) fn bookmark(&self, uuid: &str) -> Result<String, ApiError> {
         let result = self.call(
             "GET",

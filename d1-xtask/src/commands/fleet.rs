@@ -3,8 +3,7 @@
 //! every call goes to D1's HTTP API from this one process (`crate::api`, feature
 //! `fleet`), at the API's pace.
 //!
-//! What is here: `db-status --fleet <name>`. `db-migrate --fleet` is not built yet
-//! (docs/limits.md).
+//! `db-status --fleet <name>` and `db-migrate --fleet <name>` (docs/fleets.md).
 
 #[cfg(feature = "fleet")]
 use serde_json::json;
