@@ -346,6 +346,9 @@ struct Bench {
     /// do not measure the cold build of the library
     #[arg(long)]
     skip_build: bool,
+    /// databases of the fleet run (default 1000; 0 skips it)
+    #[arg(long, value_name = "n")]
+    fleet: Option<usize>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -493,6 +496,20 @@ impl Bench {
             )?
         };
 
+        let fleet_n = self.fleet.unwrap_or(1000);
+        let fleet = if fleet_n > 0 {
+            Some(sweep::fleet(
+                &bench.root,
+                &bench.manifest,
+                &bench.wrangler,
+                &bench.path_env(),
+                fleet_n,
+                5,
+            )?)
+        } else {
+            None
+        };
+
         print(format!("\n{}\n", machine()));
         print("| command | migrations | xtask (s) | xtask wrangler processes | raw wrangler (s) | raw command | raw / xtask |");
         print("|---|---:|---:|---:|---:|---|---:|");
@@ -531,6 +548,9 @@ impl Bench {
 
         if !sweep.is_empty() {
             print(sweep::table(&sweep, runs));
+        }
+        if let Some(f) = &fleet {
+            print(sweep::fleet_table(f));
         }
 
         // `db-status` over 10,000 files: lint, SHA-256 of each, the plan (and cargo's start-up).

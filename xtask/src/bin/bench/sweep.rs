@@ -54,7 +54,7 @@ impl Drop for Served {
     }
 }
 
-fn serve(manifest: &Path, data: &Path, config: &Path) -> anyhow::Result<Served> {
+fn serve(manifest: &Path, data: &Path, config: &Path, extra: &[&str]) -> anyhow::Result<Served> {
     let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["run", "-q", "-p", "d1-emulator", "--manifest-path"])
         .arg(manifest)
@@ -62,6 +62,7 @@ fn serve(manifest: &Path, data: &Path, config: &Path) -> anyhow::Result<Served> 
         .arg(data)
         .arg("--from-config")
         .arg(config)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -125,6 +126,7 @@ pub(crate) fn sweep(
             manifest,
             &dir.join("emulator-data"),
             &dir.join("wrangler.jsonc"),
+            &[],
         )?;
         let env: Vec<(&str, &str)> = vec![
             ("CLOUDFLARE_API_BASE_URL", served.url.as_str()),
@@ -284,4 +286,223 @@ pub(crate) fn table(rows: &[SweepRow], runs: usize) -> String {
         ));
     }
     s
+}
+
+/// The fleet run's figures.
+pub(crate) struct FleetFigures {
+    pub(crate) databases: usize,
+    pub(crate) wall: Duration,
+    pub(crate) requests: u64,
+    pub(crate) xtask_processes: usize,
+    pub(crate) raw_sample: usize,
+    pub(crate) raw_per_db: Duration,
+    pub(crate) raw_requests_per_db: f64,
+}
+
+/// `db-migrate --fleet` over `n` fresh databases (two migrations each) on the emulator,
+/// against a loop of raw `wrangler d1 migrations apply --remote` over a sample of `sample`
+/// other members.
+pub(crate) fn fleet(
+    root: &Path,
+    manifest: &Path,
+    wrangler: &Path,
+    path_env: &std::ffi::OsString,
+    n: usize,
+    sample: usize,
+) -> anyhow::Result<FleetFigures> {
+    say(format!("bench: fleet of {n} databases, 2 migrations each"));
+    let dir = root.join("fleet");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("migrations"))?;
+    std::fs::write(dir.join("wrangler.jsonc"), CONFIG)?;
+    std::fs::write(dir.join("migrations/0001_items.sql"), TABLE)?;
+    std::fs::write(
+        dir.join("migrations/0002_items_n.sql"),
+        "CREATE INDEX items_n ON items (n);\n",
+    )?;
+    std::fs::write(
+        dir.join("xtask.jsonc"),
+        r#"{ "fleets": { "tenants": { "env": "staging", "databases": "tenant-*" } } }"#,
+    )?;
+    let total = n + sample;
+    let served = serve(
+        manifest,
+        &dir.join("emulator-data"),
+        &dir.join("wrangler.jsonc"),
+        &["--fleet", &format!("tenant-:{total}")],
+    )?;
+    let env: Vec<(&str, &str)> = vec![
+        ("CLOUDFLARE_API_BASE_URL", served.url.as_str()),
+        ("CLOUDFLARE_API_TOKEN", TOKEN),
+        ("CLOUDFLARE_ACCOUNT_ID", ACCOUNT),
+        ("WRANGLER_SEND_METRICS", "false"),
+        ("WRANGLER_HIDE_BANNER", "true"),
+        ("CI", "true"),
+    ];
+    let log = dir.join("wrangler-calls.log");
+    let counting = dir.join("counting-wrangler");
+    std::fs::write(
+        &counting,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            wrangler.display()
+        ),
+    )?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&counting, std::fs::Permissions::from_mode(0o755))?;
+    }
+    // The fleet: every member but the sample (whose names sort last).
+    let width = total.to_string().len().max(4);
+    let pattern_file = dir.join("tenants.txt");
+    let names: Vec<String> = (1..=n).map(|i| format!("tenant-{i:0width$}")).collect();
+    std::fs::write(&pattern_file, names.join("\n"))?;
+    // The emulator has no rate limit: the run shows the xtask's own speed (its default pace,
+    // 1,200 requests per 5 minutes, would make it the API's; see the estimate below).
+    std::fs::write(
+        dir.join("xtask.jsonc"),
+        r#"{ "fleets": { "tenants": { "env": "staging", "databases_file": "tenants.txt" } },
+             "api_requests_per_5_minutes": 100000 }"#,
+    )?;
+    let cargo = PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // Built first, so that the time is the run's, not cargo's.
+    let built = Command::new(&cargo)
+        .args(["build", "-q", "-p", "xtask", "--manifest-path"])
+        .arg(manifest)
+        .status()?;
+    if !built.success() {
+        return Err(failed!("bench: building the xtask failed"));
+    }
+    let xtask = manifest
+        .parent()
+        .expect("the manifest's folder")
+        .join("target/debug/xtask");
+    let started = std::time::Instant::now();
+    let o = Command::new(&xtask)
+        .args(["db-migrate", "--fleet", "tenants", "--parallel", "8", "--json"])
+        .current_dir(&dir)
+        .env("PATH", path_env)
+        .env("WRANGLER", &counting)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()?;
+    let wall = started.elapsed();
+    if !o.status.success() {
+        return Err(failed!(
+            "bench: db-migrate --fleet failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let xtask_processes = std::fs::read_to_string(&log)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    // Raw wrangler over the sample: one `migrations apply --remote` a database, as a loop
+    // over the tenants would run it, each entry with its id (found in the account's list).
+    let mut entries: Vec<String> = Vec::new();
+    for i in n + 1..=total {
+        let name = format!("tenant-{i:0width$}");
+        let body = http_get(
+            &served.url,
+            &format!("/client/v4/accounts/{ACCOUNT}/d1/database/{name}?fields=uuid,name"),
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let uuid = v["result"]["uuid"]
+            .as_str()
+            .ok_or_else(|| failed!("bench: no id for {name}: {body}"))?
+            .to_string();
+        entries.push(format!(
+            r#"{{ "binding": "T{i}", "database_name": "{name}", "database_id": "{uuid}", "migrations_dir": "migrations" }}"#
+        ));
+    }
+    std::fs::write(
+        dir.join("sample.jsonc"),
+        format!(r#"{{ "name": "sample", "d1_databases": [ {} ] }}"#, entries.join(", ")),
+    )?;
+    let before = requests_seen(&served.url)?;
+    let started = std::time::Instant::now();
+    for i in n + 1..=total {
+        let o = Command::new(wrangler)
+            .args(["d1", "migrations", "apply", &format!("T{i}"), "--remote", "--config", "sample.jsonc"])
+            .current_dir(&dir)
+            .env("PATH", path_env)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()?;
+        if !o.status.success() {
+            return Err(failed!(
+                "bench: raw wrangler d1 migrations apply failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+    }
+    let raw = started.elapsed();
+    let raw_requests = requests_seen(&served.url)? - before;
+    Ok(FleetFigures {
+        databases: n,
+        wall,
+        requests: doc["requests"].as_u64().unwrap_or(0),
+        xtask_processes,
+        raw_sample: sample,
+        raw_per_db: raw / sample.max(1) as u32,
+        raw_requests_per_db: raw_requests as f64 / sample.max(1) as f64,
+    })
+}
+
+/// The body of `GET <path>` on the emulator at `url` (with the bench's token).
+fn http_get(url: &str, path: &str) -> anyhow::Result<String> {
+    let addr = url
+        .trim_end_matches("/client/v4")
+        .trim_start_matches("http://")
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&addr)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut all = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut all)?;
+    Ok(all.split("\r\n\r\n").nth(1).unwrap_or("").trim().to_string())
+}
+
+/// How many API requests the emulator has seen (its admin log).
+fn requests_seen(url: &str) -> anyhow::Result<usize> {
+    let v: serde_json::Value =
+        serde_json::from_str(&http_get(url, "/__admin/requests")?).unwrap_or_default();
+    Ok(v.as_array().map_or(0, Vec::len))
+}
+
+pub(crate) fn fleet_table(f: &FleetFigures) -> String {
+    let per_db = f.requests as f64 / f.databases.max(1) as f64;
+    // The API's limit: 1,200 requests per 5 minutes per token.
+    let at_limit = |requests_per_db: f64, dbs: f64| requests_per_db * dbs / (1200.0 / 300.0);
+    let hours = |s: f64| s / 3600.0;
+    format!(
+        "\nfleet: {} databases on d1-emulator, 2 migrations each (fresh databases)\n\
+         | | wall | API requests | requests a database | wrangler processes |\n\
+         |---|---:|---:|---:|---:|\n\
+         | `cargo xtask db-migrate --fleet tenants --parallel 8` (pace set to 100,000 requests per 5 minutes) | {:.1} s | {} | {:.2} | {} |\n\
+         | raw `wrangler d1 migrations apply --remote`, a loop over {} databases, scaled to {} | {:.0} s ({:.2} s a database) | {:.0} | {:.2} | {} |\n\
+         at the API's rate limit (1,200 requests per 5 minutes), 50,000 databases take {:.1} h with the xtask's requests \
+         ({:.0} requests) and {:.1} h with raw wrangler's ({:.0} requests; plus its processes: {:.0} CPU-hours at about 1 s each)\n",
+        f.databases,
+        f.wall.as_secs_f64(),
+        f.requests,
+        per_db,
+        f.xtask_processes,
+        f.raw_sample,
+        f.databases,
+        f.raw_per_db.as_secs_f64() * f.databases as f64,
+        f.raw_per_db.as_secs_f64(),
+        f.raw_requests_per_db * f.databases as f64,
+        f.raw_requests_per_db,
+        f.databases,
+        hours(at_limit(per_db, 50_000.0)),
+        per_db * 50_000.0,
+        hours(at_limit(f.raw_requests_per_db, 50_000.0)),
+        f.raw_requests_per_db * 50_000.0,
+        50_000.0 / 3600.0,
+    )
 }
