@@ -37,8 +37,8 @@ fn fleet_workspace(tag: &str) -> (Workspace, Remote) {
         // Stricter than the xtask's own pace (1,200 per 5 minutes): 429s come and are
         // waited out.
         o.rate_limit = Some(d1_emulator::RateLimit {
-            requests: 150,
-            window_ms: 2000,
+            requests: 40,
+            window_ms: 1000,
         });
     });
     (ws, emu)
@@ -323,7 +323,7 @@ fn a_failing_canary_stops_the_run_and_continue_on_error_reports_each_failure() {
 /// member ends with each migration once; 429s were waited out.
 #[test]
 fn a_killed_fleet_run_resumes_to_completion_and_429s_are_waited_out() {
-    let (ws, emu) = fleet_at_first("fleet-resume", Some((60, 1000)));
+    let (ws, emu) = fleet_at_first("fleet-resume", Some((40, 1000)));
     let mut cmd = std::process::Command::new(crate::support::xtask_bin());
     cmd.args(["db-migrate", "--fleet", "tenants"])
         .current_dir(&ws.dir)
