@@ -459,8 +459,8 @@ pub(crate) fn display_command(args: &[String]) -> String {
 /// npm installs wrangler as `bin/wrangler.js`, a launcher that checks Node's version and
 /// starts a second Node process on `wrangler-dist/cli.js`, the real bundle. The xtask has
 /// checked Node itself (`check_node`) and stops whole process groups, so it starts the
-/// bundle directly: one Node process a call instead of two (about 0.05-0.08 s of CPU saved
-/// on every call, see docs/performance.md). Anything else (a wrapper script, a global
+/// bundle directly: one Node process a call instead of two (about 40 ms of CPU and 70 ms
+/// of wall time less a call, `cargo xtask-bench`, docs/performance.md). Anything else (a wrapper script, a global
 /// install laid out otherwise, Windows' `.cmd`) runs as it is.
 fn direct_launch(program: &Path, node_beside: bool) -> Option<(PathBuf, PathBuf)> {
     let real = std::fs::canonicalize(program).ok()?;

@@ -381,7 +381,14 @@ pub(crate) fn fleet(
         .join("target/debug/xtask");
     let started = std::time::Instant::now();
     let o = Command::new(&xtask)
-        .args(["db-migrate", "--fleet", "tenants", "--parallel", "8", "--json"])
+        .args([
+            "db-migrate",
+            "--fleet",
+            "tenants",
+            "--parallel",
+            "8",
+            "--json",
+        ])
         .current_dir(&dir)
         .env("PATH", path_env)
         .env("WRANGLER", &counting)
@@ -419,13 +426,24 @@ pub(crate) fn fleet(
     }
     std::fs::write(
         dir.join("sample.jsonc"),
-        format!(r#"{{ "name": "sample", "d1_databases": [ {} ] }}"#, entries.join(", ")),
+        format!(
+            r#"{{ "name": "sample", "d1_databases": [ {} ] }}"#,
+            entries.join(", ")
+        ),
     )?;
     let before = requests_seen(&served.url)?;
     let started = std::time::Instant::now();
     for i in n + 1..=total {
         let o = Command::new(wrangler)
-            .args(["d1", "migrations", "apply", &format!("T{i}"), "--remote", "--config", "sample.jsonc"])
+            .args([
+                "d1",
+                "migrations",
+                "apply",
+                &format!("T{i}"),
+                "--remote",
+                "--config",
+                "sample.jsonc",
+            ])
             .current_dir(&dir)
             .env("PATH", path_env)
             .envs(env.iter().copied())
@@ -464,7 +482,12 @@ fn http_get(url: &str, path: &str) -> anyhow::Result<String> {
     )?;
     let mut all = String::new();
     std::io::Read::read_to_string(&mut stream, &mut all)?;
-    Ok(all.split("\r\n\r\n").nth(1).unwrap_or("").trim().to_string())
+    Ok(all
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_string())
 }
 
 /// How many API requests the emulator has seen (its admin log).
