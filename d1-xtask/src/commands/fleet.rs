@@ -439,32 +439,51 @@ fn applied_names(state: &crate::d1::State) -> Vec<String> {
     state.applied.iter().map(|r| r.name.clone()).collect()
 }
 
-/// The one request that, under the lock, checks that the tracking table lists exactly
-/// `expected`, applies `pending` with their tracking rows and checksums, releases the lock
-/// and reads the state back. A different tracking table makes `json()` fail on its
-/// message, which rolls the whole request back (D1 runs a request as one transaction).
+/// What the run expects a member to hold before its apply: the tracking table's names in
+/// order, the checksums recorded for them, and the checksums to record on first sight
+/// (files plain wrangler applied).
+#[cfg(feature = "fleet")]
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Expected {
+    names: Vec<String>,
+    checksums: Vec<(String, String)>,
+    first_sight: Vec<(String, String)>,
+}
+
+/// The one request that, under the lock, checks that the tracking table and the recorded
+/// checksums are exactly what `expected` says, applies `pending` with their tracking rows
+/// and checksums, releases the lock and reads the state back. A difference makes `json()`
+/// fail on its message, which rolls the whole request back (D1 runs a request as one
+/// transaction).
 #[cfg(feature = "fleet")]
 fn guarded_apply_sql(
     table: &str,
-    expected: &[String],
+    expected: &Expected,
     pending: &[&crate::migrations::Migration],
     lock: &crate::d1::LockRow,
 ) -> String {
     use crate::d1::{lock_insert_sql, quote_string};
+    let q = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
     let mut sql = crate::d1::create_tracking_table_sql(table);
     sql.push('\n');
     sql.push_str(&crate::d1::meta_tables_sql(table));
     sql.push('\n');
     sql.push_str(&lock_insert_sql(table, lock));
     sql.push('\n');
+    let mut sums = expected.checksums.clone();
+    sums.sort();
+    let sums: Vec<String> = sums.iter().map(|(n, h)| format!("{n}:{h}")).collect();
     sql.push_str(&format!(
-        "SELECT CASE WHEN (SELECT coalesce(group_concat(name, '|'), '') FROM (SELECT name FROM \"{}\" ORDER BY id)) = {} \
+        "SELECT CASE WHEN (SELECT coalesce(group_concat(name, '|'), '') FROM (SELECT name FROM {} ORDER BY id)) = {} \
+         AND (SELECT coalesce(group_concat(name || ':' || sha256, '|'), '') FROM (SELECT name, sha256 FROM {} ORDER BY name)) = {} \
          THEN 1 ELSE json('d1-xtask: the tracking table changed') END AS xtask_expected;\n",
-        table.replace('"', "\"\""),
-        quote_string(&expected.join("|"))
+        q(table),
+        quote_string(&expected.names.join("|")),
+        q(&crate::d1::checksum_table(table)),
+        quote_string(&sums.join("|"))
     ));
     let extras = crate::d1::Extras {
-        first_sight: Vec::new(),
+        first_sight: expected.first_sight.clone(),
         release: Some(vec![lock.token.clone()]),
     };
     sql.push_str(&crate::d1::batch_sql(table, pending, &extras));
@@ -474,14 +493,16 @@ fn guarded_apply_sql(
     sql
 }
 
-/// One member: its bookmark, then one guarded request (a second one, after a state read,
-/// when the member is not where `guess` says the fleet is).
+/// One member: its bookmark, then one guarded request. A member that is not where `guess`
+/// says the fleet is costs one more request: its whole state is read (tracking table,
+/// checksums, live schema) and checked as `db-migrate` checks one database, and the
+/// member is planned from it.
 #[cfg(feature = "fleet")]
 fn migrate_member(
     api: &crate::api::Api,
     set: &crate::migrations::MigrationSet,
     table: &str,
-    guess: &std::sync::Mutex<Option<Vec<String>>>,
+    guess: &std::sync::Mutex<Option<Expected>>,
     uuid: &str,
     name: &str,
 ) -> MemberRun {
@@ -505,47 +526,51 @@ fn migrate_member(
     run.bookmark = Some(bookmark);
     let mut expected = guess.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for attempt in 0..2 {
-        let before = match expected.clone() {
-            Some(e) => e,
-            None => match api.query(uuid, &crate::d1::state_request_sql(table, None)) {
-                Ok(items) => match crate::d1::state_from_items(&items) {
-                    Some(state) => applied_names(&state),
-                    None => {
-                        run.error =
-                            Some("D1 did not confirm the state read; nothing was changed".into());
+        let (before, pending) = match expected.clone() {
+            Some(e) => {
+                let state = names_state(&e.names);
+                let pending = crate::migrations::plan::status(set, &state).pending.clone();
+                (e, pending)
+            }
+            None => {
+                let state = match api.query(uuid, &crate::d1::state_request_sql(table, None)) {
+                    Ok(items) => match crate::d1::state_from_items(&items) {
+                        Some(state) => state,
+                        None => {
+                            run.error = Some(
+                                "D1 did not confirm the state read; nothing was changed".into(),
+                            );
+                            return run;
+                        }
+                    },
+                    Err(e) => {
+                        run.error = Some(format!(
+                            "reading the tracking table failed, nothing was changed: {e}"
+                        ));
                         return run;
                     }
-                },
-                Err(e) => {
+                };
+                let status = crate::migrations::plan::status_with_schema(set, &state, table);
+                let blocking: Vec<String> = status.blocking().map(|p| p.message.clone()).collect();
+                if !blocking.is_empty() {
                     run.error = Some(format!(
-                        "reading the tracking table failed, nothing was changed: {e}"
+                        "drift, nothing was changed: {}",
+                        blocking.join("; ")
                     ));
                     return run;
                 }
-            },
+                let before = Expected {
+                    names: applied_names(&state),
+                    checksums: state.checksums.clone().into_iter().collect(),
+                    first_sight: status
+                        .unrecorded
+                        .iter()
+                        .map(|m| (m.name.clone(), m.sha256.clone()))
+                        .collect(),
+                };
+                (before, status.pending.clone())
+            }
         };
-        let state = crate::d1::State {
-            applied: before
-                .iter()
-                .enumerate()
-                .map(|(i, n)| crate::d1::AppliedRow {
-                    id: i as i64 + 1,
-                    name: n.clone(),
-                    applied_at: String::new(),
-                })
-                .collect(),
-            ..Default::default()
-        };
-        let status = crate::migrations::plan::status(set, &state);
-        let blocking: Vec<String> = status.blocking().map(|p| p.message.clone()).collect();
-        if !blocking.is_empty() && expected.is_none() {
-            run.error = Some(format!(
-                "drift, nothing was changed: {}",
-                blocking.join("; ")
-            ));
-            return run;
-        }
-        let pending: Vec<&crate::migrations::Migration> = status.pending.clone();
         let lock = crate::guarded::lock::new_row("db-migrate --fleet");
         match api.query(uuid, &guarded_apply_sql(table, &before, &pending, &lock)) {
             Ok(items) => {
@@ -599,6 +624,23 @@ fn migrate_member(
     run
 }
 
+/// A state holding just these tracking rows (for planning from an expectation).
+#[cfg(feature = "fleet")]
+fn names_state(names: &[String]) -> crate::d1::State {
+    crate::d1::State {
+        applied: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| crate::d1::AppliedRow {
+                id: i as i64 + 1,
+                name: n.clone(),
+                applied_at: String::new(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// `db-migrate --fleet <name>`: lint once; the canary members one at a time, then the
 /// rest in waves of `--parallel`; two requests per member (a bookmark, then one request
 /// that checks the state under the lock, applies, records and reads back); a run file
@@ -643,13 +685,15 @@ pub(crate) fn migrate(ctx: &Ctx, name: &str, o: &MigrateOptions) -> anyhow::Resu
     }
     // The fleet's likely state: all but the newest migration applied (a rollout of one new
     // file). A member elsewhere costs one more request, once.
-    let guess = std::sync::Mutex::new(Some(
-        set.migrations
+    let behind_one = &set.migrations[..set.migrations.len().saturating_sub(1)];
+    let guess = std::sync::Mutex::new(Some(Expected {
+        names: behind_one.iter().map(|m| m.name.clone()).collect(),
+        checksums: behind_one
             .iter()
-            .take(set.migrations.len().saturating_sub(1))
-            .map(|m| m.name.clone())
-            .collect::<Vec<_>>(),
-    ));
+            .map(|m| (m.name.clone(), m.sha256.clone()))
+            .collect(),
+        first_sight: Vec::new(),
+    }));
     let started = std::time::Instant::now();
     let results: std::sync::Mutex<Vec<MemberRun>> = std::sync::Mutex::new(Vec::new());
     let stop = std::sync::atomic::AtomicBool::new(false);

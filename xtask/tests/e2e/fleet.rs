@@ -209,9 +209,12 @@ fn fleet_migrate_takes_two_requests_a_member_and_applies_once() {
     let doc = run.json();
     assert_eq!(doc["applied"], 200, "{doc}");
     assert_eq!(doc["failed"].as_array().unwrap().len(), 0);
+    // Two a member; the first member is not where the run expects a fleet one file behind
+    // (plain wrangler applied 0001: no checksum recorded), so it costs two more (a
+    // refused guarded request and a full state read); three list pages.
     let list_pages = 3;
-    assert_eq!(doc["requests"], 200 * 2 + list_pages, "{doc}");
-    assert_eq!(emu.emu().requests().len(), 200 * 2 + list_pages);
+    assert_eq!(doc["requests"], 200 * 2 + 2 + list_pages, "{doc}");
+    assert_eq!(emu.emu().requests().len(), 200 * 2 + 2 + list_pages);
     for i in [1, 57, 200] {
         assert_eq!(
             tracked(&emu, &format!("tenant-{i:04}")),
@@ -446,4 +449,42 @@ fn a_killed_fleet_run_resumes_to_completion_and_429s_are_waited_out() {
         })
         .collect();
     assert_eq!(names, ["0001_notes.sql", "0002_pinned.sql"]);
+}
+
+/// A member whose applied file was edited since (its recorded checksum differs) is drift:
+/// refused, nothing changed, and as the canary it stops the run. A protected environment
+/// without --yes and without a terminal: exit 4, naming how many databases, nothing sent
+/// to any member.
+#[test]
+fn fleet_drift_and_protection_refuse() {
+    let (ws, emu) = fleet_at_first("fleet-drift", None);
+    let uuid = d1_emulator::store::uuid_for_name("tenant-0001");
+    emu.emu()
+        .execute(
+            &uuid,
+            "CREATE TABLE IF NOT EXISTS d1_migrations_checksums (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, \
+             recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, how TEXT NOT NULL DEFAULT 'applied'); \
+             INSERT INTO d1_migrations_checksums (name, sha256) VALUES ('0001_notes.sql', 'not-the-file');",
+        )
+        .unwrap();
+    let run = ws.xtask_remote(&emu, &["db-migrate", "--fleet", "tenants", "--json"], &[]);
+    run.expect(1, &["drift", "0001_notes.sql", "199 databases not touched"]);
+    assert_eq!(tracked(&emu, "tenant-0001"), ["0001_notes.sql"]);
+    assert_eq!(tracked(&emu, "tenant-0002"), ["0001_notes.sql"]);
+
+    ws.write(
+        "xtask.jsonc",
+        r#"{ "fleets": { "tenants": { "env": "production", "databases": "tenant-*" } } }"#,
+    );
+    emu.emu().clear_requests();
+    let refused = ws.xtask_remote(&emu, &["db-migrate", "--fleet", "tenants"], &[]);
+    refused.expect(4, &["200 databases", "production"]);
+    let touched: Vec<String> = emu
+        .emu()
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/query") || r.path.contains("time_travel"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
 }
