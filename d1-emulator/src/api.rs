@@ -88,14 +88,14 @@ pub enum Outcome {
     Drop,
 }
 
-fn envelope(result: Value) -> Response {
+pub(crate) fn envelope(result: Value) -> Response {
     Response::json(
         200,
         &json!({"success": true, "errors": [], "messages": [], "result": result}),
     )
 }
 
-fn error(status: u16, code: u32, message: &str) -> Response {
+pub(crate) fn error(status: u16, code: u32, message: &str) -> Response {
     Response::json(
         status,
         &json!({"success": false, "errors": [{"code": code, "message": message}], "messages": [], "result": null}),

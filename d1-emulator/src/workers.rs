@@ -453,19 +453,7 @@ impl Workers {
     }
 }
 
-fn ok(result: Value) -> Response {
-    Response::json(
-        200,
-        &json!({"success": true, "errors": [], "messages": [], "result": result}),
-    )
-}
-
-fn error(status: u16, code: u32, message: &str) -> Response {
-    Response::json(
-        status,
-        &json!({"success": false, "errors": [{"code": code, "message": message}], "messages": [], "result": null}),
-    )
-}
+use crate::api::{envelope as ok, error};
 
 fn not_found_script(name: &str) -> Response {
     error(

@@ -448,6 +448,30 @@ struct Expected {
     names: Vec<String>,
     checksums: Vec<(String, String)>,
     first_sight: Vec<(String, String)>,
+    /// The user's schema as `schema_text_sql` renders it (the first member's, read in full
+    /// and checked against the migrations); `None` skips the comparison (a schema whose
+    /// text would not fit in a statement).
+    schema: Option<String>,
+}
+
+/// The longest schema text compared inside the guarded request (D1 refuses statements
+/// over 100,000 bytes).
+#[cfg(feature = "fleet")]
+const MAX_SCHEMA_TEXT: usize = 60_000;
+
+/// One value: the user's objects (not SQLite's, D1's or the xtask's tables) as their
+/// `sqlite_master` rows, one a line, in a fixed order.
+#[cfg(feature = "fleet")]
+fn schema_text_sql(table: &str) -> String {
+    use crate::d1::quote_string;
+    format!(
+        "(SELECT coalesce(group_concat(x, char(10)), '') FROM (SELECT type || ' ' || name || ' ' || tbl_name || ' ' || \
+         coalesce(sql, '') AS x FROM sqlite_master WHERE substr(name, 1, 7) <> 'sqlite_' AND \
+         lower(substr(name, 1, 4)) <> '_cf_' AND name NOT IN ({}, {}, {}) ORDER BY type, name))",
+        quote_string(table),
+        quote_string(&crate::d1::checksum_table(table)),
+        quote_string(&crate::d1::lock_table(table))
+    )
 }
 
 /// The one request that, under the lock, checks that the tracking table and the recorded
@@ -473,9 +497,13 @@ fn guarded_apply_sql(
     let mut sums = expected.checksums.clone();
     sums.sort();
     let sums: Vec<String> = sums.iter().map(|(n, h)| format!("{n}:{h}")).collect();
+    let schema = match &expected.schema {
+        Some(text) => format!(" AND {} = {}", schema_text_sql(table), quote_string(text)),
+        None => String::new(),
+    };
     sql.push_str(&format!(
         "SELECT CASE WHEN (SELECT coalesce(group_concat(name, '|'), '') FROM (SELECT name FROM {} ORDER BY id)) = {} \
-         AND (SELECT coalesce(group_concat(name || ':' || sha256, '|'), '') FROM (SELECT name, sha256 FROM {} ORDER BY name)) = {} \
+         AND (SELECT coalesce(group_concat(name || ':' || sha256, '|'), '') FROM (SELECT name, sha256 FROM {} ORDER BY name)) = {}{schema} \
          THEN 1 ELSE json('d1-xtask: the tracking table changed') END AS xtask_expected;\n",
         q(table),
         quote_string(&expected.names.join("|")),
@@ -533,16 +561,30 @@ fn migrate_member(
                 (e, pending)
             }
             None => {
-                let state = match api.query(uuid, &crate::d1::state_request_sql(table, None)) {
-                    Ok(items) => match crate::d1::state_from_items(&items) {
-                        Some(state) => state,
-                        None => {
-                            run.error = Some(
-                                "D1 did not confirm the state read; nothing was changed".into(),
-                            );
-                            return run;
+                let read = format!(
+                    "{}\nSELECT {} AS xtask_schema;",
+                    crate::d1::state_request_sql(table, None),
+                    schema_text_sql(table)
+                );
+                let unconfirmed = "D1 did not confirm the state read; nothing was changed";
+                let (state, schema_text) = match api.query(uuid, &read) {
+                    Ok(items) if !items.is_empty() => {
+                        let n = items.len() - 1;
+                        let text = items[n]["results"][0]["xtask_schema"]
+                            .as_str()
+                            .map(String::from);
+                        match (crate::d1::state_from_items(&items[..n]), text) {
+                            (Some(state), Some(text)) => (state, text),
+                            _ => {
+                                run.error = Some(unconfirmed.into());
+                                return run;
+                            }
                         }
-                    },
+                    }
+                    Ok(_) => {
+                        run.error = Some(unconfirmed.into());
+                        return run;
+                    }
                     Err(e) => {
                         run.error = Some(format!(
                             "reading the tracking table failed, nothing was changed: {e}"
@@ -567,6 +609,7 @@ fn migrate_member(
                         .iter()
                         .map(|m| (m.name.clone(), m.sha256.clone()))
                         .collect(),
+                    schema: (schema_text.len() <= MAX_SCHEMA_TEXT).then_some(schema_text),
                 };
                 (before, status.pending.clone())
             }
@@ -685,15 +728,10 @@ pub(crate) fn migrate(ctx: &Ctx, name: &str, o: &MigrateOptions) -> anyhow::Resu
     }
     // The fleet's likely state: all but the newest migration applied (a rollout of one new
     // file). A member elsewhere costs one more request, once.
-    let behind_one = &set.migrations[..set.migrations.len().saturating_sub(1)];
-    let guess = std::sync::Mutex::new(Some(Expected {
-        names: behind_one.iter().map(|m| m.name.clone()).collect(),
-        checksums: behind_one
-            .iter()
-            .map(|m| (m.name.clone(), m.sha256.clone()))
-            .collect(),
-        first_sight: Vec::new(),
-    }));
+    // The first member is read in full and checked as `db-migrate` checks one database;
+    // what it held becomes what every other member must hold (tracking table, checksums,
+    // the schema's text), checked inside each member's one guarded request.
+    let guess: std::sync::Mutex<Option<Expected>> = std::sync::Mutex::new(None);
     let started = std::time::Instant::now();
     let results: std::sync::Mutex<Vec<MemberRun>> = std::sync::Mutex::new(Vec::new());
     let stop = std::sync::atomic::AtomicBool::new(false);

@@ -24,7 +24,10 @@ fn apply(emu: &Remote, name: &str, n: usize) {
     emu.emu().execute(&uuid, &sql).unwrap();
 }
 
-fn fleet_workspace(tag: &str) -> (Workspace, Remote) {
+/// A workspace with two migrations and the fleet `tenants` (every `tenant-*` database of
+/// staging's account), and an emulator holding 200 tenants, with the API's rate limit
+/// `rate` (requests, window in ms) if given.
+fn fleet_workspace(tag: &str, rate: Option<(u32, u64)>) -> (Workspace, Remote) {
     let ws = Workspace::new(tag);
     ws.migration("0001_notes.sql", M1);
     ws.migration("0002_pinned.sql", M2);
@@ -34,11 +37,9 @@ fn fleet_workspace(tag: &str) -> (Workspace, Remote) {
     );
     let emu = ws.emulator_with(|o| {
         o.fleets = vec![("tenant-".into(), 200)];
-        // Stricter than the xtask's own pace (1,200 per 5 minutes): 429s come and are
-        // waited out.
-        o.rate_limit = Some(d1_emulator::RateLimit {
-            requests: 40,
-            window_ms: 1000,
+        o.rate_limit = rate.map(|(requests, window_ms)| d1_emulator::RateLimit {
+            requests,
+            window_ms,
         });
     });
     (ws, emu)
@@ -49,7 +50,9 @@ fn fleet_workspace(tag: &str) -> (Workspace, Remote) {
 /// view as raw `wrangler d1 migrations list` on a sample of members.
 #[test]
 fn fleet_status_counts_every_member_at_the_apis_pace_and_agrees_with_wrangler() {
-    let (ws, emu) = fleet_workspace("fleet-status");
+    // The emulator's limit is stricter than the xtask's own pace (1,200 per 5 minutes):
+    // 429s come and are waited out.
+    let (ws, emu) = fleet_workspace("fleet-status", Some((40, 1000)));
     for i in 1..=200 {
         let name = format!("tenant-{i:04}");
         match i {
@@ -169,20 +172,7 @@ fn tracked(emu: &Remote, name: &str) -> Vec<String> {
 }
 
 fn fleet_at_first(tag: &str, rate: Option<(u32, u64)>) -> (Workspace, Remote) {
-    let ws = Workspace::new(tag);
-    ws.migration("0001_notes.sql", M1);
-    ws.migration("0002_pinned.sql", M2);
-    ws.write(
-        "xtask.jsonc",
-        r#"{ "fleets": { "tenants": { "env": "staging", "databases": "tenant-*" } } }"#,
-    );
-    let emu = ws.emulator_with(|o| {
-        o.fleets = vec![("tenant-".into(), 200)];
-        o.rate_limit = rate.map(|(requests, window_ms)| d1_emulator::RateLimit {
-            requests,
-            window_ms,
-        });
-    });
+    let (ws, emu) = fleet_workspace(tag, rate);
     for i in 1..=200 {
         apply(&emu, &format!("tenant-{i:04}"), 1);
     }
@@ -209,12 +199,11 @@ fn fleet_migrate_takes_two_requests_a_member_and_applies_once() {
     let doc = run.json();
     assert_eq!(doc["applied"], 200, "{doc}");
     assert_eq!(doc["failed"].as_array().unwrap().len(), 0);
-    // Two a member; the first member is not where the run expects a fleet one file behind
-    // (plain wrangler applied 0001: no checksum recorded), so it costs two more (a
-    // refused guarded request and a full state read); three list pages.
+    // Two a member, one more for the first (read in full and checked: what it holds is
+    // then checked on every other member inside its one request), three list pages.
     let list_pages = 3;
-    assert_eq!(doc["requests"], 200 * 2 + 2 + list_pages, "{doc}");
-    assert_eq!(emu.emu().requests().len(), 200 * 2 + 2 + list_pages);
+    assert_eq!(doc["requests"], 200 * 2 + 1 + list_pages, "{doc}");
+    assert_eq!(emu.emu().requests().len(), 200 * 2 + 1 + list_pages);
     for i in [1, 57, 200] {
         assert_eq!(
             tracked(&emu, &format!("tenant-{i:04}")),
@@ -471,6 +460,40 @@ fn fleet_drift_and_protection_refuse() {
     run.expect(1, &["drift", "0001_notes.sql", "199 databases not touched"]);
     assert_eq!(tracked(&emu, "tenant-0001"), ["0001_notes.sql"]);
     assert_eq!(tracked(&emu, "tenant-0002"), ["0001_notes.sql"]);
+
+    // A column added by hand on one member (not the first): its request finds a schema
+    // other than the first member's, it is read in full, and the live-schema check refuses
+    // it; the others are migrated.
+    let (ws2, emu2) = fleet_at_first("fleet-schema-drift", None);
+    emu2.emu()
+        .execute(
+            &d1_emulator::store::uuid_for_name("tenant-0100"),
+            "ALTER TABLE notes ADD COLUMN extra TEXT",
+        )
+        .unwrap();
+    let run = ws2.xtask_remote(
+        &emu2,
+        &[
+            "db-migrate",
+            "--fleet",
+            "tenants",
+            "--continue-on-error",
+            "--json",
+        ],
+        &[],
+    );
+    run.expect(1, &["1 database failed"]);
+    let doc = run.json();
+    assert_eq!(doc["failed"][0]["database"], "tenant-0100", "{doc}");
+    assert!(
+        doc["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("drift"),
+        "{doc}"
+    );
+    assert_eq!(doc["applied"], 199);
+    assert_eq!(tracked(&emu2, "tenant-0100"), ["0001_notes.sql"]);
 
     ws.write(
         "xtask.jsonc",
