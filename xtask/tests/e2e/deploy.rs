@@ -81,6 +81,17 @@ fn code_and_database_deploy_and_roll_back_together() {
     let v2_code = code.replace("ok: true,", "ok: true, release: 2,");
     assert_ne!(v2_code, code);
     ws.write("worker/index.js", v2_code);
+    // --dry-run: the plan, the live version, nothing deployed or applied.
+    let plan = ws.xtask_remote(
+        &emu,
+        &["deploy", "--env", "staging", "--dry-run", "--json"],
+        &[],
+    );
+    plan.expect(0, &["dry run: nothing is changed", "wrangler deploy"]);
+    assert_eq!(plan.json()["live_version"], v1_version.as_str());
+    assert_eq!(plan.json()["would_apply"][0], "0003_wishlists.sql");
+    assert_eq!(emu.emu().live_worker("e2e-staging").unwrap().0, v1_version);
+    assert_eq!(ws.remote_pending(&emu, "staging"), ["0003_wishlists.sql"]);
     // (The smoke script proved itself on v1; this one checks what it is given.)
     let v2 = ws.xtask_remote(
         &emu,
