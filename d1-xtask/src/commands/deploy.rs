@@ -109,11 +109,20 @@ impl Deploy {
         match result {
             Ok(_) => Ok(Report::doc(doc.unwrap_or_default())),
             Err(e) => match doc {
-                Some(doc) => Err(crate::exit::stop_with(
-                    crate::exit::status_of(&e),
-                    format!("{e:#}"),
-                    Report::doc(doc),
-                )),
+                Some(mut doc) => {
+                    // The record as it ended, with the failure as every --json failure has it.
+                    let exit = crate::exit::status_of(&e);
+                    doc["error"] = json!({
+                        "exit": exit as u8,
+                        "kind": exit.kind(),
+                        "message": ui::redact(&format!("{e:#}")),
+                    });
+                    Err(crate::exit::stop_with(
+                        exit,
+                        format!("{e:#}"),
+                        Report::doc(doc),
+                    ))
+                }
                 None => Err(e),
             },
         }

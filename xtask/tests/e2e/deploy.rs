@@ -142,7 +142,7 @@ fn code_and_database_deploy_and_roll_back_together() {
     // A failing smoke command: both halves go back on their own, exit 1.
     let failed = ws.xtask_remote(
         &emu,
-        &["deploy", "--env", "staging", "--smoke", "false"],
+        &["deploy", "--env", "staging", "--smoke", "false", "--json"],
         &[],
     );
     failed.expect(
@@ -153,6 +153,11 @@ fn code_and_database_deploy_and_roll_back_together() {
             "back at the restore point",
         ],
     );
+    // One JSON document: the record as it ended, with the failure.
+    let doc = failed.json();
+    assert_eq!(doc["outcome"], "rolled-back", "{doc}");
+    assert_eq!(doc["error"]["exit"], 1, "{doc}");
+    assert_eq!(doc["error"]["kind"], "failed", "{doc}");
     assert_eq!(emu.emu().live_worker("e2e-staging").unwrap().0, v1_version);
     assert_eq!(
         ws.remote_tables_and_applied(&emu, "staging"),
